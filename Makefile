@@ -1,0 +1,30 @@
+# The two set-up commands: `make demo` and `make test`. Each creates .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Where registered datasets are looked for (Fashion-MNIST for the full-size tests and benchmarks).
+NNPIPE_DATA ?= $(abspath ../shared/datasets)
+export NNPIPE_DATA
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/nnpipe run examples/mnist.yaml
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs

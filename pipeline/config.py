@@ -1,0 +1,353 @@
+"""Pipeline files: read YAML, TOML or JSON, apply ``--set`` overrides, validate with pydantic.
+
+The model of a pipeline file is built at load time from the registry, so a third party's stage
+kinds validate exactly like the built-ins. Every problem is reported at once, each with its path
+(``stages[4].batch_size``) and, for YAML, its line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Iterable, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from pipeline.errors import ConfigError, PluginError, UserError
+from pipeline.registry import Registry, closest, default_registry, unknown_name_message
+from pipeline.spec import StageSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+#: A path into the raw pipeline document, e.g. ("stages", 4, "batch_size").
+Loc = tuple[Union[str, int], ...]
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline model, built from the registry
+
+
+def stage_classes(registry: Registry) -> dict[str, type[StageSpec]]:
+    """Load every registered stage class, by kind; a broken one is left out (it fails only the
+    pipelines that use it, with its own message)."""
+    classes = {}
+    for name in registry.names("stages"):
+        try:
+            classes[name] = registry.load("stages", name, check=check_stage_class)
+        except PluginError:
+            continue
+    return classes
+
+
+def check_stage_class(value: Any) -> str | None:
+    """None when ``value`` is a StageSpec subclass, else what it is instead."""
+    if isinstance(value, type) and issubclass(value, StageSpec):
+        return None
+    return f"expected a StageSpec subclass, got {value!r}"
+
+
+class PipelineBase(BaseModel):
+    """The fields of a pipeline file other than its stages."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(default="pipeline", description="A name for the runs of this pipeline.")
+    seed: int = Field(default=0, description="Seed every stage derives its randomness from.")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _unique_ids(self):
+        seen: dict[str, int] = {}
+        for index, stage in enumerate(getattr(self, "stages", ())):
+            if stage.id is not None and stage.id in seen:
+                raise ValueError(
+                    f"stages[{index}].id: {stage.id!r} is already the id of stages[{seen[stage.id]}]"
+                )
+            if stage.id is not None:
+                seen[stage.id] = index
+        return self
+
+
+def pipeline_model(registry: Registry) -> type[PipelineBase]:
+    """The pydantic model of a pipeline file whose stages are the registered kinds."""
+    classes = tuple(stage_classes(registry).values())
+    if not classes:
+        raise PluginError("no stage plugins are installed (is nnpipe installed?)")
+    stage = Annotated[Union[classes], Field(discriminator="kind")]
+    return create_model(
+        "Pipeline",
+        __base__=PipelineBase,
+        stages=(list[stage], Field(min_length=1, description="The stages, run in order.")),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading files, with the line of every value for YAML
+
+
+def _yaml_lines(node: yaml.Node, loc: Loc = ()) -> Iterable[tuple[Loc, int]]:
+    """Every path of a composed YAML document with its 1-based line."""
+    yield loc, node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield loc + (key.value,), key.start_mark.line + 1
+            yield from _yaml_lines(value, loc + (key.value,))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _yaml_lines(item, loc + (index,))
+
+
+def read_document(path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Parse a pipeline file; return the raw document and, for YAML, the line of each path."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a pipeline file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such pipeline file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            return json.loads(text), {}
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{exc.lineno}: JSON syntax error: {exc.msg}") from None
+    if suffix == ".toml":
+        try:
+            return tomllib.loads(text), {}
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{path}: TOML syntax error: {exc}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UserError(f"{path}{where}: YAML syntax error: {problem}") from None
+    lines = dict(_yaml_lines(node)) if node is not None else {}
+    return document, lines
+
+
+# --------------------------------------------------------------------------------------------
+# Overrides: --set PATH=VALUE
+
+
+@dataclass(frozen=True)
+class Override:
+    """One ``--set PATH=VALUE``: the value is parsed as YAML, so ``3`` is an int, ``[64]`` a list."""
+
+    path: str
+    value: Any
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Override":
+        """Parse ``PATH=VALUE``; a malformed override is a UserError naming it."""
+        path, sep, raw = text.partition("=")
+        if not sep or not path.strip():
+            raise UserError(f"--set {text!r}: expected PATH=VALUE, e.g. mlp_train.epochs=20")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise UserError(f"--set {text!r}: cannot parse the value: {exc}") from None
+        return cls(path.strip(), value, text)
+
+
+def _stage_index(stages: list, key: str, override: Override) -> int:
+    """The index of the stage addressed by ``key``: a number, an id, or a kind used once."""
+    if key.isdigit():
+        if int(key) >= len(stages):
+            raise UserError(f"--set {override.text}: there is no stages[{key}] "
+                            f"(the pipeline has {len(stages)} stages)")
+        return int(key)
+    ids = [s.get("id") for s in stages if isinstance(s, dict)]
+    by_id = [i for i, s in enumerate(stages) if isinstance(s, dict) and s.get("id") == key]
+    if by_id:
+        return by_id[0]
+    by_kind = [i for i, s in enumerate(stages)
+               if isinstance(s, dict) and s.get("kind") == key and s.get("id") is None]
+    if len(by_kind) == 1:
+        return by_kind[0]
+    if len(by_kind) > 1:
+        raise UserError(f"--set {override.text}: {len(by_kind)} stages are of kind {key!r}; "
+                        f"give them ids or use stages.N")
+    names = [str(i) for i in ids if i] + [s.get("kind") for s in stages
+                                           if isinstance(s, dict) and s.get("id") is None]
+    raise UserError(f"--set {override.text}: " + unknown_name_message("stage", key, names))
+
+
+def apply_overrides(document: dict, overrides: Iterable[Override]) -> list[tuple[Loc, str]]:
+    """Apply overrides to the raw document in place; return the path each override set.
+
+    ``mlp_train.epochs=20`` addresses a stage by id or kind, ``stages.4.epochs=20`` by position,
+    ``seed=1`` a top-level field. A field that does not exist is caught by validation, which then
+    names the override.
+    """
+    touched = []
+    for override in overrides:
+        parts = override.path.split(".")
+        stages = document.get("stages") if isinstance(document.get("stages"), list) else []
+        if parts[0] == "stages" and len(parts) > 2:
+            loc: Loc = ("stages", _stage_index(stages, parts[1], override), *parts[2:])
+        elif len(parts) > 1 and parts[0] not in document:
+            loc = ("stages", _stage_index(stages, parts[0], override), *parts[1:])
+        else:
+            loc = tuple(parts)
+        target: Any = document
+        for step in loc[:-1]:
+            if isinstance(target, list):
+                target = target[int(step)]
+            else:
+                if not isinstance(target.get(step), (dict, list)):
+                    target[step] = {}  # a nested field not written in the file yet
+                target = target[step]
+        target[loc[-1]] = override.value
+        touched.append((loc, override.text))
+    return touched
+
+
+# --------------------------------------------------------------------------------------------
+# Validation with every problem reported at once
+
+
+def format_loc(loc: Loc) -> str:
+    """``("stages", 4, "batch_size")`` -> ``stages[4].batch_size``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _friendly(message: str) -> str:
+    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if message.startswith("Input should be "):
+        message = "must be " + message.removeprefix("Input should be ")
+    return message
+
+
+def _problems(error: ValidationError, document: Any, registry: Registry,
+              model: type[BaseModel]) -> list[tuple[Loc, str]]:
+    """Turn pydantic's errors into (path in the document, message) pairs."""
+    kinds = registry.names("stages")
+    found = []
+    for item in error.errors():
+        loc: Loc = tuple(item["loc"])
+        # A discriminated union puts the tag into the path: stages.4.mlp_train.epochs.
+        if len(loc) >= 3 and loc[0] == "stages" and isinstance(loc[1], int) and loc[2] in kinds:
+            loc = loc[:2] + loc[3:]
+        kind = item["type"]
+        if kind == "union_tag_invalid":
+            tag = item["ctx"]["tag"]
+            message = unknown_name_message("stage kind", tag, kinds)
+            loc = loc + ("kind",)
+        elif kind == "union_tag_not_found":
+            message = f"missing 'kind'; installed kinds: {', '.join(kinds)}"
+        elif kind == "extra_forbidden":
+            message = "unknown field"
+            hint = closest(str(loc[-1]), _fields_at(document, loc, model))
+            if hint:
+                message += f" (did you mean {hint!r}?)"
+        elif kind == "missing":
+            message = "required field is missing"
+        else:
+            message = _friendly(item["msg"])
+            if "input" in item and kind not in ("model_type", "dict_type", "list_type"):
+                shown = item["input"]
+                if not isinstance(shown, (dict, list)):
+                    message += f" (got {shown!r})"
+        found.append((loc, message))
+    return found
+
+
+def _fields_at(document: Any, loc: Loc, model: type[BaseModel]) -> list[str]:
+    """The field names allowed where ``loc`` points, for 'did you mean' hints."""
+    if len(loc) >= 3 and loc[0] == "stages":
+        try:
+            kind = document["stages"][loc[1]]["kind"]
+        except (KeyError, IndexError, TypeError):
+            return []
+        stage_cls = stage_classes_cache.get(kind)
+        return list(stage_cls.model_fields) if stage_cls else []
+    return list(model.model_fields)
+
+
+stage_classes_cache: dict[str, type[StageSpec]] = {}
+
+
+@dataclass(frozen=True)
+class LoadedPipeline:
+    """A validated pipeline file."""
+
+    spec: PipelineBase  # the pydantic model instance (has .name, .seed, .stages)
+    path: Path  # the file it came from
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def stages(self) -> list[StageSpec]:
+        return list(self.spec.stages)
+
+    def stage_ids(self) -> list[str]:
+        """A name per stage: its id, else its kind when unique, else ``kind#index``."""
+        kinds = [s.kind for s in self.stages]
+        return [s.id or (s.kind if kinds.count(s.kind) == 1 else f"{s.kind}#{i}")
+                for i, s in enumerate(self.stages)]
+
+    def resolved(self) -> dict:
+        """The whole spec with defaults filled in, as plain JSON-able data."""
+        return self.spec.model_dump(mode="json")
+
+
+def validate_document(document: Any, source: str, base_dir: Path, registry: Registry | None = None,
+                      lines: dict[Loc, int] | None = None,
+                      touched: list[tuple[Loc, str]] | None = None) -> PipelineBase:
+    """Validate a raw document; raise one ConfigError listing every problem."""
+    registry = registry or default_registry()
+    if not isinstance(document, dict):
+        raise ConfigError(source, [f"{source}: the file must hold a mapping with a 'stages' list"])
+    model = pipeline_model(registry)
+    stage_classes_cache.update(stage_classes(registry))
+    try:
+        return model.model_validate(document, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        problems = []
+        for loc, message in _problems(exc, document, registry, model):
+            where = format_loc(loc) or "(top level)"
+            line = _line_of(loc, lines or {})
+            override = next((text for t_loc, text in (touched or []) if loc[:len(t_loc)] == t_loc),
+                            None)
+            at = f"{source}:{line}" if line and not override else source
+            suffix = f" (from --set {override})" if override else ""
+            problems.append(f"{at}: {where}: {message}{suffix}")
+        raise ConfigError(source, problems) from None
+
+
+def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return None
+
+
+def load_pipeline(path: Path | str, overrides: Iterable[str] = (),
+                  registry: Registry | None = None) -> LoadedPipeline:
+    """Read, override and validate a pipeline file.
+
+    Raises:
+        UserError: the file cannot be read or parsed (one line with file and line).
+        ConfigError: the file does not validate (every problem, each with its path).
+    """
+    path = Path(path)
+    document, lines = read_document(path)
+    parsed = [Override.parse(text) for text in overrides]
+    touched = apply_overrides(document, parsed) if isinstance(document, dict) else []
+    spec = validate_document(document, str(path), path.resolve().parent, registry, lines, touched)
+    return LoadedPipeline(spec, path, tuple(overrides))

@@ -1,0 +1,207 @@
+"""Check a pipeline's wiring, then run its stages in order and write the run directory.
+
+Stages pass named artifacts: each stage reads the names in its ``inputs`` and returns the names in
+its ``outputs``. The wiring is checked before anything runs, so a stage whose input nothing
+produces is an error at once, not after an hour of training. The run directory is built in a
+temporary folder beside its final place and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from pipeline.artifacts import Saveable
+from pipeline.config import LoadedPipeline
+from pipeline.errors import NnpipeError, RunError, UserError
+from pipeline.files import write_json, write_text
+from pipeline.spec import StageContext
+
+
+@dataclass
+class StageReport:
+    """What happened to one stage: ``ran`` or ``cached``, and how long it took."""
+
+    index: int
+    id: str
+    kind: str
+    status: str
+    seconds: float
+    key: str | None = None
+
+
+@dataclass
+class RunResult:
+    """The artifacts of a finished run, where its files are, and a report per stage."""
+
+    artifacts: dict[str, Any]
+    run_dir: Path | None
+    stages: list[StageReport] = field(default_factory=list)
+
+
+def check_wiring(pipeline: LoadedPipeline) -> None:
+    """Raise a UserError if some stage reads an artifact no earlier stage produces."""
+    available: list[str] = []
+    problems = []
+    for index, (stage, stage_id) in enumerate(zip(pipeline.stages, pipeline.stage_ids())):
+        missing = [name for name in stage.inputs if name not in available]
+        if missing:
+            have = ", ".join(available) or "nothing yet"
+            problems.append(
+                f"{pipeline.path}: stages[{index}] ({stage_id}) needs "
+                f"{', '.join(repr(m) for m in missing)}, which no earlier stage produces "
+                f"(available: {have})"
+            )
+        available.extend(name for name in stage.outputs if name not in available)
+    if problems:
+        raise UserError("\n".join(problems))
+
+
+def default_run_dir(pipeline: LoadedPipeline, root: Path = Path("runs")) -> Path:
+    """``runs/<name>-<date>-<time>``, with a counter if that exists already."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate = root / f"{pipeline.spec.name}-{stamp}"
+    counter = 1
+    while candidate.exists():
+        counter += 1
+        candidate = root / f"{pipeline.spec.name}-{stamp}-{counter}"
+    return candidate
+
+
+def versions() -> dict[str, str]:
+    """Versions of what shapes a run's numbers: Python, numpy and the installed nnpipe."""
+    found = {"python": platform.python_version()}
+    for name in ("nnpipe", "numpy", "pydantic", "joblib"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+#: Called after each stage with its report (the CLI prints a line per stage).
+StageListener = Callable[[StageReport], None]
+
+
+class Runner:
+    """Runs a validated pipeline.
+
+    Args:
+        data_dir: where registered datasets are looked for (``NNPIPE_DATA``).
+        progress: the progress listener handed to each stage.
+        on_stage: called with each stage's report as soon as it is done.
+        cache: an object with ``lookup(stage, index, previous_key, context)`` returning
+            ``(key, outputs or None)`` and ``store(key, outputs)``; None runs everything.
+    """
+
+    def __init__(self, data_dir: Path | None = None, progress=None,
+                 on_stage: StageListener | None = None, cache=None):
+        self.data_dir = data_dir
+        self.progress = progress
+        self.on_stage = on_stage or (lambda report: None)
+        self.cache = cache
+
+    def run(self, pipeline: LoadedPipeline, out: Path | None = None,
+            write: bool = True) -> RunResult:
+        """Check the wiring, run every stage, and (unless ``write`` is False) write the run
+        directory ``out`` (default ``runs/<name>-<timestamp>``)."""
+        check_wiring(pipeline)
+        artifacts: dict[str, Any] = {}
+        reports: list[StageReport] = []
+        previous_key: str | None = None
+        for index, (stage, stage_id) in enumerate(zip(pipeline.stages, pipeline.stage_ids())):
+            context = StageContext(seed=pipeline.spec.seed, data_dir=self.data_dir,
+                                   progress=self.progress, stage_index=index)
+            started = time.perf_counter()
+            outputs, status, previous_key = self._run_stage(stage, stage_id, index, artifacts,
+                                                            context, previous_key)
+            artifacts.update(outputs)
+            report = StageReport(index, stage_id, stage.kind, status,
+                                 time.perf_counter() - started, previous_key)
+            reports.append(report)
+            self.on_stage(report)
+        run_dir = None
+        if write:
+            run_dir = Path(out) if out is not None else default_run_dir(pipeline)
+            write_run_dir(run_dir, pipeline, artifacts, reports)
+        return RunResult(artifacts, run_dir, reports)
+
+    def _run_stage(self, stage, stage_id, index, artifacts, context, previous_key):
+        key, cached = (None, None)
+        if self.cache is not None:
+            key, cached = self.cache.lookup(stage, index, previous_key, context)
+            if cached is not None:
+                return cached, "cached", key
+        inputs = {name: artifacts[name] for name in stage.inputs}
+        try:
+            outputs = stage.run(inputs, context)
+        except NnpipeError:
+            raise
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            raise RunError(f"stage stages[{index}] ({stage_id}) failed: "
+                           f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(outputs, dict) or set(outputs) != set(stage.outputs):
+            got = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
+            raise RunError(f"stage stages[{index}] ({stage_id}, {type(stage).__module__}) returned "
+                           f"{got}, but declares outputs {sorted(stage.outputs)}")
+        if self.cache is not None and key is not None:
+            self.cache.store(key, outputs)
+        return outputs, "ran", key
+
+
+def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, Any],
+                  reports: list[StageReport]) -> None:
+    """Write every saveable artifact, the resolved pipeline and the manifest into ``run_dir``.
+
+    The files are written into a temporary folder beside ``run_dir`` that is renamed into place
+    at the end, so an interrupted run never leaves a half-written run directory. An existing
+    ``run_dir`` is replaced only once the new one is complete.
+    """
+    run_dir = Path(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", suffix=".partial",
+                                    dir=run_dir.parent))
+    try:
+        files = []
+        for name, value in artifacts.items():
+            if isinstance(value, Saveable):
+                files.extend(value.save(staging))
+        header = f"# resolved from {pipeline.path}" + (
+            f" with --set {' --set '.join(pipeline.overrides)}" if pipeline.overrides else "") + "\n"
+        write_text(staging / "pipeline.yaml",
+                   header + yaml.safe_dump(pipeline.resolved(), sort_keys=False))
+        manifest = {
+            "pipeline": str(pipeline.path),
+            "name": pipeline.spec.name,
+            "created": _dt.datetime.now().isoformat(timespec="seconds"),
+            "overrides": list(pipeline.overrides),
+            "versions": versions(),
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "stages": [report.__dict__ for report in reports],
+            "files": sorted(files + ["pipeline.yaml", "manifest.json"]),
+        }
+        write_json(staging / "manifest.json", manifest)
+        if run_dir.exists():
+            # Replace an old run only now that the new one is complete.
+            old = run_dir.with_name(f".{run_dir.name}.old-{os.getpid()}")
+            os.replace(run_dir, old)
+            os.replace(staging, run_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, run_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

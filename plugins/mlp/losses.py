@@ -1,0 +1,115 @@
+"""Losses: a value (mean over the batch), its gradient with respect to the network's raw output,
+and the link that turns a raw output into predictions.
+
+The network's last layer is linear; the loss decides what its output means. Cross-entropy reads it
+as logits and fuses the softmax into the loss (stable, and the gradient is simply
+``(softmax - y) / n``); mean squared error reads it as the prediction itself.
+
+Targets are one-hot (or any per-row target) of shape (n, k); integer labels of shape (n,) are
+converted to one-hot with k = the output's width. A plugin registers a ``Loss`` object under the
+``nnpipe.losses`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss on the network's raw output.
+
+    Attributes:
+        name: the name it is registered under (saved in ``model.json``).
+        value: ``(output (n, k), target) -> float``, the mean over the batch.
+        gradient: ``(output (n, k), target) -> dL/doutput (n, k)`` of that mean.
+        link: ``output (n, k) -> predictions (n, k)`` (probabilities for cross-entropy).
+    """
+
+    name: str
+    value: Callable[[np.ndarray, np.ndarray], float]
+    gradient: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    link: Callable[[np.ndarray], np.ndarray]
+
+
+def as_one_hot(target: np.ndarray, k: int, dtype: Any = np.float64) -> np.ndarray:
+    """Integer labels (n,) -> one-hot (n, k); a 2-d target is returned as is (cast to dtype)."""
+    target = np.asarray(target)
+    if target.ndim == 2:
+        return target.astype(dtype, copy=False)  # (n, k)
+    labels = target.astype(np.intp)  # (n,)
+    if labels.size and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"labels must lie in [0, {k}); found {labels.min()}..{labels.max()}")
+    one_hot = np.zeros((labels.shape[0], k), dtype=dtype)  # (n, k)
+    one_hot[np.arange(labels.shape[0]), labels] = 1
+    return one_hot
+
+
+def _target(output: np.ndarray, target: np.ndarray) -> np.ndarray:
+    return as_one_hot(target, output.shape[1], output.dtype)  # (n, k)
+
+
+# ----------------------------------------------------------------------------------------------
+# softmax cross-entropy, from logits z:
+#   log softmax(z) = z - logsumexp(z),   logsumexp(z) = m + log(sum(exp(z - m))),  m = max(z)
+#   L = -mean_i sum_j y_ij log softmax(z)_ij       dL/dz = (softmax(z) - y) / n
+# (the gradient assumes each target row sums to 1, as one-hot rows do).
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    shifted = z - z.max(axis=1, keepdims=True)  # (n, k), every row's max is 0
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (n, k), all finite
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))  # (n, k) in (0, 1]
+    return e / e.sum(axis=1, keepdims=True)  # (n, k), rows sum to 1
+
+
+def cross_entropy_value(z: np.ndarray, y: np.ndarray) -> float:
+    y = _target(z, y)  # (n, k)
+    return float(-(y * log_softmax(z)).sum()) / z.shape[0]
+
+
+def cross_entropy_gradient(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    y = _target(z, y)  # (n, k)
+    grad = softmax(z)  # (n, k)
+    grad -= y
+    grad /= z.shape[0]
+    return grad  # (n, k)
+
+
+# ----------------------------------------------------------------------------------------------
+# mean squared error, on the raw output o (the notebook's mse_loss):
+#   L = 0.5 * mean_i sum_j (o_ij - y_ij)^2  =  sum((o - y)^2) / (2n)      dL/do = (o - y) / n
+
+def mse_value(o: np.ndarray, y: np.ndarray) -> float:
+    diff = o - _target(o, y)  # (n, k)
+    return 0.5 * float((diff * diff).sum()) / o.shape[0]
+
+
+def mse_gradient(o: np.ndarray, y: np.ndarray) -> np.ndarray:
+    grad = o - _target(o, y)  # (n, k)
+    grad /= o.shape[0]
+    return grad
+
+
+def identity(o: np.ndarray) -> np.ndarray:
+    return o  # (n, k)
+
+
+#: Softmax cross-entropy from logits: -mean_i sum_j y_ij log softmax(z)_ij; predicts softmax(z).
+cross_entropy = Loss("cross_entropy", cross_entropy_value, cross_entropy_gradient, softmax)
+#: Half mean squared error: 0.5 * mean over the batch of sum over outputs of (o - y)^2; predicts o.
+mse = Loss("mse", mse_value, mse_gradient, identity)
+
+
+def check(obj: Any) -> str | None:
+    """None when ``obj`` can serve as a loss, else what is wrong (for the registry)."""
+    missing = [a for a in ("value", "gradient", "link") if not callable(getattr(obj, a, None))]
+    if missing:
+        return (f"expected a Loss with callable value, gradient and link; "
+                f"{type(obj).__name__} has no callable {', '.join(missing)}")
+    return None

@@ -1,0 +1,147 @@
+"""Optimisers: pydantic models, because a pipeline file configures them (``{kind: sgd, lr: 0.01}``).
+
+An optimiser updates ONE flat parameter vector in place from ONE flat gradient vector of the same
+layout (the model keeps every weight and bias as a view into them), so each step is a handful of
+vectorised operations over all parameters at once, whatever the architecture.
+
+The trainer only ever does::
+
+    state = optimizer.init_state(model.params)             # buffers, once
+    optimizer.step(model.params, model.grads, state, lr)   # every batch
+
+``lr`` is passed at every step (the trainer passes ``optimizer.lr`` today; a learning-rate schedule
+will pass its own value). Per-parameter memory (momentum's velocity, Adam's moments and step
+count) lives in ``state``, arrays allocated once by ``init_state``. ``step`` clips the gradient when
+``clip_norm`` is set, then calls ``update``, which is what a new optimiser implements. A plugin
+registers an ``Optimizer`` subclass under ``nnpipe.optimizers``, its ``kind`` a ``Literal`` of the
+registered name.
+
+Conventions follow PyTorch's, so results compare: velocity v = momentum * v + g; Adam's bias
+correction; ``weight_decay`` adds ``weight_decay * params`` to the gradient (L2) for SGD and Adam
+and shrinks the parameters directly (decoupled) for AdamW. Decay applies to every parameter,
+biases included (PyTorch's default without parameter groups).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+State = dict[str, np.ndarray]
+
+
+class Optimizer(BaseModel):
+    """Base of every optimiser: its configuration. Learned state lives in ``state``, not here."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    lr: float = Field(default=0.01, gt=0, description="Learning rate (step size).")
+    clip_norm: float | None = Field(
+        default=None, gt=0,
+        description="Rescale the gradient to at most this Euclidean norm (over all parameters).")
+
+    def init_state(self, params: np.ndarray) -> State:
+        """The per-parameter buffers this optimiser needs for ``params`` (P,); none by default."""
+        return {}
+
+    def step(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
+        """Update ``params`` (P,) in place from ``grads`` (P,) with learning rate ``lr``.
+
+        ``grads`` itself is never modified (clipping works on a copy)."""
+        if self.clip_norm is not None:
+            norm = float(np.sqrt(np.dot(grads, grads)))
+            if norm > self.clip_norm:
+                grads = grads * (self.clip_norm / norm)  # (P,)
+        self.update(params, grads, state, lr)
+
+    def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
+        """The optimiser's own rule, on the (clipped) gradient; what a subclass implements."""
+        raise NotImplementedError(f"optimizer {self.kind!r} does not implement update()")
+
+
+class SGD(Optimizer):
+    """Mini-batch stochastic gradient descent, with optional (Nesterov) momentum:
+    ``v = momentum * v + g;  params -= lr * (g + momentum * v if nesterov else v)``."""
+
+    kind: Literal["sgd"] = "sgd"
+    momentum: float = Field(default=0.0, ge=0, lt=1, description="0 is plain SGD.")
+    nesterov: bool = Field(default=False, description="Nesterov momentum (needs momentum > 0).")
+    weight_decay: float = Field(default=0.0, ge=0, description="L2 penalty added to the gradient.")
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> "SGD":
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0")
+        return self
+
+    def init_state(self, params: np.ndarray) -> State:
+        return {"velocity": np.zeros_like(params)} if self.momentum else {}  # (P,)
+
+    def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
+        if self.weight_decay:
+            grads = grads + self.weight_decay * params  # (P,)
+        if self.momentum:
+            velocity = state["velocity"]  # (P,)
+            velocity *= self.momentum
+            velocity += grads
+            grads = grads + self.momentum * velocity if self.nesterov else velocity  # (P,)
+        params -= lr * grads  # (P,)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015): moving averages of the gradient and its square, bias-corrected.
+
+    ``m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+    params -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``"""
+
+    kind: Literal["adam"] = "adam"
+    lr: float = Field(default=0.001, gt=0, description="Learning rate (step size).")
+    beta1: float = Field(default=0.9, ge=0, lt=1)
+    beta2: float = Field(default=0.999, ge=0, lt=1)
+    eps: float = Field(default=1e-8, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0, description="L2 penalty added to the gradient.")
+
+    def init_state(self, params: np.ndarray) -> State:
+        return {"m": np.zeros_like(params), "v": np.zeros_like(params),  # (P,) each
+                "t": np.zeros((), dtype=np.int64)}  # steps taken
+
+    def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
+        if self.weight_decay:
+            grads = grads + self.weight_decay * params  # (P,)
+        self._adam_step(params, grads, state, lr)
+
+    def _adam_step(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
+        m, v, t = state["m"], state["v"], state["t"]
+        t += 1
+        m *= self.beta1
+        m += (1 - self.beta1) * grads  # (P,)
+        v *= self.beta2
+        v += (1 - self.beta2) * (grads * grads)  # (P,)
+        step_size = lr / (1 - self.beta1 ** int(t))
+        denominator = np.sqrt(v)  # (P,)
+        denominator /= np.sqrt(1 - self.beta2 ** int(t))
+        denominator += self.eps
+        params -= step_size * (m / denominator)  # (P,)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019):
+    ``params *= 1 - lr * weight_decay`` before the Adam step, instead of an L2 gradient term."""
+
+    kind: Literal["adamw"] = "adamw"
+    weight_decay: float = Field(default=0.01, ge=0, description="Decoupled decay per unit of lr.")
+
+    def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
+        if self.weight_decay:
+            params *= 1 - lr * self.weight_decay  # (P,)
+        self._adam_step(params, grads, state, lr)
+
+
+def check(obj: Any) -> str | None:
+    """None when ``obj`` is an ``Optimizer`` subclass, else what is wrong (for the registry)."""
+    if not (isinstance(obj, type) and issubclass(obj, Optimizer)):
+        return f"expected a subclass of plugins.mlp.optim.Optimizer; got {obj!r}"
+    return None

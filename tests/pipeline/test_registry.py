@@ -1,0 +1,87 @@
+"""The entry-point registry: discovery, loading, errors that list what exists."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import pytest
+
+from support import entry_points
+from pipeline.config import check_stage_class
+from pipeline.errors import PluginError
+from pipeline.registry import Registry, unknown_name_message
+
+
+def test_names_are_discovered_without_loading():
+    # The target module does not exist: discovery must not import it.
+    registry = Registry(entry_points("nnpipe.stages", {"ghost": "no_such_module:Ghost"}))
+    assert registry.names("stages") == ["ghost"]
+
+
+def test_load_returns_the_registered_object(toy_registry):
+    from toy_stages import Produce
+
+    assert toy_registry.load("stages", "produce") is Produce
+
+
+def test_unknown_name_lists_installed_and_closest(toy_registry):
+    with pytest.raises(PluginError) as caught:
+        toy_registry.entry("stages", "dubble")
+    message = str(caught.value)
+    assert "unknown stage 'dubble'" in message
+    assert "double, liar, produce, reads_file, total" in message
+    assert "did you mean 'double'" in message
+
+
+def test_broken_import_names_the_plugin():
+    registry = Registry(entry_points("nnpipe.stages", {"ghost": "no_such_module:Ghost"}))
+    with pytest.raises(PluginError, match="stage 'ghost'.*failed to load.*no_such_module"):
+        registry.load("stages", "ghost")
+
+
+def test_wrong_object_type_is_refused():
+    registry = Registry(entry_points("nnpipe.stages", {"num": "toy_stages:NOT_A_STAGE"}))
+    with pytest.raises(PluginError, match="not usable: expected a StageSpec subclass"):
+        registry.load("stages", "num", check=check_stage_class)
+
+
+def test_other_groups_are_ignored():
+    eps = entry_points("console_scripts", {"x": "a:b"}) + entry_points(
+        "nnpipe.losses", {"l1": "m:l1"})
+    registry = Registry(eps)
+    assert registry.names("stages") == []
+    assert registry.names("losses") == ["l1"]
+
+
+def test_installed_builtins_are_found_through_entry_points():
+    registry = Registry()  # the real installed metadata, as a user's machine has it
+    assert {"idx_reader", "split", "normalize", "one_hot", "mlp_train", "evaluate"} <= set(
+        registry.names("stages"))
+    assert {"relu", "sigmoid", "tanh"} <= set(registry.names("activations"))
+    entry = registry.entry("stages", "mlp_train")
+    assert entry.distribution == "nnpipe"
+
+
+def test_unknown_name_message_without_close_match():
+    message = unknown_name_message("loss", "zzz", ["mse", "cross_entropy"])
+    assert message == "unknown loss 'zzz'; installed: cross_entropy, mse"
+
+
+def test_a_plugin_records_its_distribution(tmp_path):
+    from support import installed_entry_points, make_distribution
+
+    make_distribution(tmp_path, "nnpipe-toy", "1.2.3", {"nnpipe.losses": {"huber": "toy:huber"}})
+    entry = Registry(installed_entry_points(tmp_path)).entry("losses", "huber")
+    assert (entry.distribution, entry.version) == ("nnpipe-toy", "1.2.3")
+
+
+def test_same_name_from_two_distributions_names_both(tmp_path):
+    from support import installed_entry_points, make_distribution
+
+    make_distribution(tmp_path, "alpha", "1.0", {"nnpipe.activations": {"swish": "alpha:swish"}})
+    make_distribution(tmp_path, "beta", "2.0", {"nnpipe.activations": {"swish": "beta:swish"}})
+    registry = Registry(installed_entry_points(tmp_path))
+    with pytest.raises(PluginError) as caught:
+        registry.load("activations", "swish")
+    message = str(caught.value)
+    assert "registered twice" in message and "alpha 1.0" in message and "beta 2.0" in message

@@ -1,0 +1,69 @@
+"""The runner: wiring checked before running, artifacts passed along, run directory written whole."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from pipeline.config import load_pipeline
+from pipeline.errors import RunError, UserError
+from pipeline.runner import Runner, check_wiring
+
+
+def pipeline_from(tmp_path, text):
+    path = tmp_path / "p.yaml"
+    path.write_text(textwrap.dedent(text))
+    return load_pipeline(path)
+
+
+def test_artifacts_flow_between_stages(tmp_path, toy_registry):
+    pipeline = pipeline_from(tmp_path, """\
+        stages:
+          - {kind: produce, count: 4}
+          - {kind: double, factor: 3}
+          - {kind: total}
+        """)
+    seen = []
+    result = Runner(on_stage=seen.append).run(pipeline, write=False)
+    assert result.artifacts["total"] == 3 * (0 + 1 + 2 + 3)
+    assert [r.id for r in seen] == ["produce", "double", "total"]
+    assert all(r.status == "ran" for r in seen)
+
+
+def test_wiring_is_checked_before_anything_runs(tmp_path, toy_registry):
+    pipeline = pipeline_from(tmp_path, """\
+        stages:
+          - {kind: total}
+          - {kind: produce}
+        """)
+    with pytest.raises(UserError) as caught:
+        check_wiring(pipeline)
+    assert "stages[0] (total) needs 'numbers', which no earlier stage produces" in str(caught.value)
+
+
+def test_a_stage_returning_other_outputs_is_a_run_error(tmp_path, toy_registry):
+    pipeline = pipeline_from(tmp_path, "stages:\n  - {kind: liar}\n")
+    with pytest.raises(RunError, match="returned \\['something_else'\\], but declares outputs"):
+        Runner().run(pipeline, write=False)
+
+
+def test_run_directory_holds_resolved_pipeline_and_manifest(tmp_path, toy_registry):
+    pipeline = pipeline_from(tmp_path, "name: toy\nstages:\n  - {kind: produce}\n  - {kind: total}\n")
+    out = tmp_path / "run"
+    Runner().run(pipeline, out=out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["id"] for s in manifest["stages"]] == ["produce", "total"]
+    assert "numpy" in manifest["versions"]
+    resolved = (out / "pipeline.yaml").read_text()
+    assert "count: 3" in resolved  # the default is spelled out
+    # Nothing temporary is left beside the run directory.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml", "run"]
+
+
+def test_a_failed_run_leaves_no_run_directory(tmp_path, toy_registry):
+    pipeline = pipeline_from(tmp_path, "stages:\n  - {kind: liar}\n")
+    with pytest.raises(RunError):
+        Runner().run(pipeline, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

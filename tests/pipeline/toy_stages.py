@@ -1,0 +1,67 @@
+"""Tiny stages for the framework's own tests: no numpy maths, no MNIST."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pipeline.spec import RelativePath, StageSpec
+
+
+class Produce(StageSpec):
+    """Produces a list of numbers."""
+
+    kind: Literal["produce"] = "produce"
+    count: int = Field(3, gt=0)
+    outputs = ("numbers",)
+
+    def run(self, inputs, context):
+        return {"numbers": list(range(self.count))}
+
+
+class Double(StageSpec):
+    """Doubles the numbers."""
+
+    kind: Literal["double"] = "double"
+    factor: int = 2
+    inputs = ("numbers",)
+    outputs = ("numbers",)
+
+    def run(self, inputs, context):
+        return {"numbers": [n * self.factor for n in inputs["numbers"]]}
+
+
+class Total(StageSpec):
+    """Sums the numbers."""
+
+    kind: Literal["total"] = "total"
+    inputs = ("numbers",)
+    outputs = ("total",)
+
+    def run(self, inputs, context):
+        return {"total": sum(inputs["numbers"])}
+
+
+class ReadsFile(StageSpec):
+    """Has a path field, resolved against the pipeline file."""
+
+    kind: Literal["reads_file"] = "reads_file"
+    path: RelativePath
+    outputs = ("text",)
+
+    def run(self, inputs, context):
+        return {"text": self.path.read_text()}
+
+
+class Liar(StageSpec):
+    """Declares one output and returns another."""
+
+    kind: Literal["liar"] = "liar"
+    outputs = ("numbers",)
+
+    def run(self, inputs, context):
+        return {"something_else": 1}
+
+
+NOT_A_STAGE = 42

@@ -1,0 +1,62 @@
+"""Activations: values at known points, numerical stability, the registry and its check.
+(Derivatives are checked against finite differences in test_gradcheck.py.)"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+from pipeline.registry import default_registry
+from plugins.mlp import activations
+from plugins.mlp.activations import Activation, check, relu, sigmoid, tanh
+
+
+def test_known_values():
+    z = np.array([[-2.0, 0.0, 3.0]])
+    np.testing.assert_allclose(sigmoid.value(z), 1 / (1 + np.exp(-z)), rtol=1e-15)
+    np.testing.assert_array_equal(relu.value(z), [[0.0, 0.0, 3.0]])
+    np.testing.assert_allclose(tanh.value(z), np.tanh(z))
+    np.testing.assert_array_equal(relu.derivative(z, relu.value(z)), [[0.0, 0.0, 1.0]])
+    assert sigmoid.derivative(np.zeros(1), sigmoid.value(np.zeros(1)))[0] == 0.25
+    assert tanh.derivative(np.zeros(1), tanh.value(np.zeros(1)))[0] == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_is_stable_at_extremes(dtype):
+    z = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow warning fails the test
+        a = sigmoid.value(z)
+        da = sigmoid.derivative(z, a)
+    assert np.all(np.isfinite(a)) and np.all(np.isfinite(da))
+    assert a[0] == 0.0 and a[-1] == 1.0 and a[2] == 0.5
+    assert a.dtype == dtype and da.dtype == dtype
+
+
+@pytest.mark.parametrize("act", [sigmoid, relu, tanh], ids=lambda a: a.name)
+def test_dtype_and_shape_preserved(act):
+    z = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
+    a = act.value(z)
+    assert a.shape == z.shape and a.dtype == np.float32
+    assert act.derivative(z, a).dtype == np.float32
+    assert not np.shares_memory(a, z)  # the input is left alone
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "relu", "tanh"])
+def test_registered_under_their_names(name):
+    found = default_registry().load("activations", name, check=check)
+    assert found is getattr(activations, name) and found.name == name
+
+
+def test_check():
+    assert check(relu) is None
+    assert check(Activation("x", np.abs, lambda z, a: np.sign(z))) is None
+    assert "derivative" in check(Activation("x", np.abs, None))
+    assert "value" in check(object())
+
+
+def test_activations_pickle_by_reference():
+    assert pickle.loads(pickle.dumps(relu)) == relu

@@ -1,0 +1,124 @@
+"""Every analytic gradient against central finite differences, in float64: each activation's
+derivative, each loss's gradient, and the whole network's backward pass for every activation x
+loss combination, on random small shapes.
+
+``numerical_gradient`` and ``relative_error`` are the reusable part (to become pipeline.testing).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from plugins.mlp import activations, losses
+from plugins.mlp.model import MLP
+
+TOLERANCE = 1e-6
+ACTIVATIONS = [activations.sigmoid, activations.relu, activations.tanh]
+LOSSES = [losses.cross_entropy, losses.mse]
+
+
+def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """d f / d x by central differences; ``f`` reads ``x``, which is perturbed in place one entry
+    at a time and restored. ``x`` must be a contiguous float64 array."""
+    grad = np.zeros_like(x)
+    flat, grad_flat = x.reshape(-1), grad.reshape(-1)  # views of x and grad
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        plus = f()
+        flat[i] = old - eps
+        minus = f()
+        flat[i] = old
+        grad_flat[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+    """|a - n| / (|a| + |n|) over the whole array (Euclidean norms); 0 when both are 0."""
+    scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
+    return float(np.linalg.norm(analytic - numeric) / scale) if scale > 0 else 0.0
+
+
+def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Random values with |v| in [0.1, 3]: clear of relu's kink by far more than eps."""
+    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.1, 3.0, size=shape)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda a: a.name)
+@pytest.mark.parametrize("seed", range(3))
+def test_activation_derivative(act, seed):
+    rng = np.random.default_rng(seed)
+    z = away_from_zero(rng, tuple(rng.integers(1, 6, size=2)))  # (n, h)
+    r = rng.normal(size=z.shape)  # (n, h): f = sum(r * act(z)) so df/dz = r * act'(z)
+    analytic = r * act.derivative(z, act.value(z))
+    numeric = numerical_gradient(lambda: float(np.sum(r * act.value(z))), z)
+    assert relative_error(analytic, numeric) < TOLERANCE
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda l: l.name)
+@pytest.mark.parametrize("seed", range(3))
+def test_loss_gradient(loss, seed):
+    rng = np.random.default_rng(seed)
+    n, k = rng.integers(1, 6), rng.integers(2, 6)
+    output = rng.normal(scale=2.0, size=(n, k))  # (n, k)
+    labels = rng.integers(0, k, size=n)  # (n,)
+    analytic = loss.gradient(output, labels)
+    numeric = numerical_gradient(lambda: loss.value(output, labels), output)
+    assert relative_error(analytic, numeric) < TOLERANCE
+
+
+def test_mse_gradient_with_real_valued_targets():
+    rng = np.random.default_rng(7)
+    output, target = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    numeric = numerical_gradient(lambda: losses.mse.value(output, target), output)
+    assert relative_error(losses.mse.gradient(output, target), numeric) < TOLERANCE
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda a: a.name)
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda l: l.name)
+@pytest.mark.parametrize("seed", range(3))
+def test_network_backward(act, loss, seed):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 6, size=rng.integers(2, 5))  # 1 to 3 layers, widths 1..5
+    sizes[-1] = max(sizes[-1], 2)
+    model = MLP(sizes, act, loss, dtype="float64", init="glorot_normal", rng=rng)
+    n = int(rng.integers(1, 6))
+    x = rng.normal(size=(n, sizes[0]))  # (n, d)
+    y = rng.integers(0, sizes[-1], size=n)  # (n,)
+
+    output = model.forward(x)  # (n, k)
+    model.backward(loss.gradient(output, y))
+    for a, z in model._cache[1:]:  # keep relu's kink out of reach of the finite differences
+        if act is activations.relu and np.min(np.abs(z)) < 1e-4:
+            pytest.skip("a pre-activation lies on relu's kink")
+    analytic = model.grads.copy()  # (P,)
+    numeric = numerical_gradient(lambda: model.loss(x, y), model.params)  # (P,)
+
+    error = relative_error(analytic, numeric)
+    per_array = {name: relative_error(a, n) for name, a, n in _by_array(model, analytic, numeric)}
+    assert error < TOLERANCE, f"sizes {list(sizes)}: {per_array}"
+
+
+def _by_array(model: MLP, analytic: np.ndarray, numeric: np.ndarray):
+    """(name, analytic, numeric) for W0, b0, W1, ... cut from the flat vectors."""
+    a_W, a_b = model._views(analytic)
+    n_W, n_b = model._views(numeric)
+    for l in range(model.depth):
+        yield f"W{l}", a_W[l], n_W[l]
+        yield f"b{l}", a_b[l], n_b[l]
+
+
+def test_the_check_catches_a_wrong_backward():
+    """The helper is worth trusting only if it fails on a wrong gradient."""
+    rng = np.random.default_rng(0)
+    model = MLP([3, 4, 2], "tanh", "mse", dtype="float64", init="glorot_normal", rng=rng)
+    x, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    model.backward(2 * losses.mse.gradient(model.forward(x), y))  # twice the true gradient
+    numeric = numerical_gradient(lambda: model.loss(x, y), model.params)
+    assert relative_error(model.grads, numeric) > 0.1

@@ -1,0 +1,234 @@
+"""The mlp_train stage: validation of its spec, learning, determinism, batches, history, progress,
+and the seed notebook's settings on MNIST."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+import plugins
+from pipeline.artifacts import Dataset, Split
+from pipeline.errors import RunError
+from pipeline.progress import ListProgress
+from pipeline.spec import StageContext
+from plugins.mlp.model import MLP
+from plugins.mlp.optim import SGD
+from plugins.mlp.trainer import History, MLPTrain
+
+
+def blobs(n: int = 300, seed: int = 0, classes: int = 3) -> Dataset:
+    """``classes`` well-separated Gaussian blobs in 4-d: 80% train, 20% validation."""
+    rng = np.random.default_rng(seed)
+    centres = 4.0 * np.eye(classes, 4)  # (classes, 4)
+    y = rng.integers(0, classes, size=n)  # (n,)
+    x = centres[y] + rng.normal(size=(n, 4))  # (n, 4)
+    cut = int(0.8 * n)
+    return Dataset({"train": Split(x[:cut], y[:cut]), "validation": Split(x[cut:], y[cut:])})
+
+
+def train(spec: MLPTrain, data: Dataset, seed: int = 0, progress=None) -> tuple[MLP, History]:
+    out = spec.run({"data": data}, StageContext(seed=seed, progress=progress))
+    assert set(out) == set(MLPTrain.outputs)
+    return out["model"], out["history"]
+
+
+SMALL = dict(hidden=[8], epochs=3, batch_size=16, optimizer={"kind": "sgd", "lr": 0.1})
+
+
+# --- the spec ----------------------------------------------------------------------------------
+
+def test_defaults_and_json_round_trip():
+    spec = MLPTrain()
+    assert (spec.hidden, spec.activation, spec.loss, spec.init) == ([256, 128], "relu", "cross_entropy", "he_normal")
+    assert spec.optimizer == SGD(lr=0.01) and (spec.batch_size, spec.epochs) == (128, 10)
+    assert spec.inputs == ("data",) and spec.outputs == ("model", "history")
+    dumped = MLPTrain(optimizer={"kind": "sgd", "lr": 0.5}).model_dump(mode="json")
+    assert dumped["optimizer"] == SGD(lr=0.5).model_dump(mode="json")  # every field, for cache keys
+    assert dumped["optimizer"]["momentum"] == 0.0  # a subclass's own fields are kept
+    assert MLPTrain.model_validate(dumped).model_dump(mode="json") == dumped
+
+
+def _errors(**fields) -> dict[tuple, str]:
+    with pytest.raises(ValidationError) as raised:
+        MLPTrain(**fields)
+    return {error["loc"]: error["msg"] for error in raised.value.errors()}
+
+
+def test_bad_activation_lists_the_installed_ones():
+    errors = _errors(activation="rlu")
+    assert errors == {("activation",): "unknown activation 'rlu'; installed: relu, sigmoid, tanh "
+                                       "(did you mean 'relu'?)"}
+
+
+def test_every_problem_is_reported_with_its_path():
+    errors = _errors(loss="cross_entropi", init="he", hidden=[0],
+                     optimizer={"kind": "sgd", "lr": -1, "momentun": 0.9})
+    assert set(errors) == {("loss",), ("init",), ("hidden", 0), ("optimizer", "lr"),
+                           ("optimizer", "momentun")}
+    assert errors[("loss",)].startswith("unknown loss 'cross_entropi'; installed: cross_entropy, mse")
+    assert "installed: glorot_normal, glorot_uniform, he_normal" in errors[("init",)]
+
+
+def test_unknown_or_missing_optimizer_kind():
+    assert _errors(optimizer={"kind": "sdg", "lr": 0.1}) == {
+        ("optimizer", "kind"): "unknown optimizer 'sdg'; installed: adam, adamw, sgd (did you mean 'sgd'?)"}
+    assert _errors(optimizer={"lr": 0.1}) == {("optimizer", "kind"): "missing; installed: adam, adamw, sgd"}
+    assert ("optimizer",) in _errors(optimizer="sgd")
+
+
+# --- learning ----------------------------------------------------------------------------------
+
+def test_learns_a_separable_problem():
+    spec = MLPTrain(hidden=[16], epochs=15, batch_size=16, optimizer={"kind": "sgd", "lr": 0.1}, seed=0)
+    model, history = train(spec, blobs(600))
+    assert history[-1].val_accuracy >= 0.95 and history[-1].train_accuracy >= 0.95
+    assert history[-1].train_loss < history[0].train_loss / 2
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_other_activations_and_losses_learn_too(activation, loss):
+    spec = MLPTrain(hidden=[16], activation=activation, loss=loss, init="glorot_uniform",
+                    epochs=20, batch_size=8, optimizer={"kind": "sgd", "lr": 0.2}, seed=0)
+    _, history = train(spec, blobs(300))
+    assert history[-1].val_accuracy >= 0.9
+
+
+def test_same_seed_gives_bit_identical_weights_and_other_seeds_differ():
+    data = blobs()
+    first, history = train(MLPTrain(**SMALL, seed=5), data)
+    again, _ = train(MLPTrain(**SMALL, seed=5), data)
+    other, _ = train(MLPTrain(**SMALL, seed=6), data)
+    assert np.array_equal(first.params, again.params)
+    assert not np.array_equal(first.params, other.params)
+    from_context, _ = train(MLPTrain(**SMALL), data, seed=5)  # seed None -> context.seed
+    assert np.array_equal(first.params, from_context.params)
+
+
+def test_batches_cover_every_row_including_the_last_partial_one():
+    """1 epoch, no shuffle, 10 rows in batches of 4: the trainer must equal the textbook loop
+    over rows 0-3, 4-7 and 8-9, bit for bit."""
+    data = blobs(13)  # 10 train rows
+    spec = MLPTrain(hidden=[5], epochs=1, batch_size=4, shuffle=False, dtype="float64",
+                    optimizer={"kind": "sgd", "lr": 0.3}, seed=2)
+    progress = Recorder()
+    model, _ = train(spec, data, progress=progress)
+    assert progress.events[0] == ("begin", "epoch 1/1", 3)
+    assert [e[0] for e in progress.events].count("advance") == 3
+
+    x, y = data.split("train").x, data.split("train").y
+    by_hand = MLP([4, 5, 3], "relu", "cross_entropy", "float64", init="he_normal",
+                  rng=np.random.default_rng(2))
+    for rows in (slice(0, 4), slice(4, 8), slice(8, 10)):
+        output = by_hand.forward(x[rows])
+        by_hand.backward(by_hand.loss_fn.gradient(output, y[rows]))
+        by_hand.params -= 0.3 * by_hand.grads
+    assert np.array_equal(model.params, by_hand.params)
+
+
+def test_one_hot_targets_train_like_labels():
+    data = blobs()
+    one_hot = data.with_splits({name: Split(s.x, np.eye(3, dtype=np.float32)[s.y])
+                                for name, s in data.splits.items()})
+    a, _ = train(MLPTrain(**SMALL), data)
+    b, _ = train(MLPTrain(**SMALL), one_hot)
+    assert np.array_equal(a.params, b.params)
+
+
+def test_divergence_is_a_run_error():
+    spec = MLPTrain(hidden=[8], loss="mse", epochs=5, optimizer={"kind": "sgd", "lr": 1e6})
+    with np.errstate(all="ignore"), pytest.raises(RunError, match="diverged"):
+        train(spec, blobs())
+
+
+# --- what comes out ----------------------------------------------------------------------------
+
+class Recorder(ListProgress):
+    """Keeps every progress event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple] = []
+
+    def begin(self, description: str, total: int) -> None:
+        self.events.append(("begin", description, total))
+
+    def advance(self, steps: int = 1, **fields) -> None:
+        self.events.append(("advance", steps, fields))
+
+    def end(self) -> None:
+        self.events.append(("end",))
+
+
+def test_history_and_progress(tmp_path):
+    progress = Recorder()
+    model, history = train(MLPTrain(**SMALL), blobs(100), progress=progress)  # 80 rows: 5 batches
+    assert len(history) == 3
+    assert [e[0] for e in progress.events] == (["begin"] + ["advance"] * 5 + ["end"]) * 3
+    assert progress.events[0] == ("begin", "epoch 1/3", 5)
+    assert set(progress.events[1][2]) == {"loss"}
+    assert len(progress.lines) == 3 and progress.lines[2].startswith("epoch 3/3  train loss ")
+    assert "val loss" in progress.lines[0]
+
+    assert history.save(tmp_path) == ["history.json"]
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert [row["epoch"] for row in saved] == [1, 2, 3]
+    assert set(saved[0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                             "lr", "seconds"}
+    assert saved[0]["lr"] == 0.1 and saved[0]["seconds"] > 0
+    assert all(0 <= row["train_accuracy"] <= 1 and 0 <= row["val_accuracy"] <= 1 for row in saved)
+
+    without_validation = Dataset({"train": blobs(100).split("train")})
+    _, history = train(MLPTrain(**SMALL), without_validation)
+    assert history[0].val_loss is None and history[0].val_accuracy is None
+
+
+def test_train_figures_come_from_the_batch_outputs():
+    """With lr tiny the model barely moves, so the epoch's train loss ~ the loss of the start."""
+    data = blobs()
+    spec = MLPTrain(hidden=[8], epochs=1, optimizer={"kind": "sgd", "lr": 1e-9}, seed=0)
+    model, history = train(spec, data)
+    train_split = data.split("train")
+    assert history[0].train_loss == pytest.approx(model.loss(train_split.x, train_split.y), rel=1e-4)
+    assert history[0].train_accuracy == pytest.approx(
+        np.mean(model.predict(train_split.x) == train_split.y), abs=1e-9)
+
+
+# --- the seed notebook's settings on MNIST -----------------------------------------------------
+
+MNIST = Path(plugins.__file__).parent / "data" / "mnist-10k"
+
+
+@pytest.fixture(scope="module")
+def mnist() -> Dataset:
+    """The 10k MNIST subset as the notebook prepared it: x / 255, the last 10% of the 8000
+    training digits for validation, and the 2000 test digits."""
+    if not (MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"no MNIST subset at {MNIST}")
+    from plugins.idx import read_idx
+
+    def split(prefix: str) -> Split:
+        images = read_idx(MNIST / f"{prefix}-images-idx3-ubyte.gz")  # (n, 28, 28) uint8
+        x = images.reshape(len(images), -1).astype(np.float32) / 255  # (n, 784)
+        return Split(x, read_idx(MNIST / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64))
+
+    train, test = split("train"), split("t10k")
+    cut = len(train) * 9 // 10
+    return Dataset({"train": Split(train.x[:cut], train.y[:cut]),
+                    "validation": Split(train.x[cut:], train.y[cut:]), "test": test})
+
+
+@pytest.mark.parametrize("init, low, high", [("uniform", 0.0, 0.3), ("he_normal", 0.9, 1.01)])
+def test_notebook_settings_on_mnist(mnist, init, low, high):
+    """784-64-32-10, relu, cross-entropy, SGD lr 0.01, batch 2, 2 epochs (about 1.5 s each):
+    the notebook's tiny uniform weights leave the network at chance; he_normal learns."""
+    spec = MLPTrain(hidden=[64, 32], activation="relu", loss="cross_entropy", init=init,
+                    optimizer={"kind": "sgd", "lr": 0.01}, batch_size=2, epochs=2, seed=0)
+    model, _ = train(spec, mnist)
+    test = mnist.split("test")
+    accuracy = float(np.mean(model.predict(test.x) == test.y))
+    assert low <= accuracy < high, f"{init}: test accuracy {accuracy:.4f}"

@@ -1,0 +1,33 @@
+"""Helpers shared by the tests: real EntryPoint objects and installed distributions."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+
+def entry_points(group: str, targets: dict[str, str]) -> list[metadata.EntryPoint]:
+    """Real EntryPoint objects, as a distribution's metadata would give them."""
+    return [metadata.EntryPoint(name=name, value=value, group=group)
+            for name, value in targets.items()]
+
+
+def make_distribution(root, name: str, version: str, groups: dict[str, dict[str, str]],
+                      modules: dict[str, str] | None = None):
+    """Write an installed distribution (``NAME-VERSION.dist-info`` with entry points, plus its
+    modules) under ``root``, exactly as pip would leave it in site-packages."""
+    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lines = []
+    for group, targets in groups.items():
+        lines.append(f"[{group}]")
+        lines.extend(f"{key} = {value}" for key, value in targets.items())
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    for filename, source in (modules or {}).items():
+        (root / filename).write_text(source)
+    return info
+
+
+def installed_entry_points(root) -> list[metadata.EntryPoint]:
+    """The entry points of the distributions under ``root``, with their ``dist`` attached."""
+    return [ep for dist in metadata.distributions(path=[str(root)]) for ep in dist.entry_points]

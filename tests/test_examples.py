@@ -1,0 +1,49 @@
+"""Every pipeline file in examples/ is run by the suite (a fast variant where the full one is slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+#: example file -> (overrides that keep it fast in the suite, lowest and highest test accuracy
+#: accepted). Every file in examples/ must be listed here.
+EXAMPLES_RUN = {
+    "mnist.yaml": ([], 0.95, 1.0),
+    # The notebook's uniform(-0.005, 0.005) init on 7,200 digits stays near chance after 2 epochs
+    # (see the example's comments).
+    "seed-notebook.yaml": ([], 0.0, 0.3),
+}
+
+
+def run_example(name: str, tmp_path: Path, *overrides: str) -> dict:
+    """Run an example through the CLI; return its metrics.json."""
+    out = tmp_path / "run"
+    args = ["run", str(EXAMPLES / name), "--out", str(out), "--quiet"]
+    for override in overrides:
+        args += ["--set", override]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_every_example_is_listed():
+    assert sorted(p.name for p in EXAMPLES.glob("*.yaml")) == sorted(EXAMPLES_RUN)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES_RUN))
+def test_example_runs(name, tmp_path):
+    overrides, lowest, highest = EXAMPLES_RUN[name]
+    accuracy = run_example(name, tmp_path, *overrides)["accuracy"]
+    assert lowest <= accuracy <= highest
+
+
+def test_seed_notebook_learns_with_he_init(tmp_path):
+    he = run_example("seed-notebook.yaml", tmp_path, "mlp_train.init=he_normal")
+    assert he["accuracy"] >= 0.90
