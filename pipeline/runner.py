@@ -26,6 +26,7 @@ from pipeline.artifacts import Saveable
 from pipeline.config import LoadedPipeline
 from pipeline.errors import NnpipeError, RunError, UserError
 from pipeline.files import write_json, write_text
+from pipeline.keys import FileHasher, stage_key
 from pipeline.spec import StageContext
 
 
@@ -101,16 +102,21 @@ class Runner:
         data_dir: where registered datasets are looked for (``NNPIPE_DATA``).
         progress: the progress listener handed to each stage.
         on_stage: called with each stage's report as soon as it is done.
-        cache: an object with ``lookup(stage, index, previous_key, context)`` returning
-            ``(key, outputs or None)`` and ``store(key, outputs)``; None runs everything.
+        cache: an object with ``lookup(key)`` returning the stored outputs or None, and
+            ``store(key, outputs)``; None runs everything.
+        state_dir: where stages keep state between runs (checkpoints), by stage key.
     """
 
     def __init__(self, data_dir: Path | None = None, progress=None,
-                 on_stage: StageListener | None = None, cache=None):
+                 on_stage: StageListener | None = None, cache=None,
+                 state_dir: Path | None = None):
         self.data_dir = data_dir
         self.progress = progress
         self.on_stage = on_stage or (lambda report: None)
         self.cache = cache
+        # Where stages keep state between runs (checkpoints), by stage key; None keeps none.
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.hasher = FileHasher(self.state_dir / "file-hashes.json" if self.state_dir else None)
 
     def run(self, pipeline: LoadedPipeline, out: Path | None = None,
             write: bool = True) -> RunResult:
@@ -124,25 +130,28 @@ class Runner:
             context = StageContext(seed=pipeline.spec.seed, data_dir=self.data_dir,
                                    progress=self.progress, stage_index=index)
             started = time.perf_counter()
-            outputs, status, previous_key = self._run_stage(stage, stage_id, index, artifacts,
-                                                            context, previous_key)
+            key = stage_key(stage, previous_key, context, self.hasher)
+            if self.state_dir is not None:
+                context.checkpoint_dir = self.state_dir / "checkpoints" / key
+            outputs, status = self._run_stage(stage, stage_id, index, key, artifacts, context)
             artifacts.update(outputs)
+            previous_key = key
             report = StageReport(index, stage_id, stage.kind, status,
-                                 time.perf_counter() - started, previous_key)
+                                 time.perf_counter() - started, key)
             reports.append(report)
             self.on_stage(report)
+        self.hasher.flush()
         run_dir = None
         if write:
             run_dir = Path(out) if out is not None else default_run_dir(pipeline)
             write_run_dir(run_dir, pipeline, artifacts, reports)
         return RunResult(artifacts, run_dir, reports)
 
-    def _run_stage(self, stage, stage_id, index, artifacts, context, previous_key):
-        key, cached = (None, None)
+    def _run_stage(self, stage, stage_id, index, key, artifacts, context):
         if self.cache is not None:
-            key, cached = self.cache.lookup(stage, index, previous_key, context)
+            cached = self.cache.lookup(key)
             if cached is not None:
-                return cached, "cached", key
+                return cached, "cached"
         inputs = {name: artifacts[name] for name in stage.inputs}
         try:
             outputs = stage.run(inputs, context)
@@ -157,9 +166,9 @@ class Runner:
             got = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
             raise RunError(f"stage stages[{index}] ({stage_id}, {type(stage).__module__}) returned "
                            f"{got}, but declares outputs {sorted(stage.outputs)}")
-        if self.cache is not None and key is not None:
+        if self.cache is not None:
             self.cache.store(key, outputs)
-        return outputs, "ran", key
+        return outputs, "ran"
 
 
 def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, Any],

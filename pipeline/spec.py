@@ -45,6 +45,17 @@ class StageSpec(BaseModel):
     inputs: ClassVar[tuple[str, ...]] = ()
     #: Names of the artifacts this stage writes (it may overwrite one it read).
     outputs: ClassVar[tuple[str, ...]] = ()
+    #: Whether the result depends on the pipeline's seed (then the seed is part of its key).
+    uses_seed: ClassVar[bool] = True
+
+    def input_files(self, context: "StageContext") -> list[Path]:
+        """The files this stage reads, whose content is part of its cache key."""
+        return []
+
+    def code_modules(self) -> list[str]:
+        """Modules besides the stage's own whose code shapes its result (for example the
+        plugins it looks up by name); their source is part of its cache key."""
+        return []
 
     def run(self, inputs: Mapping[str, Any], context: "StageContext") -> dict[str, Any]:
         """Do the stage's work: read ``inputs`` (only the names in ``self.inputs``), return a

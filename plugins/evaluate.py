@@ -158,6 +158,7 @@ class Evaluate(StageSpec):
     """Score the trained model on one split: accuracy, loss, per-class scores, confusion matrix."""
 
     kind: Literal["evaluate"] = "evaluate"
+    uses_seed = False  # deterministic: the pipeline seed is not part of its key
     split: str = Field(default="test", description="The split to score the model on.")
 
     inputs = ("data", "model")

@@ -192,6 +192,7 @@ class IdxReader(StageSpec):
     """
 
     kind: Literal["idx_reader"] = "idx_reader"
+    uses_seed = False  # deterministic: the pipeline seed is not part of its key
     dataset: str | None = Field(default=None, description="A registered dataset name, e.g. mnist-10k.")
     train: SplitFiles | None = Field(default=None, description="Files of the train split.")
     test: SplitFiles | None = Field(default=None, description="Files of the test split.")

@@ -106,6 +106,7 @@ class Normalize(StageSpec):
     """Normalise the inputs of every split with a transform fitted on the train split."""
 
     kind: Literal["normalize"] = "normalize"
+    uses_seed = False  # deterministic: the pipeline seed is not part of its key
     method: Literal["scale", "standardize"] = Field(
         default="scale", description="scale: x / 255; standardize: (x - mean) / std of the train split."
     )

@@ -23,6 +23,7 @@ class OneHot(StageSpec):
     """Encode the integer labels of every split as one-hot rows."""
 
     kind: Literal["one_hot"] = "one_hot"
+    uses_seed = False  # deterministic: the pipeline seed is not part of its key
     classes: int | None = Field(
         default=None, ge=1, description="Number of classes; by default the largest label + 1 over all splits."
     )

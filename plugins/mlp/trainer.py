@@ -143,6 +143,15 @@ class MLPTrain(StageSpec):
             raise _plugin_error(str(exc)) from None
         return optimizer_class.model_validate(value)  # its errors keep their paths: optimizer.lr
 
+    def code_modules(self) -> list[str]:
+        """The modules of the activation, loss, initializer and optimizer it uses by name: a
+        third party's activation is part of what this stage computes."""
+        registry = default_registry()
+        chosen = [("activations", self.activation), ("losses", self.loss),
+                  ("initializers", self.init), ("optimizers", self.optimizer.kind)]
+        return sorted({registry.entry(group, name).target.partition(":")[0]
+                       for group, name in chosen})
+
     def run(self, inputs: Mapping[str, Any], context: StageContext) -> dict[str, Any]:
         data: Dataset = inputs["data"]
         dtype = np.dtype(self.dtype)

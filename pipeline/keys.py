@@ -1,0 +1,184 @@
+"""The key of a stage: what must be equal for a stage's result to be reused.
+
+A stage's key is the sha256 of canonical JSON holding its kind, its spec (``model_dump(mode=
+"json")``, never the model object: equal specs written differently share a key), a fingerprint
+of its code, the numpy version, the seed when the stage uses it, the content of the files it
+reads, and the key of the stage before it. So a change anywhere reruns that stage and every stage
+after it, and nothing else.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import json
+import sys
+from importlib import metadata, util
+from pathlib import Path
+from typing import Any
+
+from pipeline.spec import StageContext, StageSpec
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: the same value always gives the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def digest(value: Any) -> str:
+    """The sha256 hex digest of ``value``'s canonical JSON."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def spec_fields(stage: StageSpec) -> dict[str, Any]:
+    """The stage's spec as plain JSON data, without ``id`` (a label, not a setting)."""
+    return stage.model_dump(mode="json", exclude={"id"})
+
+
+def _module_file(name: str) -> Path | None:
+    module = sys.modules.get(name)
+    file = getattr(module, "__file__", None)
+    if file is None:
+        try:
+            found = util.find_spec(name)
+        except (ImportError, ValueError):
+            return None
+        file = found.origin if found is not None else None
+    return Path(file) if file and file.endswith(".py") else None
+
+
+def _imported_modules(source: str, module: str, is_package: bool) -> set[str]:
+    """The absolute names of the modules ``source`` imports (relative imports resolved)."""
+    names = set()
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[: len(parts) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+@functools.lru_cache(maxsize=1024)
+def _read_module(path: Path, stamp: tuple[int, int], name: str, is_package: bool):
+    """(sha256, imported module names) of a source file, memoised while its stamp holds."""
+    source = path.read_bytes()
+    imported = _imported_modules(source.decode("utf-8", "replace"), name, is_package)
+    return hashlib.sha256(source).hexdigest(), frozenset(imported)
+
+
+def code_fingerprint(modules: list[str]) -> dict[str, str]:
+    """sha256 of the source of ``modules`` and of every module of the same top-level package they
+    import, transitively: editing a helper of a stage invalidates the stage, editing another stage
+    does not."""
+    roots = {name.partition(".")[0] for name in modules}
+    seen: dict[str, str] = {}
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen or name.partition(".")[0] not in roots:
+            continue
+        path = _module_file(name)
+        if path is None:
+            continue
+        stat = path.stat()
+        sha, imported = _read_module(path, (stat.st_size, stat.st_mtime_ns), name,
+                                     path.name == "__init__.py")
+        seen[name] = sha
+        todo.extend(imported)
+    return dict(sorted(seen.items()))
+
+
+def distribution_of(module: str) -> str:
+    """``name version`` of the distribution that provides ``module``'s top-level package."""
+    top = module.partition(".")[0]
+    for dist_name in metadata.packages_distributions().get(top, []):
+        try:
+            return f"{dist_name} {metadata.version(dist_name)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def _numpy_version() -> str:
+    import numpy
+
+    return numpy.__version__
+
+
+class FileHasher:
+    """sha256 of files, reusing a hash while a file's size and modification time are unchanged.
+
+    The memo lives in memory and, when given a path, in a small JSON file, so a rerun does not
+    read a 30 MB dataset again just to find it unchanged.
+    """
+
+    def __init__(self, memo_file: Path | None = None):
+        self.memo_file = memo_file
+        self.memo: dict[str, list] = {}
+        if memo_file is not None and memo_file.is_file():
+            try:
+                self.memo = json.loads(memo_file.read_text())
+            except (OSError, ValueError):
+                self.memo = {}  # a damaged memo only costs a re-hash
+        self._dirty = False
+
+    def hash(self, path: Path) -> str:
+        """The sha256 of the file at ``path``."""
+        path = Path(path).resolve()
+        stat = path.stat()
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        known = self.memo.get(str(path))
+        if known is not None and known[:2] == stamp:
+            return known[2]
+        sha = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+        self.memo[str(path)] = [*stamp, sha.hexdigest()]
+        self._dirty = True
+        return sha.hexdigest()
+
+    def flush(self) -> None:
+        """Write the memo back (atomically), if it changed."""
+        if self.memo_file is not None and self._dirty:
+            from pipeline.files import write_json
+
+            write_json(self.memo_file, self.memo)
+            self._dirty = False
+
+
+def stage_key_parts(stage: StageSpec, previous_key: str | None, context: StageContext,
+                    hasher: FileHasher | None = None) -> dict[str, Any]:
+    """Everything a stage's key is made of, by name (``plan`` compares these to explain a miss)."""
+    hasher = hasher or FileHasher()
+    module = type(stage).__module__
+    code_modules = [module, *stage.code_modules()]
+    parts = {
+        "kind": stage.kind,
+        "spec": spec_fields(stage),
+        "code": {
+            "distribution": distribution_of(module),
+            "modules": code_fingerprint(code_modules),
+        },
+        "numpy": _numpy_version(),
+        "previous": previous_key,
+        # The content of the files read, not their paths: a moved dataset is the same data.
+        "inputs": [hasher.hash(p) for p in stage.input_files(context)],
+    }
+    if stage.uses_seed:
+        parts["seed"] = context.seed
+    return parts
+
+
+def stage_key(stage: StageSpec, previous_key: str | None, context: StageContext,
+              hasher: FileHasher | None = None) -> str:
+    """The stage's key: sha256 hex of its key parts."""
+    return digest(stage_key_parts(stage, previous_key, context, hasher))
