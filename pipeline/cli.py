@@ -15,6 +15,7 @@ from typing import Any, Callable, List, Optional
 
 import typer
 
+from pipeline import settings
 from pipeline.config import check_stage_class, load_pipeline, pipeline_model
 from pipeline.errors import NnpipeError, PluginError
 from pipeline.registry import GROUPS, default_registry
@@ -100,11 +101,16 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/NAME-TIME)."),
     data_dir: Optional[Path] = DataDirOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", envvar="NNPIPE_CACHE",
+        help="Cache and checkpoint folder (env NNPIPE_CACHE; default ~/.cache/nnpipe). "
+             "It holds pickles: use only a folder you trust."),
 ) -> None:
     """Run a pipeline file and write a run directory."""
     pipeline = load_pipeline(file, overrides or [])
-    runner = Runner(data_dir=data_dir, progress=PlainProgress(quiet),
-                    on_stage=None if quiet else _print_stage)
+    runner = Runner(data_dir=settings.data_dir(data_dir), progress=PlainProgress(quiet),
+                    on_stage=None if quiet else _print_stage,
+                    state_dir=settings.cache_dir(cache_dir))
     result = runner.run(pipeline, out=out)
     for name, value in result.artifacts.items():
         summary = getattr(value, "summary", None)

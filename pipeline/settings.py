@@ -1,0 +1,31 @@
+"""Settings from the environment: where data is looked for and where the cache lives.
+
+``NNPIPE_DATA``: the data directory where registered datasets are looked for (and, later,
+downloaded to). ``NNPIPE_CACHE``: the stage cache folder; by default a per-user cache folder
+(``$XDG_CACHE_HOME/nnpipe``, else ``~/.cache/nnpipe``). The cache folder holds pickles: it is a
+trust boundary, so point it only at a folder you control.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir(option: Path | None = None) -> Path | None:
+    """The data directory: the command-line option, else ``NNPIPE_DATA``, else None."""
+    if option is not None:
+        return Path(option).expanduser()
+    value = os.environ.get("NNPIPE_DATA")
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir(option: Path | None = None) -> Path:
+    """The cache folder: the command-line option, else ``NNPIPE_CACHE``, else the per-user one."""
+    if option is not None:
+        return Path(option).expanduser()
+    value = os.environ.get("NNPIPE_CACHE")
+    if value:
+        return Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "nnpipe"
