@@ -239,7 +239,7 @@ class IdxReader(StageSpec):
             named = {"train": self.train, "test": self.test}
             return {name: f for name, f in named.items() if f is not None} | dict(self.files)
         source = self._source()
-        folder = source.locate(context.data_dir)
+        folder = source.locate(context.data_dir, context.progress)
         return {split: SplitFiles(images=folder / images, labels=folder / labels)
                 for split, (images, labels) in source.files.items()}
 
