@@ -301,8 +301,10 @@ class IdxReader(StageSpec):
             if top >= len(class_names):
                 raise DataError(f"{self.dataset or 'idx_reader'}: labels go up to {top} but "
                                 f"{len(class_names)} class names are given")
+        origins = {name: {"images": str(f.images), "labels": str(f.labels)}
+                   for name, f in files.items()}
         return {"data": Dataset(splits=splits, class_names=class_names, sample_shape=sample_shape,
-                                name=self.dataset or _describe(files))}
+                                name=self.dataset or _describe(files), extra={"files": origins})}
 
 
 def _as_labels(y: np.ndarray, path: Path) -> np.ndarray:
