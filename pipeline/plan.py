@@ -29,8 +29,12 @@ class PlannedStage:
     key: str
     status: str
     reason: str = ""
+    after: int | None = None  # runs because stages[after], an earlier stage, runs
 
     def line(self) -> str:
+        """``stages[4] mlp_train: will run: spec field epochs changed from 10 to 20``."""
+        if self.after is not None:
+            return f"stages[{self.index}] {self.id}: {self.status} (after stages[{self.after}])"
         reason = f": {self.reason}" if self.reason else ""
         return f"stages[{self.index}] {self.id}: {self.status}{reason}"
 
@@ -130,7 +134,7 @@ def plan(pipeline: LoadedPipeline, cache, data_dir: Path | None = None,
         key = digest(parts)
         entry = PlannedStage(index, stage_id, stage.kind, key, "cached")
         if first_miss is not None:
-            entry.status, entry.reason = "will run", f"after stages[{first_miss}]"
+            entry.status, entry.after = "will run", first_miss
         elif force_from is not None and index >= force_from:
             entry.status, entry.reason, first_miss = "will run", "forced by --from", index
         elif cache is None:

@@ -100,7 +100,7 @@ def test_cache_commands(tmp_path, tiny):
     assert planned.output.splitlines()[3:] == [
         "stages[3] one_hot: cached",
         "stages[4] mlp_train: will run: spec field epochs changed from 1 to 3",
-        "stages[5] evaluate: will run: after stages[4]",
+        "stages[5] evaluate: will run (after stages[4])",
     ]
     info = cli.invoke(app, ["cache", "info", "--cache-dir", str(cache)])
     assert info.exit_code == 0

@@ -123,7 +123,7 @@ def test_plan_names_the_changed_field_and_what_follows(tmp_path, toy_registry, c
     assert lines == [
         "stages[0] produce: cached",
         "stages[1] double: will run: spec field factor changed from 3 to 4",
-        "stages[2] total: will run: after stages[1]",
+        "stages[2] total: will run (after stages[1])",
     ]
     assert [s.status for s in plan(load(tmp_path), cache)] == ["cached"] * 3
 
