@@ -85,7 +85,10 @@ def cache_options(pipeline, cache_dir: Optional[Path], no_cache: bool,
     if no_cache:
         return {"cache": None, "state_dir": None, "force_from": force_from}
     folder = settings.cache_dir(cache_dir)
-    warn = lambda message: typer.echo(f"warning: {message}", err=True)  # noqa: E731
+
+    def warn(message: str) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
     return {"cache": StageCache(folder, warn=warn), "state_dir": folder, "force_from": force_from}
 
 

@@ -211,3 +211,25 @@ def test_sizes_parse_and_print():
     with pytest.raises(UserError, match="--max-size: 'lots' is not a size"):
         parse_size("lots")
     assert format_size(2048) == "2.0 kB"
+
+
+def test_the_command_line_warns_in_one_line_and_recomputes(tmp_path, toy_registry):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    path = tmp_path / "p.yaml"
+    path.write_text(textwrap.dedent(TOY))
+    args = ["run", str(path), "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "c")]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    cache = StageCache(tmp_path / "c")
+    for entry in cache.entries():
+        output = cache.store_dir / entry.key / "output.pkl"
+        output.write_bytes(output.read_bytes()[:20])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 3 and "stages[0] (produce) is damaged" in warnings[0]
+    assert "Traceback" not in result.output
+    assert [line.split()[0] for line in result.output.splitlines() if "stages[" in line
+            and not line.startswith("warning")] == ["ran", "ran", "ran"]
