@@ -69,6 +69,29 @@ DataDirOption = typer.Option(
 )
 
 
+CacheDirOption = typer.Option(
+    None, "--cache-dir", envvar="NNPIPE_CACHE",
+    help="Cache and checkpoint folder (env NNPIPE_CACHE; default ~/.cache/nnpipe). "
+         "It holds pickles: use only a folder you trust.")
+
+
+def cache_options(pipeline, cache_dir: Optional[Path], no_cache: bool,
+                  from_stage: Optional[str]) -> dict[str, Any]:
+    """The Runner's ``cache``, ``state_dir`` and ``force_from`` for the cache options."""
+    from pipeline.cache import StageCache
+    from pipeline.plan import resolve_stage
+
+    force_from = resolve_stage(pipeline, from_stage) if from_stage is not None else None
+    if no_cache:
+        return {"cache": None, "state_dir": None, "force_from": force_from}
+    folder = settings.cache_dir(cache_dir)
+
+    def warn(message: str) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    return {"cache": StageCache(folder, warn=warn), "state_dir": folder, "force_from": force_from}
+
+
 class PlainProgress:
     """Progress as plain log lines: what a pipe or CI log should get."""
 
@@ -101,16 +124,16 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/NAME-TIME)."),
     data_dir: Optional[Path] = DataDirOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
-    cache_dir: Optional[Path] = typer.Option(
-        None, "--cache-dir", envvar="NNPIPE_CACHE",
-        help="Cache and checkpoint folder (env NNPIPE_CACHE; default ~/.cache/nnpipe). "
-             "It holds pickles: use only a folder you trust."),
+    cache_dir: Optional[Path] = CacheDirOption,
+    no_cache: bool = typer.Option(False, "--no-cache", help="Run every stage; store nothing."),
+    from_stage: Optional[str] = typer.Option(
+        None, "--from", help="Rerun this stage (id, kind or index) and every one after it."),
 ) -> None:
     """Run a pipeline file and write a run directory."""
     pipeline = load_pipeline(file, overrides or [])
     runner = Runner(data_dir=settings.data_dir(data_dir), progress=PlainProgress(quiet),
                     on_stage=None if quiet else _print_stage,
-                    state_dir=settings.cache_dir(cache_dir))
+                    **cache_options(pipeline, cache_dir, no_cache, from_stage))
     result = runner.run(pipeline, out=out)
     for name, value in result.artifacts.items():
         summary = getattr(value, "summary", None)
@@ -130,6 +153,29 @@ def validate(
     check_wiring(pipeline)
     stages = ", ".join(pipeline.stage_ids())
     typer.echo(f"{file}: ok ({len(pipeline.stages)} stages: {stages})")
+
+
+@app.command()
+@reports_errors
+def plan(
+    file: Path = typer.Argument(..., help="The pipeline file (YAML, TOML or JSON)."),
+    overrides: Optional[List[str]] = OverridesOption,
+    data_dir: Optional[Path] = DataDirOption,
+    cache_dir: Optional[Path] = CacheDirOption,
+    from_stage: Optional[str] = typer.Option(
+        None, "--from", help="Plan a rerun from this stage (id, kind or index) on."),
+) -> None:
+    """Show, without running anything, which stages are cached and which will run, and why."""
+    from pipeline.keys import FileHasher
+    from pipeline.plan import plan as make_plan
+
+    pipeline = load_pipeline(file, overrides or [])
+    options = cache_options(pipeline, cache_dir, False, from_stage)
+    hasher = FileHasher(options["state_dir"] / "file-hashes.json")
+    for stage in make_plan(pipeline, options["cache"], settings.data_dir(data_dir), hasher,
+                           options["force_from"]):
+        typer.echo(stage.line())
+    hasher.flush()
 
 
 @app.command()
@@ -166,6 +212,11 @@ def schema(
 
         write_text(out, text + "\n")
         typer.echo(f"schema written to {out}")
+
+
+from pipeline.cli_cache import build_cache_app  # noqa: E402
+
+app.add_typer(build_cache_app(reports_errors, CacheDirOption), name="cache")
 
 
 if __name__ == "__main__":  # pragma: no cover

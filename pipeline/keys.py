@@ -97,10 +97,16 @@ def code_fingerprint(modules: list[str]) -> dict[str, str]:
     return dict(sorted(seen.items()))
 
 
+@functools.lru_cache(maxsize=1)
+def _packages_distributions() -> dict[str, list[str]]:
+    # Scanning every installed distribution takes ~0.2 s: once per process is enough.
+    return metadata.packages_distributions()
+
+
 def distribution_of(module: str) -> str:
     """``name version`` of the distribution that provides ``module``'s top-level package."""
     top = module.partition(".")[0]
-    for dist_name in metadata.packages_distributions().get(top, []):
+    for dist_name in _packages_distributions().get(top, []):
         try:
             return f"{dist_name} {metadata.version(dist_name)}"
         except metadata.PackageNotFoundError:

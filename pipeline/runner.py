@@ -26,7 +26,7 @@ from pipeline.artifacts import Saveable
 from pipeline.config import LoadedPipeline
 from pipeline.errors import NnpipeError, RunError, UserError
 from pipeline.files import write_json, write_text
-from pipeline.keys import FileHasher, stage_key
+from pipeline.keys import FileHasher, digest, stage_key_parts
 from pipeline.spec import StageContext
 
 
@@ -102,14 +102,17 @@ class Runner:
         data_dir: where registered datasets are looked for (``NNPIPE_DATA``).
         progress: the progress listener handed to each stage.
         on_stage: called with each stage's report as soon as it is done.
-        cache: an object with ``lookup(key)`` returning the stored outputs or None, and
-            ``store(key, outputs)``; None runs everything.
+        cache: a ``pipeline.cache.StageCache`` (or an object with its ``lookup``, ``store`` and
+            ``remember`` methods); None runs everything and stores nothing.
         state_dir: where stages keep state between runs (checkpoints), by stage key.
+        force_from: the index of the first stage to run even when cached (``--from``); its
+            entry and those of the stages after it are overwritten.
     """
 
     def __init__(self, data_dir: Path | None = None, progress=None,
                  on_stage: StageListener | None = None, cache=None,
-                 state_dir: Path | None = None):
+                 state_dir: Path | None = None, force_from: int | None = None):
+        self.force_from = force_from
         self.data_dir = data_dir
         self.progress = progress
         self.on_stage = on_stage or (lambda report: None)
@@ -130,10 +133,18 @@ class Runner:
             context = StageContext(seed=pipeline.spec.seed, data_dir=self.data_dir,
                                    progress=self.progress, stage_index=index)
             started = time.perf_counter()
-            key = stage_key(stage, previous_key, context, self.hasher)
+            parts = stage_key_parts(stage, previous_key, context, self.hasher)
+            key = digest(parts)
             if self.state_dir is not None:
                 context.checkpoint_dir = self.state_dir / "checkpoints" / key
-            outputs, status = self._run_stage(stage, stage_id, index, key, artifacts, context)
+            record = {"label": f"stages[{index}] ({stage_id})", "pipeline": pipeline.spec.name,
+                      "stage_id": stage_id, "index": index, "kind": stage.kind, "parts": parts,
+                      "input_paths": [str(p) for p in stage.input_files(context)]}
+            forced = self.force_from is not None and index >= self.force_from
+            outputs, status = self._run_stage(stage, stage_id, index, key, artifacts, context,
+                                              record, forced)
+            if self.cache is not None:
+                self.cache.remember(pipeline.spec.name, stage_id, key)
             artifacts.update(outputs)
             previous_key = key
             report = StageReport(index, stage_id, stage.kind, status,
@@ -147,10 +158,10 @@ class Runner:
             write_run_dir(run_dir, pipeline, artifacts, reports)
         return RunResult(artifacts, run_dir, reports)
 
-    def _run_stage(self, stage, stage_id, index, key, artifacts, context):
-        if self.cache is not None:
-            cached = self.cache.lookup(key)
-            if cached is not None:
+    def _run_stage(self, stage, stage_id, index, key, artifacts, context, record, forced):
+        if self.cache is not None and not forced:
+            cached = self.cache.lookup(key, record["label"])
+            if cached is not None and set(cached) == set(stage.outputs):
                 return cached, "cached"
         inputs = {name: artifacts[name] for name in stage.inputs}
         try:
@@ -167,7 +178,7 @@ class Runner:
             raise RunError(f"stage stages[{index}] ({stage_id}, {type(stage).__module__}) returned "
                            f"{got}, but declares outputs {sorted(stage.outputs)}")
         if self.cache is not None:
-            self.cache.store(key, outputs)
+            self.cache.store(key, outputs, record)
         return outputs, "ran"
 
 

@@ -1,0 +1,233 @@
+"""The stage cache: a stage's outputs stored under its key, loaded back memory-mapped.
+
+joblib is the engine. Each entry is one item of a ``joblib.Memory`` store (``<cache>/joblib/
+stages/<key>/output.pkl``), written by joblib's own concurrency-safe dump (a temporary file
+renamed into place, so a reader sees a whole entry or none) and read back with ``mmap_mode="r"``:
+numpy arrays inside come back as read-only memory maps, so loading a cached dataset costs a few
+milliseconds whatever its size. ``Memory.reduce_size`` prunes the store, least recently used first.
+
+The key is computed by ``pipeline.keys`` (kind, canonical spec, code fingerprint, numpy version,
+seed, input file content, previous key); the store never hashes Python objects itself, so a
+joblib upgrade cannot silently change keys. Beside each entry a small JSON *record* keeps what the
+key was made of, and a *last key* pointer per (pipeline name, stage id) lets ``nnpipe plan``
+explain what changed since the last run.
+
+The cache folder holds pickles: loading an entry runs code chosen by whoever wrote it. It is a
+trust boundary; use only a folder you control (see ``pipeline.settings``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.errors import UserError
+from pipeline.files import write_json
+
+#: The joblib "function" folder every stage entry lives under.
+_FOLDER = "stages"
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _default_warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``"500M"``, ``"2G"``, ``"1.5GB"``, ``"64k"`` or ``"1000"``; UserError otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise UserError(f"--max-size: {text!r} is not a size (examples: 500M, 2G, 1.5GB, 4096)")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    return int(number * 1024 ** " kmgt".index(unit or " "))
+
+
+def format_size(size: int) -> str:
+    """``1.5 MB``-style text for a byte count."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"  # pragma: no cover
+
+
+def _safe_name(text: str) -> str:
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:40]
+    return f"{readable}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+@dataclass
+class EntryInfo:
+    """What ``nnpipe cache info`` shows of one entry."""
+
+    key: str
+    size: int
+    pipeline: str
+    stage_id: str
+    kind: str
+    created: str
+
+
+class StageCache:
+    """Stage outputs by key in ``location`` (a folder the user trusts).
+
+    Args:
+        location: the cache folder (``--cache-dir``, ``NNPIPE_CACHE`` or the per-user default).
+        warn: called with a one-line message when an entry cannot be read or written.
+    """
+
+    def __init__(self, location: Path | str, warn: Callable[[str], None] | None = None):
+        self.location = Path(location)
+        self.warn = warn or _default_warn
+        self._memory = None
+
+    # --- the joblib store ----------------------------------------------------------------
+
+    @property
+    def memory(self):
+        """The ``joblib.Memory`` behind the cache (imported on first use: joblib is slow to
+        import and a fully cached run should not wait for what it does not need)."""
+        if self._memory is None:
+            from joblib import Memory
+
+            # A str location: joblib stores under <location>/joblib (a Path would skip the
+            # "joblib" level, joblib issue 1684).
+            self._memory = Memory(str(self.location), mmap_mode="r", verbose=0)
+            assert Path(self._memory.store_backend.location) == self.store_dir.parent
+        return self._memory
+
+    @property
+    def store_dir(self) -> Path:
+        return self.location / "joblib" / _FOLDER
+
+    def _entry_file(self, key: str) -> Path:
+        return self.store_dir / key / "output.pkl"
+
+    def _record_file(self, key: str) -> Path:
+        return self.location / "records" / f"{key}.json"
+
+    def _pointer_file(self, pipeline: str, stage_id: str) -> Path:
+        return self.location / "last" / f"{_safe_name(pipeline)}--{_safe_name(stage_id)}.json"
+
+    def contains(self, key: str) -> bool:
+        """Whether an entry for ``key`` exists (without loading it)."""
+        return self._entry_file(key).is_file()
+
+    def lookup(self, key: str, label: str = "") -> dict[str, Any] | None:
+        """The stored outputs for ``key``, or None when there are none or the entry is damaged.
+
+        A damaged entry (truncated, unreadable, not what a stage returns, or not the size its
+        record says) is reported with one warning line naming ``label`` and treated as a miss, so
+        the stage is recomputed and its entry rewritten; it is never loaded.
+        """
+        if not self.contains(key):
+            return None
+        record = self.record(key)
+        size = self._entry_file(key).stat().st_size if record else None
+        if record and record.get("size") not in (None, size):
+            self._damaged(key, label, f"its size is {size} bytes, {record['size']} were written")
+            return None
+        try:
+            outputs = self.memory.store_backend.load_item([_FOLDER, key], verbose=0)
+        except Exception as exc:  # a truncated or corrupt pickle: whatever the unpickler raises
+            self._damaged(key, label, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+                          if str(exc) else type(exc).__name__)
+            return None
+        if not isinstance(outputs, dict):
+            self._damaged(key, label, f"it holds a {type(outputs).__name__}, not a stage's outputs")
+            return None
+        return outputs
+
+    def _damaged(self, key: str, label: str, why: str) -> None:
+        self.warn(f"cache entry of {label or key[:12]} is damaged ({why}); recomputing it")
+        shutil.rmtree(self.store_dir / key, ignore_errors=True)
+
+    def store(self, key: str, outputs: dict[str, Any], record: dict[str, Any] | None = None) -> None:
+        """Store ``outputs`` under ``key`` (atomically, via joblib), then its record.
+
+        ``record`` holds what ``plan`` and ``cache info`` show: the key parts, pipeline name,
+        stage id, kind. A failure to write is a warning: the run goes on without that entry.
+        """
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.memory.store_backend.dump_item([_FOLDER, key], outputs, verbose=0)
+        problems = [str(w.message) for w in caught]
+        if problems or not self.contains(key):
+            self.warn(f"could not store {record.get('label', key[:12]) if record else key[:12]} "
+                      f"in the cache: {problems[0] if problems else 'no entry written'}")
+            return
+        entry = dict(record or {})
+        entry.update(key=key, size=self._entry_file(key).stat().st_size,
+                     created=_dt.datetime.now().isoformat(timespec="seconds"))
+        write_json(self._record_file(key), entry)
+
+    # --- records and last-key pointers ----------------------------------------------------
+
+    def record(self, key: str) -> dict[str, Any] | None:
+        """The record written beside ``key``'s entry, or None."""
+        try:
+            return json.loads(self._record_file(key).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def remember(self, pipeline: str, stage_id: str, key: str) -> None:
+        """Note ``key`` as the last key of ``stage_id`` in pipeline ``pipeline``."""
+        write_json(self._pointer_file(pipeline, stage_id),
+                   {"pipeline": pipeline, "stage_id": stage_id, "key": key})
+
+    def last_key(self, pipeline: str, stage_id: str) -> str | None:
+        """The key ``stage_id`` of pipeline ``pipeline`` had in its last run, or None."""
+        try:
+            return json.loads(self._pointer_file(pipeline, stage_id).read_text())["key"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    # --- info, clear, prune ----------------------------------------------------------------
+
+    def entries(self) -> list[EntryInfo]:
+        """Every entry in the store, with what its record says about it."""
+        found = []
+        if not self.store_dir.is_dir():
+            return found
+        for folder in sorted(self.store_dir.iterdir()):
+            if not _KEY.match(folder.name):
+                continue
+            try:
+                size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+            except OSError:
+                continue  # being removed by another process
+            record = self.record(folder.name) or {}
+            found.append(EntryInfo(folder.name, size, record.get("pipeline", "?"),
+                                   record.get("stage_id", "?"), record.get("kind", "?"),
+                                   record.get("created", "?")))
+        return found
+
+    def clear(self) -> int:
+        """Remove every entry, record, pointer and checkpoint; return how many entries there were."""
+        count = len(self.entries())
+        for name in ("joblib", "records", "last", "checkpoints"):
+            shutil.rmtree(self.location / name, ignore_errors=True)
+        (self.location / "file-hashes.json").unlink(missing_ok=True)
+        return count
+
+    def prune(self, max_size: int) -> int:
+        """Remove the least recently used entries until the store holds at most ``max_size``
+        bytes (``joblib.Memory.reduce_size``); return how many entries went."""
+        before = {e.key for e in self.entries()}
+        if before:
+            self.memory.reduce_size(bytes_limit=max_size)
+        kept = {e.key for e in self.entries()}
+        for key in before - kept:
+            self._record_file(key).unlink(missing_ok=True)
+            shutil.rmtree(self.location / "checkpoints" / key, ignore_errors=True)
+        return len(before - kept)
