@@ -17,9 +17,10 @@ import typer
 
 from pipeline import settings
 from pipeline.config import check_stage_class, load_pipeline, pipeline_model
+from pipeline.console import make_console
 from pipeline.errors import NnpipeError, PluginError
 from pipeline.registry import GROUPS, default_registry
-from pipeline.runner import Runner, StageReport, check_wiring
+from pipeline.runner import Runner, check_wiring
 
 app = typer.Typer(
     name="nnpipe",
@@ -69,30 +70,6 @@ DataDirOption = typer.Option(
 )
 
 
-class PlainProgress:
-    """Progress as plain log lines: what a pipe or CI log should get."""
-
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
-
-    def begin(self, description: str, total: int) -> None:
-        pass
-
-    def advance(self, steps: int = 1, **fields: Any) -> None:
-        pass
-
-    def end(self) -> None:
-        pass
-
-    def log(self, message: str) -> None:
-        if not self.quiet:
-            typer.echo(f"  {message}")
-
-
-def _print_stage(report: StageReport) -> None:
-    typer.echo(f"{report.status:>6}  stages[{report.index}] {report.id:<14} {report.seconds:7.2f}s")
-
-
 @app.command()
 @reports_errors
 def run(
@@ -108,8 +85,9 @@ def run(
 ) -> None:
     """Run a pipeline file and write a run directory."""
     pipeline = load_pipeline(file, overrides or [])
-    runner = Runner(data_dir=settings.data_dir(data_dir), progress=PlainProgress(quiet),
-                    on_stage=None if quiet else _print_stage,
+    console = make_console(quiet)
+    runner = Runner(data_dir=settings.data_dir(data_dir), progress=console,
+                    on_stage=console.stage,
                     state_dir=settings.cache_dir(cache_dir))
     result = runner.run(pipeline, out=out)
     for name, value in result.artifacts.items():
