@@ -15,7 +15,7 @@ from typing import Any, Callable, List, Optional
 
 import typer
 
-from pipeline import settings
+from pipeline import report, runs, settings
 from pipeline.config import check_stage_class, load_pipeline, pipeline_model
 from pipeline.console import make_console
 from pipeline.errors import NnpipeError, PluginError
@@ -144,6 +144,10 @@ def schema(
 
         write_text(out, text + "\n")
         typer.echo(f"schema written to {out}")
+
+
+app.add_typer(runs.make_app(reports_errors), name="runs")
+app.command("report")(reports_errors(report.command))
 
 
 if __name__ == "__main__":  # pragma: no cover
