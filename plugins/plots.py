@@ -61,7 +61,8 @@ def _png(figure) -> bytes:
 def plot_curves(history: list[dict[str, Any]]) -> bytes:
     """Loss and accuracy per epoch, train and validation (when there is one), side by side."""
     epochs = [e["epoch"] for e in history]
-    figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.2)
     for ax, what in ((loss_ax, "loss"), (acc_ax, "accuracy")):
         ax.plot(epochs, [e[f"train_{what}"] for e in history], "o-", label="train")
         val = [e[f"val_{what}"] for e in history]
@@ -81,11 +82,13 @@ def plot_confusion(confusion: np.ndarray, names: list[str], title: str) -> bytes
     """The (k, k) confusion matrix as a heatmap: rows true class, columns predicted, counts shown."""
     k = confusion.shape[0]
     size = max(5.0, 0.55 * k + 2)
-    figure, ax = plt.subplots(figsize=(size + 1, size), layout="constrained")
+    long = max(map(len, names)) > 2  # long names: rotated ticks and wider margins
+    figure, ax = plt.subplots(figsize=(size + 1, size))
+    figure.subplots_adjust(left=0.17 if long else 0.09, bottom=0.17 if long else 0.09,
+                           right=0.95, top=0.94)
     image = ax.imshow(confusion, cmap="Blues")
     figure.colorbar(image, ax=ax, shrink=0.8)
-    ax.set_xticks(range(k), names, rotation=45 if max(map(len, names)) > 2 else 0, ha="right"
-                  if max(map(len, names)) > 2 else "center")
+    ax.set_xticks(range(k), names, rotation=45 if long else 0, ha="right" if long else "center")
     ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -125,9 +128,12 @@ def plot_misclassified(images: np.ndarray, true: list[str], predicted: list[str]
     """Images (n, h, w) in a grid, each titled ``true -> predicted``."""
     n, h, w = images.shape
     rows = max(1, math.ceil(n / columns))
-    figure, ax = plt.subplots(figsize=(1.3 * columns, 1.6 * rows + 0.5), layout="constrained")
+    gap = max(2, h // 4)  # room under each tile for its label
+    width = 1.3 * columns  # inches; the height follows the mosaic's aspect, plus the title
+    height = width * rows * (h + gap) / (columns * (w + gap)) + 0.45
+    figure = plt.figure(figsize=(width, height))
+    ax = figure.add_axes((0.01, 0.01, 0.98, 0.98 - 0.45 / height))
     if n:
-        gap = max(2, h // 4)  # room under each tile for its label
         ax.imshow(mosaic(images, columns, gap), cmap="gray_r", interpolation="nearest")
         for i in range(n):  # one label per shown tile (a few dozen), not per sample
             r, c = divmod(i, columns)
@@ -136,7 +142,7 @@ def plot_misclassified(images: np.ndarray, true: list[str], predicted: list[str]
     else:
         ax.text(0.5, 0.5, "no misclassified samples", ha="center", va="center")
     ax.set_axis_off()
-    ax.set_title(f"misclassified (true -> predicted), first {n}", pad=12)
+    ax.set_title(f"misclassified (true -> predicted), first {n}")
     return _png(figure)
 
 
@@ -145,7 +151,8 @@ def plot_weights(weights: np.ndarray, shape: tuple[int, int], columns: int = 8) 
     units = min(weights.shape[1], 64)
     tiles = weights[:, :units].T.reshape(units, *shape)  # (units, h, w)
     rows = math.ceil(units / columns)
-    figure, ax = plt.subplots(figsize=(1.2 * columns, 1.2 * rows + 0.5), layout="constrained")
+    figure = plt.figure(figsize=(1.2 * columns, 1.2 * rows + 0.5))
+    ax = figure.add_axes((0.01, 0.01, 0.98, 0.98 - 0.4 / (1.2 * rows + 0.5)))
     ax.imshow(mosaic(tiles, columns, symmetric=True), cmap="coolwarm", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(f"first-layer weights, {units} of {weights.shape[1]} units "
