@@ -51,16 +51,6 @@ def parse_size(text: str) -> int:
     return int(number * 1024 ** " kmgt".index(unit or " "))
 
 
-def format_size(size: int) -> str:
-    """``1.5 MB``-style text for a byte count."""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"  # pragma: no cover
-
-
 def _safe_name(text: str) -> str:
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:40]
     return f"{readable}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"

@@ -15,11 +15,12 @@ from typing import Any, Callable, List, Optional
 
 import typer
 
-from pipeline import settings
+from pipeline import report, runs, settings
 from pipeline.config import check_stage_class, load_pipeline, pipeline_model
+from pipeline.console import make_console
 from pipeline.errors import NnpipeError, PluginError
 from pipeline.registry import GROUPS, default_registry
-from pipeline.runner import Runner, StageReport, check_wiring
+from pipeline.runner import Runner, check_wiring
 
 app = typer.Typer(
     name="nnpipe",
@@ -92,30 +93,6 @@ def cache_options(pipeline, cache_dir: Optional[Path], no_cache: bool,
     return {"cache": StageCache(folder, warn=warn), "state_dir": folder, "force_from": force_from}
 
 
-class PlainProgress:
-    """Progress as plain log lines: what a pipe or CI log should get."""
-
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
-
-    def begin(self, description: str, total: int) -> None:
-        pass
-
-    def advance(self, steps: int = 1, **fields: Any) -> None:
-        pass
-
-    def end(self) -> None:
-        pass
-
-    def log(self, message: str) -> None:
-        if not self.quiet:
-            typer.echo(f"  {message}")
-
-
-def _print_stage(report: StageReport) -> None:
-    typer.echo(f"{report.status:>6}  stages[{report.index}] {report.id:<14} {report.seconds:7.2f}s")
-
-
 @app.command()
 @reports_errors
 def run(
@@ -131,8 +108,9 @@ def run(
 ) -> None:
     """Run a pipeline file and write a run directory."""
     pipeline = load_pipeline(file, overrides or [])
-    runner = Runner(data_dir=settings.data_dir(data_dir), progress=PlainProgress(quiet),
-                    on_stage=None if quiet else _print_stage,
+    console = make_console(quiet)
+    runner = Runner(data_dir=settings.data_dir(data_dir), progress=console,
+                    on_stage=console.stage,
                     **cache_options(pipeline, cache_dir, no_cache, from_stage))
     result = runner.run(pipeline, out=out)
     for name, value in result.artifacts.items():
@@ -217,6 +195,8 @@ def schema(
 from pipeline.cli_cache import build_cache_app  # noqa: E402
 
 app.add_typer(build_cache_app(reports_errors, CacheDirOption), name="cache")
+app.add_typer(runs.make_app(reports_errors), name="runs")
+app.command("report")(reports_errors(report.command))
 
 
 if __name__ == "__main__":  # pragma: no cover

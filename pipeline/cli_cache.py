@@ -36,12 +36,12 @@ def _commands(cache_app, reports_errors, CacheDirOption) -> None:
     @reports_errors
     def info(cache_dir: Optional[Path] = CacheDirOption) -> None:
         """Where the cache is, its size and entries, per pipeline and stage."""
-        from pipeline.cache import format_size
+        from pipeline.resources import human_bytes
 
         cache = _cache(cache_dir)
         entries = cache.entries()
         total = sum(e.size for e in entries)
-        typer.echo(f"cache {cache.location}: {len(entries)} entries, {format_size(total)} "
+        typer.echo(f"cache {cache.location}: {len(entries)} entries, {human_bytes(total)} "
                    "(holds pickles: a folder you trust)")
         groups: dict[tuple[str, str], list] = defaultdict(list)
         for entry in entries:
@@ -49,7 +49,7 @@ def _commands(cache_app, reports_errors, CacheDirOption) -> None:
         for (pipeline, stage_id), group in sorted(groups.items()):
             newest = max(e.created for e in group)
             typer.echo(f"  {pipeline:<20} {stage_id:<16} {len(group):>3} entries "
-                       f"{format_size(sum(e.size for e in group)):>10}  newest {newest}")
+                       f"{human_bytes(sum(e.size for e in group)):>10}  newest {newest}")
 
 
     @cache_app.command()
@@ -68,11 +68,12 @@ def _commands(cache_app, reports_errors, CacheDirOption) -> None:
         cache_dir: Optional[Path] = CacheDirOption,
     ) -> None:
         """Remove the least recently used entries until the cache fits in --max-size."""
-        from pipeline.cache import format_size, parse_size
+        from pipeline.cache import parse_size
+        from pipeline.resources import human_bytes
 
         limit = parse_size(max_size)
         cache = _cache(cache_dir)
         removed = cache.prune(limit)
         left = cache.entries()
         typer.echo(f"removed {removed} entries; {len(left)} left, "
-                   f"{format_size(sum(e.size for e in left))} in {cache.location}")
+                   f"{human_bytes(sum(e.size for e in left))} in {cache.location}")

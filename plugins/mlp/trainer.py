@@ -214,7 +214,7 @@ class MLPTrain(StageSpec):
                 optimizer.step(model.params, model.grads, state, lr)  # model.params (P,)
                 loss_sum += batch_loss * b
                 correct += int(np.count_nonzero(output.argmax(axis=1) == labels[rows]))
-                progress.advance(1, loss=batch_loss)
+                progress.advance(1, loss=batch_loss, samples=b)
             progress.end()
 
             record = Epoch(epoch, loss_sum / n, correct / n, None, None, lr, 0.0)

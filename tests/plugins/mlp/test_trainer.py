@@ -170,7 +170,8 @@ def test_history_and_progress(tmp_path):
     assert len(history) == 3
     assert [e[0] for e in progress.events] == (["begin"] + ["advance"] * 5 + ["end"]) * 3
     assert progress.events[0] == ("begin", "epoch 1/3", 5)
-    assert set(progress.events[1][2]) == {"loss"}
+    assert set(progress.events[1][2]) == {"loss", "samples"}
+    assert sum(e[2]["samples"] for e in progress.events[1:6]) == 80  # every row once per epoch
     assert len(progress.lines) == 3 and progress.lines[2].startswith("epoch 3/3  train loss ")
     assert "val loss" in progress.lines[0]
 

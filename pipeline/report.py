@@ -1,0 +1,97 @@
+"""``nnpipe report RUN``: one self-contained HTML page of a run directory.
+
+The page holds the run's settings (the resolved ``pipeline.yaml``), its metrics (overall and per
+class), its per-epoch history and every ``plots/*.png`` embedded as a base64 data URI. It needs
+no server and loads nothing from elsewhere: a browser opens the file as it is. All text from the
+run is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from pipeline.files import write_text
+from pipeline.runs import METRIC_KEYS, RunInfo, load_run, show
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: .5em 0; }
+th, td { padding: .25em .8em; border-bottom: 1px solid #eee; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
+figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
+"""
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(show(cell))}</td>" for cell in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _plots(run: RunInfo) -> str:
+    figures = []
+    for path in sorted((run.path / "plots").glob("*.png")):
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        figures.append(f'<figure><img alt="{escape(path.stem)}" src="data:image/png;base64,{data}">'
+                       f"<figcaption>{escape(path.name)}</figcaption></figure>")
+    return "\n".join(figures) or "<p>No plots in this run.</p>"
+
+
+def render(run: RunInfo) -> str:
+    """The HTML page of ``run`` as one string."""
+    m = run.metrics
+    overview = [["created", run.created], ["pipeline", run.manifest.get("pipeline")],
+                ["command", run.manifest.get("command")], ["time", f"{run.seconds:.1f}s"],
+                *([name, version] for name, version in run.manifest.get("versions", {}).items())]
+    stages = [[f"stages[{s.get('index')}] {s.get('id')}", s.get("kind"), s.get("status"),
+               f"{s.get('seconds', 0.0):.2f}s"] for s in run.manifest.get("stages", [])]
+    metrics = _table(["metric", "value"], [[k, m[k]] for k in (*METRIC_KEYS, "n", "macro_precision",
+                                                              "macro_recall", "weighted_f1")
+                                           if k in m]) if m else "<p>No metrics.json.</p>"
+    per_class = _table(["class", "precision", "recall", "F1", "support"],
+                       [[c.get("name"), c.get("precision"), c.get("recall"), c.get("f1"),
+                         c.get("support")] for c in m.get("per_class", [])]) if m else ""
+    history = _table(["epoch", "train loss", "train acc", "val loss", "val acc", "lr", "seconds"],
+                     [[e.get("epoch"), e.get("train_loss"), e.get("train_accuracy"),
+                       e.get("val_loss"), e.get("val_accuracy"), e.get("lr"), e.get("seconds")]
+                      for e in run.history]) if run.history else "<p>No history.json.</p>"
+    settings = (run.path / "pipeline.yaml")
+    settings_text = settings.read_text() if settings.is_file() else "(no pipeline.yaml)"
+    title = f"nnpipe run {run.name}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>{STYLE}</style></head><body>
+<h1>{escape(title)}</h1>
+{_table(["", ""], overview)}
+<h2>Metrics</h2>
+{metrics}
+{per_class}
+<h2>Plots</h2>
+{_plots(run)}
+<h2>Training history</h2>
+{history}
+<h2>Stages</h2>
+{_table(["stage", "kind", "status", "time"], stages)}
+<h2>Settings</h2>
+<pre>{escape(settings_text)}</pre>
+</body></html>
+"""
+
+
+def command(
+    run: Path = typer.Argument(..., help="A run directory."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default RUN/report.html)."),
+) -> None:
+    """Write one self-contained HTML page of a run: settings, metrics, plots."""
+    info = load_run(run)
+    target = out if out is not None else info.path / "report.html"
+    write_text(target, render(info))
+    typer.echo(f"report written to {target}")

@@ -1,0 +1,225 @@
+"""Reading run directories back: ``nnpipe runs list`` and ``nnpipe runs compare``.
+
+Everything here reads only the files a run leaves behind (``manifest.json``, ``pipeline.yaml``,
+``metrics.json``, ``history.json``), so it works for any pipeline, whatever its stages.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, List
+
+import typer
+import yaml
+
+from pipeline.errors import UserError
+
+#: The metrics shown side by side, in this order, when a run has them.
+METRIC_KEYS = ("split", "accuracy", "loss", "macro_f1")
+
+
+@dataclass
+class RunInfo:
+    """What one run directory holds, read from its files (missing files give empty values)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    spec: dict[str, Any]
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def created(self) -> str:
+        """``YYYY-MM-DD HH:MM`` from the manifest, or empty."""
+        text = self.manifest.get("created", "")
+        try:
+            return _dt.datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M")
+        except (TypeError, ValueError):
+            return str(text)
+
+    @property
+    def seconds(self) -> float:
+        """The run's time: the sum of its stages' seconds."""
+        return float(sum(stage.get("seconds", 0.0) for stage in self.manifest.get("stages", [])))
+
+    def settings(self) -> dict[str, Any]:
+        """The resolved pipeline as dotted paths (see ``flatten``)."""
+        return flatten(self.spec)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read it: {exc}") from None
+
+
+def load_run(path: Path | str) -> RunInfo:
+    """Read a run directory; a path that is not one is a one-line UserError."""
+    path = Path(path)
+    if not (path / "manifest.json").is_file():
+        what = "does not exist" if not path.exists() else "is not a run directory (no manifest.json)"
+        raise UserError(f"{path}: {what}")
+    try:
+        spec = yaml.safe_load((path / "pipeline.yaml").read_text()) or {}
+    except FileNotFoundError:
+        spec = {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{path / 'pipeline.yaml'}: cannot read it: {exc}") from None
+    return RunInfo(path, _read_json(path / "manifest.json") or {}, spec,
+                   _read_json(path / "metrics.json") or {}, _read_json(path / "history.json") or [])
+
+
+def find_runs(root: Path | str) -> list[RunInfo]:
+    """Every run directory directly under ``root`` (or ``root`` itself), oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such folder")
+    if (root / "manifest.json").is_file():
+        return [load_run(root)]
+    runs = [load_run(p) for p in sorted(root.iterdir())
+            if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file()]
+    return sorted(runs, key=lambda run: (run.manifest.get("created", ""), run.name))
+
+
+def _stage_names(stages: list[Any]) -> list[str]:
+    """A name per stage as overrides address it: its id, else its kind when unique, else
+    ``stages[i]``."""
+    kinds = [s.get("kind") if isinstance(s, dict) else None for s in stages]
+    names = []
+    for i, stage in enumerate(stages):
+        if isinstance(stage, dict) and stage.get("id"):
+            names.append(str(stage["id"]))
+        elif kinds[i] is not None and kinds.count(kinds[i]) == 1:
+            names.append(str(kinds[i]))
+        else:
+            names.append(f"stages[{i}]")
+    return names
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings and lists -> ``{"mlp_train.optimizer.lr": 0.05, ...}``.
+
+    Stages are named as ``--set`` addresses them (id, else kind when unique, else ``stages[i]``),
+    so two pipelines whose stages line up differently still compare field by field; other lists
+    are leaves (``hidden: [256, 128]`` is one setting).
+    """
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            if prefix == "" and key == "stages" and isinstance(item, list):
+                for name, stage in zip(_stage_names(item), item):
+                    flat.update(flatten(stage, name))
+            else:
+                flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def differences(runs: list[RunInfo], ignore: Iterable[str] = ("name",)) -> dict[str, list[Any]]:
+    """Dotted settings whose value is not the same in every run -> the value in each run
+    (``None`` where a run does not have it)."""
+    flats = [run.settings() for run in runs]
+    keys = [key for key in dict.fromkeys(k for flat in flats for k in flat) if key not in ignore]
+
+    def canonical(flat: dict[str, Any], key: str) -> str:
+        return json.dumps(flat[key], sort_keys=True, default=str) if key in flat else "<missing>"
+
+    return {key: [flat.get(key) for flat in flats] for key in keys
+            if len({canonical(flat, key) for flat in flats}) > 1}
+
+
+def show(value: Any) -> str:
+    """A value as a table cell: floats to 4 decimals, lists compact, missing as ``-``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain text table: columns padded to their widest cell, a dashed rule under the header."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+             for line in [headers, ["-" * w for w in widths], *rows]]
+    return "\n".join(lines)
+
+
+def list_table(runs: list[RunInfo], max_settings: int = 4) -> str:
+    """The ``runs list`` table: name, date, key settings, test accuracy, time.
+
+    The key settings are the ones that differ between the listed runs (what tells them apart),
+    at most ``max_settings`` of them; a lone run shows its ``--set`` overrides.
+    """
+    varying = list(differences(runs)) if len(runs) > 1 else []
+    rows = []
+    for run in runs:
+        if varying:
+            flat = run.settings()
+            settings = " ".join(f"{key.rpartition('.')[2]}={show(flat.get(key))}"
+                                for key in varying[:max_settings])
+            if len(varying) > max_settings:
+                settings += " ..."
+        else:
+            settings = " ".join(run.manifest.get("overrides", [])) or "-"
+        accuracy = run.metrics.get("accuracy")
+        rows.append([run.name, run.created, settings, show(accuracy), f"{run.seconds:.1f}s"])
+    split = next((r.metrics.get("split") for r in runs if r.metrics.get("split")), "test")
+    return table(["run", "date", "settings", f"{split} accuracy", "time"], rows)
+
+
+def compare_text(runs: list[RunInfo]) -> str:
+    """The ``runs compare`` output: the settings that differ, then the metrics side by side."""
+    names = [run.name for run in runs]
+    diff = differences(runs)
+    if diff:
+        settings = table(["setting", *names], [[key, *map(show, values)]
+                                               for key, values in diff.items()])
+    else:
+        settings = "no setting differs"
+    metric_rows = [[key, *(show(run.metrics.get(key)) for run in runs)] for key in METRIC_KEYS
+                   if any(key in run.metrics for run in runs)]
+    metric_rows.append(["epochs", *(str(len(run.history)) if run.history else "-" for run in runs)])
+    metric_rows.append(["time", *(f"{run.seconds:.1f}s" for run in runs)])
+    return f"{settings}\n\n{table(['metric', *names], metric_rows)}"
+
+
+def make_app(reports_errors: Callable[[Callable], Callable]) -> typer.Typer:
+    """The ``runs`` command group; ``reports_errors`` turns nnpipe errors into exit statuses."""
+    app = typer.Typer(help="List and compare run directories.", no_args_is_help=True)
+
+    @app.command("list")
+    @reports_errors
+    def list_runs(
+        root: Path = typer.Argument(Path("runs"), help="The folder holding run directories."),
+    ) -> None:
+        """A table of the runs under ROOT: name, date, settings that differ, accuracy, time."""
+        runs = find_runs(root)
+        if not runs:
+            typer.echo(f"no runs in {root}")
+            return
+        typer.echo(list_table(runs))
+
+    @app.command("compare")
+    @reports_errors
+    def compare(
+        runs: List[Path] = typer.Argument(..., help="Two or more run directories."),
+    ) -> None:
+        """The settings that differ between runs, then their metrics side by side."""
+        if len(runs) < 2:
+            raise UserError("compare needs at least two run directories")
+        typer.echo(compare_text([load_run(path) for path in runs]))
+
+    return app
