@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from pipeline.artifacts import Dataset, Split
+from pipeline.errors import UserError
 from pipeline.spec import StageContext, StageSpec
 
 #: Largest relative error accepted between an analytic derivative and central differences.
@@ -261,18 +262,27 @@ def check_optimizer(optimizer: Any, steps: int = 50, lr: float | None = None) ->
 
 
 def tiny_dataset(seed: int = 0, n: int = 24, sample_shape: tuple[int, ...] = (6, 6),
-                 classes: int = 3) -> Dataset:
-    """A small ``Dataset`` of uint8 images (n, *sample_shape) and int64 labels, with ``train``,
-    ``validation`` and ``test`` splits, to run a stage on."""
+                 classes: int = 3, splits: tuple[str, ...] = ("train", "test")) -> Dataset:
+    """A small ``Dataset`` of uint8 images (count, *sample_shape) and int64 labels in
+    0..classes-1, as a reader stage produces it: ``n`` train samples, ``n // 3`` in each other
+    split."""
     rng = np.random.default_rng(seed)
 
     def split(count: int) -> Split:
         x = rng.integers(0, 256, size=(count, *sample_shape), dtype=np.uint8)
         return Split(x=x, y=rng.integers(0, classes, size=count).astype(np.int64))
 
-    return Dataset(splits={"train": split(n), "validation": split(n // 3), "test": split(n // 3)},
+    return Dataset(splits={name: split(n if name == "train" else n // 3) for name in splits},
                    class_names=tuple(f"c{i}" for i in range(classes)),
                    sample_shape=tuple(sample_shape), name="tiny")
+
+
+def _describe(value: Any) -> str:
+    """A short description of an artifact, for messages."""
+    if isinstance(value, Dataset):
+        return "Dataset(" + ", ".join(f"{k}: x {s.x.shape} {s.x.dtype}, y {s.y.shape}"
+                                      for k, s in value.splits.items()) + ")"
+    return type(value).__name__
 
 
 def _arrays(value: Any) -> list[np.ndarray]:
@@ -300,8 +310,9 @@ def check_stage(stage: Any, inputs: Mapping[str, Any] | None = None,
     Args:
         stage: a spec instance, or a class whose fields all have defaults.
         inputs: the artifacts to run on; by default ``{"data": tiny_dataset()}`` when the stage
-            reads only ``data``.
-        run: whether to run the stage; by default when ``inputs`` is given or can be generated.
+            reads only ``data`` (and nothing when it reads nothing).
+        run: whether to run the stage; by default when ``inputs`` is given or can be generated
+            (a class that cannot be built without arguments is then only checked as a class).
     """
     cls = stage if isinstance(stage, type) else type(stage)
     if not (isinstance(cls, type) and issubclass(cls, StageSpec)):
@@ -335,8 +346,12 @@ def check_stage(stage: Any, inputs: Mapping[str, Any] | None = None,
     if missing:
         raise PluginCheckError(f"{cls.__name__}: sample inputs lack {', '.join(missing)}")
     before = [a.copy() for a in _arrays(inputs)]
-    outputs = stage.run({name: inputs[name] for name in cls.inputs},
-                        context or StageContext(seed=0))
+    try:
+        outputs = stage.run({name: inputs[name] for name in cls.inputs},
+                            context or StageContext(seed=0))
+    except UserError as exc:  # the stage refuses these inputs: say which ones
+        shown = {name: _describe(value) for name, value in inputs.items()}
+        raise PluginCheckError(f"{cls.__name__}.run failed on {shown}: {exc}") from exc
     if not isinstance(outputs, Mapping) or set(outputs) != set(cls.outputs):
         found = sorted(outputs) if isinstance(outputs, Mapping) else type(outputs).__name__
         raise PluginCheckError(f"{cls.__name__}.run returned {found}; declared outputs "
@@ -409,4 +424,4 @@ def check_plugin(group: str, obj: Any) -> None:
         raise PluginCheckError(problem)
     check = CHECKS.get(group)
     if check is not None:
-        check(obj) if group != "stages" else check(obj, run=False)
+        check(obj)

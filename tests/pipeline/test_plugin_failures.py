@@ -166,3 +166,31 @@ def test_plugins_check_passes_on_the_builtins():
     result = runner.invoke(app, ["plugins", "--check"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == "every plugin passed"
+
+
+MUTATING_STAGE = '''
+from typing import Literal
+from pipeline.spec import StageSpec
+
+class Invert(StageSpec):
+    """Inverts the images, in place (wrong: its input may be a cached artifact)."""
+    kind: Literal["invert"] = "invert"
+    inputs = ("data",)
+    outputs = ("data",)
+
+    def run(self, inputs, context):
+        for split in inputs["data"].splits.values():
+            split.x[...] = 255 - split.x
+        return {"data": inputs["data"]}
+'''
+
+
+def test_plugins_check_runs_stages_on_a_tiny_dataset(tmp_path, third_party):
+    third_party("nnpipe-invert", "0.1", {"nnpipe.stages": {"invert": "invert_mod:Invert"}},
+                {"invert_mod.py": MUTATING_STAGE})
+    result = runner.invoke(app, ["plugins", "--check"])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    at = next(i for i, l in enumerate(lines) if l.split()[1:2] == ["invert"])
+    assert lines[at].split()[0] == "FAIL" and "nnpipe-invert 0.1" in lines[at]
+    assert "Invert.run modified input array #0 of shape (24, 6, 6) in place" in lines[at + 1]

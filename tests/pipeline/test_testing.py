@@ -145,3 +145,22 @@ def test_every_installed_plugin_passes_its_check():
     for group in GROUPS:
         for name in registry.names(group):
             check_plugin(group, registry.load(group, name))
+
+
+def test_a_stage_refusing_the_sample_says_what_it_was_given():
+    from typing import Literal
+
+    from pipeline.errors import DataError
+    from pipeline.spec import StageSpec
+
+    class NeedsFlat(StageSpec):
+        kind: Literal["needs_flat"] = "needs_flat"
+        inputs = ("data",)
+        outputs = ("data",)
+
+        def run(self, inputs, context):
+            raise DataError("needs flat samples")
+
+    with pytest.raises(PluginCheckError, match=r"NeedsFlat.run failed on .*train: x \(24, 6, 6\) "
+                                               r"uint8.*: needs flat samples"):
+        check_stage(NeedsFlat)

@@ -16,7 +16,7 @@ def test_the_stage_passes_the_stage_check():
     out = check_stage(ShiftAugment(copies=2, max_shift=1))
     data = out["data"]
     assert len(data.split("train")) == 3 * 24
-    assert len(data.split("validation")) == 8  # only the train split grows
+    assert len(data.split("test")) == 8  # only the train split grows
 
 
 def test_shift_moves_each_image_by_its_own_offset():
