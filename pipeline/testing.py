@@ -188,7 +188,7 @@ def check_loss(loss: Any, output: np.ndarray | None = None, target: np.ndarray |
         t = target.astype(dtype) if target.dtype.kind == "f" else target.copy()
         o_copy, t_copy = o.copy(), t.copy()
         value = loss.value(o, t)
-        if not np.isscalar(value) and np.ndim(value) != 0 or not np.isfinite(value):
+        if np.ndim(value) != 0 or not np.isfinite(value):
             raise PluginCheckError(f"value(output, target) [{np.dtype(dtype)}]: expected a "
                                    f"finite scalar, got {value!r}")
         _same_shape_dtype(f"gradient(output, target) [{np.dtype(dtype)}]", loss.gradient(o, t), o)
