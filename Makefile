@@ -6,14 +6,18 @@ BIN := $(VENV)/bin
 NNPIPE_DATA ?= $(abspath ../shared/datasets)
 export NNPIPE_DATA
 
-.PHONY: demo test bench clean
+.PHONY: demo demo-plugin test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip >/dev/null
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+# nnpipe itself, then the example third-party plugin distribution (examples/with-plugin.yaml uses it).
+EXTRAS := examples/plugins/nnpipe-extras
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml $(EXTRAS)/pyproject.toml
 	$(BIN)/python -m pip install -e .
+	$(BIN)/python -m pip install -e $(EXTRAS)
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
@@ -22,6 +26,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(BIN)/nnpipe run examples/mnist.yaml
+
+demo-plugin: $(VENV)/.installed
+	$(BIN)/nnpipe plugins --check
+	$(BIN)/nnpipe run examples/with-plugin.yaml
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

@@ -246,7 +246,8 @@ def _problems(error: ValidationError, document: Any, registry: Registry,
         kind = item["type"]
         if kind == "union_tag_invalid":
             tag = item["ctx"]["tag"]
-            message = unknown_name_message("stage kind", tag, kinds)
+            message = (_broken_stage_message(registry, tag) if tag in kinds
+                       else unknown_name_message("stage kind", tag, kinds))
             loc = loc + ("kind",)
         elif kind == "union_tag_not_found":
             message = f"missing 'kind'; installed kinds: {', '.join(kinds)}"
@@ -265,6 +266,16 @@ def _problems(error: ValidationError, document: Any, registry: Registry,
                     message += f" (got {shown!r})"
         found.append((loc, message))
     return found
+
+
+def _broken_stage_message(registry: Registry, kind: str) -> str:
+    """Why a registered stage kind is not in the pipeline model: its plugin failed to load, is
+    not a stage, or is registered by two distributions (the registry's message names them)."""
+    try:
+        registry.load("stages", kind, check=check_stage_class)
+    except PluginError as exc:
+        return str(exc)
+    return f"stage kind {kind!r} could not be used"  # pragma: no cover - loaded after all
 
 
 def _fields_at(document: Any, loc: Loc, model: type[BaseModel]) -> list[str]:

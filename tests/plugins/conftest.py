@@ -6,7 +6,7 @@ from importlib import metadata
 
 import pytest
 
-from pipeline.registry import Registry, set_default_registry
+from pipeline.registry import GROUPS, Registry, set_default_registry
 from pipeline.spec import StageContext
 
 #: The dataset registrations as nnpipe's pyproject.toml declares them, as real EntryPoint objects.
@@ -15,6 +15,19 @@ DATASET_ENTRY_POINTS = [
     metadata.EntryPoint(name="fashion-mnist", value="plugins.datasets:FASHION_MNIST",
                         group="nnpipe.datasets"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def builtin_registry():
+    """Make the default registry hold only nnpipe's own plugins, so that the built-ins' tests (and
+    the lists of installed names their messages show) do not depend on which third-party plugin
+    distributions, such as examples/plugins/nnpipe-extras, are installed beside them."""
+    found = metadata.entry_points()
+    registry = Registry([ep for group in GROUPS.values() for ep in found.select(group=group)
+                         if ep.dist is not None and ep.dist.metadata["Name"] == "nnpipe"])
+    set_default_registry(registry)
+    yield registry
+    set_default_registry(None)
 
 
 @pytest.fixture

@@ -2,49 +2,20 @@
 derivative, each loss's gradient, and the whole network's backward pass for every activation x
 loss combination, on random small shapes.
 
-``numerical_gradient`` and ``relative_error`` are the reusable part (to become pipeline.testing).
+The finite-difference helpers come from ``pipeline.testing``, the module plugin authors use.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import pytest
 
+from pipeline.testing import TOLERANCE, away_from_zero, numerical_gradient, relative_error
 from plugins.mlp import activations, losses
 from plugins.mlp.model import MLP
 
-TOLERANCE = 1e-6
 ACTIVATIONS = [activations.sigmoid, activations.relu, activations.tanh]
 LOSSES = [losses.cross_entropy, losses.mse]
-
-
-def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """d f / d x by central differences; ``f`` reads ``x``, which is perturbed in place one entry
-    at a time and restored. ``x`` must be a contiguous float64 array."""
-    grad = np.zeros_like(x)
-    flat, grad_flat = x.reshape(-1), grad.reshape(-1)  # views of x and grad
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        plus = f()
-        flat[i] = old - eps
-        minus = f()
-        flat[i] = old
-        grad_flat[i] = (plus - minus) / (2 * eps)
-    return grad
-
-
-def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """|a - n| / (|a| + |n|) over the whole array (Euclidean norms); 0 when both are 0."""
-    scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
-    return float(np.linalg.norm(analytic - numeric) / scale) if scale > 0 else 0.0
-
-
-def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Random values with |v| in [0.1, 3]: clear of relu's kink by far more than eps."""
-    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.1, 3.0, size=shape)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,196 @@
+"""One broken plugin must not break the tool: broken imports, wrong object types and duplicate
+names are listed by ``nnpipe plugins``, and fail only the pipelines that use them, naming the
+plugin and its distribution. Each test installs real distributions with ``make_distribution``."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from importlib import metadata
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.config import load_pipeline
+from pipeline.errors import ConfigError
+from pipeline.registry import GROUPS, Registry, set_default_registry
+from support import installed_entry_points, make_distribution
+
+runner = CliRunner()
+
+STAGE = '''
+from typing import Literal
+from pipeline.spec import StageSpec
+
+class Echo(StageSpec):
+    """Repeats a word."""
+    kind: Literal["echo"] = "echo"
+    word: str = "hi"
+    times: int = 2
+    outputs = ("words",)
+
+    def run(self, inputs, context):
+        return {"words": [self.word] * self.times}
+'''
+
+WRONG_ACTIVATION = '''
+import numpy as np
+from types import SimpleNamespace
+# The derivative of softplus is the sigmoid; this one is off by 10% at every point.
+softplus = SimpleNamespace(value=lambda z: np.logaddexp(0, z).astype(z.dtype),
+                           derivative=lambda z, a: (1.1 / (1 + np.exp(-z))).astype(z.dtype))
+'''
+
+
+def builtin_entry_points() -> list[metadata.EntryPoint]:
+    found = metadata.entry_points()
+    return [ep for group in GROUPS.values() for ep in found.select(group=group)]
+
+
+@pytest.fixture
+def third_party(tmp_path, monkeypatch):
+    """Install plugin distributions under tmp_path (importable) beside the built-ins, as the
+    default registry; call it with make_distribution's arguments after root."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+
+    def install(*args, **kwargs):
+        make_distribution(site, *args, **kwargs)
+        registry = Registry(builtin_entry_points() + installed_entry_points(site))
+        set_default_registry(registry)
+        return registry
+
+    yield install
+    set_default_registry(None)
+
+
+def write(tmp_path, text):
+    path = tmp_path / "p.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_a_broken_import_is_listed_and_other_commands_keep_working(tmp_path, third_party):
+    third_party("nnpipe-broken", "0.1", {"nnpipe.stages": {"shaky": "shaky_mod:Shaky"}},
+                {"shaky_mod.py": "raise ImportError('needs scipy')\n"})
+    listed = runner.invoke(app, ["plugins"])
+    assert listed.exit_code == 0
+    line = next(l for l in listed.output.splitlines() if l.strip().startswith("shaky"))
+    assert "nnpipe-broken 0.1" in line and "BROKEN" in line and "needs scipy" in line
+    # A pipeline that does not use it validates; the schema still lists every working kind.
+    good = write(tmp_path, "stages:\n  - {kind: idx_reader, dataset: mnist-10k}\n")
+    assert runner.invoke(app, ["validate", str(good)]).exit_code == 0
+    assert "mlp_train" in runner.invoke(app, ["schema"]).output
+
+
+def test_a_pipeline_using_a_broken_stage_names_plugin_distribution_and_error(tmp_path, third_party):
+    third_party("nnpipe-broken", "0.1", {"nnpipe.stages": {"shaky": "shaky_mod2:Shaky"}},
+                {"shaky_mod2.py": "raise ImportError('needs scipy')\n"})
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(write(tmp_path, "stages:\n  - kind: shaky\n"))
+    message = str(caught.value)
+    assert "unknown stage kind" not in message
+    assert "stage 'shaky' from nnpipe-broken 0.1 failed to load" in message
+    assert "ImportError: needs scipy" in message
+    result = runner.invoke(app, ["run", str(write(tmp_path, "stages:\n  - kind: shaky\n"))])
+    assert result.exit_code == 2 and "nnpipe-broken 0.1" in result.output
+
+
+def test_a_pipeline_using_a_broken_activation_names_plugin_and_distribution(tmp_path, third_party):
+    third_party("nnpipe-badact", "0.2", {"nnpipe.activations": {"gelu": "gelu_mod:gelu"}},
+                {"gelu_mod.py": "import no_such_dependency\n"})
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(write(tmp_path, "stages:\n  - {kind: mlp_train, activation: gelu}\n"))
+    message = str(caught.value)
+    assert "stages[0].activation" in message
+    assert "activation 'gelu' from nnpipe-badact 0.2 failed to load" in message
+    assert "no_such_dependency" in message
+
+
+def test_a_wrong_object_type_is_broken_in_every_group(tmp_path, third_party):
+    third_party("nnpipe-wrong", "1.0", {"nnpipe.stages": {"num": "wrong_mod:NUMBER"},
+                                        "nnpipe.losses": {"num": "wrong_mod:NUMBER"}},
+                {"wrong_mod.py": "NUMBER = 42\n"})
+    output = runner.invoke(app, ["plugins"]).output
+    lines = [l for l in output.splitlines() if l.strip().startswith("num ")]
+    assert len(lines) == 2
+    assert all("BROKEN" in l and "nnpipe-wrong 1.0" in l for l in lines)
+    assert "expected a StageSpec subclass" in lines[0] and "expected a loss" in lines[1]
+    with pytest.raises(ConfigError, match="stage 'num' from nnpipe-wrong 1.0 .* not usable"):
+        load_pipeline(write(tmp_path, "stages:\n  - kind: num\n"))
+
+
+def test_the_same_stage_kind_from_two_distributions_names_both(tmp_path, third_party):
+    third_party("alpha", "1.0", {"nnpipe.stages": {"echo": "echo_a:Echo"}}, {"echo_a.py": STAGE})
+    third_party("beta", "2.0", {"nnpipe.stages": {"echo": "echo_b:Echo"}}, {"echo_b.py": STAGE})
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(write(tmp_path, "stages:\n  - kind: echo\n"))
+    message = str(caught.value)
+    assert "registered twice" in message and "alpha 1.0" in message and "beta 2.0" in message
+    listed = runner.invoke(app, ["plugins"]).output
+    assert listed.count("registered twice") == 2
+
+
+def test_a_third_party_stage_is_validated_and_in_the_schema(tmp_path, third_party):
+    third_party("nnpipe-echo", "0.5", {"nnpipe.stages": {"echo": "echo_c:Echo"}},
+                {"echo_c.py": STAGE})
+    pipeline = load_pipeline(write(tmp_path, "stages:\n  - {kind: echo, word: yo, times: 3}\n"))
+    assert pipeline.stages[0].run({}, None) == {"words": ["yo"] * 3}
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(write(tmp_path, "stages:\n  - kind: echo\n    times: many\n    wrd: x\n"))
+    assert [p.split(": ", 1)[1] for p in caught.value.problems] == [
+        "stages[0].times: must be a valid integer, unable to parse string as an integer "
+        "(got 'many')",
+        "stages[0].wrd: unknown field (did you mean 'word'?)"]
+    schema = json.loads(runner.invoke(app, ["schema"]).output)
+    assert schema["$defs"]["Echo"]["properties"]["times"]["type"] == "integer"
+    assert schema["$defs"]["Echo"]["properties"]["kind"]["const"] == "echo"
+
+
+def test_plugins_check_catches_a_wrong_derivative(tmp_path, third_party):
+    third_party("nnpipe-softplus", "0.1", {"nnpipe.activations": {"softplus": "sp_mod:softplus"}},
+                {"sp_mod.py": WRONG_ACTIVATION})
+    result = runner.invoke(app, ["plugins", "--check"])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    at = next(i for i, l in enumerate(lines) if "softplus" in l)
+    assert lines[at].split()[:3] == ["FAIL", "softplus", "nnpipe-softplus"]
+    assert "relative error" in lines[at + 1] and "worst at element" in lines[at + 1]
+    assert any(l.split()[:2] == ["PASS", "relu"] for l in lines)
+    assert lines[-1] == "1 plugin(s) failed"
+
+
+def test_plugins_check_passes_on_the_builtins():
+    result = runner.invoke(app, ["plugins", "--check"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "every plugin passed"
+
+
+MUTATING_STAGE = '''
+from typing import Literal
+from pipeline.spec import StageSpec
+
+class Invert(StageSpec):
+    """Inverts the images, in place (wrong: its input may be a cached artifact)."""
+    kind: Literal["invert"] = "invert"
+    inputs = ("data",)
+    outputs = ("data",)
+
+    def run(self, inputs, context):
+        for split in inputs["data"].splits.values():
+            split.x[...] = 255 - split.x
+        return {"data": inputs["data"]}
+'''
+
+
+def test_plugins_check_runs_stages_on_a_tiny_dataset(tmp_path, third_party):
+    third_party("nnpipe-invert", "0.1", {"nnpipe.stages": {"invert": "invert_mod:Invert"}},
+                {"invert_mod.py": MUTATING_STAGE})
+    result = runner.invoke(app, ["plugins", "--check"])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    at = next(i for i, l in enumerate(lines) if l.split()[1:2] == ["invert"])
+    assert lines[at].split()[0] == "FAIL" and "nnpipe-invert 0.1" in lines[at]
+    assert "Invert.run modified input array #0 of shape (24, 6, 6) in place" in lines[at + 1]
