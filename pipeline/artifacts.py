@@ -40,6 +40,8 @@ class Dataset:
         class_names: a label per class index, when the dataset has names (Fashion-MNIST does).
         sample_shape: the shape of one sample as stored (for example (28, 28)), used for plots.
         name: where the data came from (a registered dataset name or a file), for messages.
+        extra: anything else a reader knows; ``extra["files"][split]["labels"|"images"]`` is the
+            file a split came from (see ``origin``).
     """
 
     splits: Mapping[str, Split]
@@ -57,6 +59,12 @@ class Dataset:
                 f"dataset {self.name or ''} has no split {name!r}; it has: {', '.join(self.splits)}"
             )
         return self.splits[name]
+
+    def origin(self, split: str, what: str = "labels") -> str:
+        """Where ``split``'s ``what`` ("images" or "labels") came from, for error messages: the
+        file a reader recorded in ``extra["files"]``, else the dataset's name."""
+        files = self.extra.get("files", {})
+        return str(files.get(split, {}).get(what) or f"dataset {self.name}")
 
     def with_splits(self, splits: Mapping[str, Split]) -> "Dataset":
         """A copy of this dataset with other splits and the same description."""

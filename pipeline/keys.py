@@ -18,6 +18,7 @@ from importlib import metadata, util
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import DataError
 from pipeline.spec import StageContext, StageSpec
 
 
@@ -133,7 +134,12 @@ class FileHasher:
     def hash(self, path: Path) -> str:
         """The sha256 of the file at ``path``."""
         path = Path(path).resolve()
-        stat = path.stat()
+        if path.is_dir():
+            raise DataError(f"{path}: is a directory, expected a file")
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
         stamp = [stat.st_size, stat.st_mtime_ns]
         known = self.memo.get(str(path))
         if known is not None and known[:2] == stamp:

@@ -1,7 +1,7 @@
 """Settings from the environment: where data is looked for and where the cache lives.
 
-``NNPIPE_DATA``: the data directory where registered datasets are looked for (and, later,
-downloaded to). ``NNPIPE_CACHE``: the stage cache folder; by default a per-user cache folder
+``NNPIPE_DATA``: the data directory where registered datasets are looked for and downloaded to
+(by default ``$XDG_DATA_HOME/nnpipe``, else ``~/.local/share/nnpipe``). ``NNPIPE_CACHE``: the stage cache folder; by default a per-user cache folder
 (``$XDG_CACHE_HOME/nnpipe``, else ``~/.cache/nnpipe``). The cache folder holds pickles: it is a
 trust boundary, so point it only at a folder you control.
 """
@@ -12,12 +12,18 @@ import os
 from pathlib import Path
 
 
-def data_dir(option: Path | None = None) -> Path | None:
-    """The data directory: the command-line option, else ``NNPIPE_DATA``, else None."""
+def default_data_dir() -> Path:
+    """The per-user data folder: ``$XDG_DATA_HOME/nnpipe``, else ``~/.local/share/nnpipe``."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base).expanduser() / "nnpipe"
+
+
+def data_dir(option: Path | None = None) -> Path:
+    """The data directory: the command-line option, else ``NNPIPE_DATA``, else the per-user one."""
     if option is not None:
         return Path(option).expanduser()
     value = os.environ.get("NNPIPE_DATA")
-    return Path(value).expanduser() if value else None
+    return Path(value).expanduser() if value else default_data_dir()
 
 
 def cache_dir(option: Path | None = None) -> Path:

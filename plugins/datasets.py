@@ -3,7 +3,8 @@
 A dataset plugin is a ``DatasetSource`` registered in the ``nnpipe.datasets`` entry-point group.
 ``idx_reader`` with ``dataset: NAME`` asks it to ``locate`` its files: first in the data directory
 (``NNPIPE_DATA``, as ``<data_dir>/<name>/``), then in the folder bundled with the package, then in
-system folders (where a Debian package installs them). Nothing is downloaded here.
+system folders (where a Debian package installs them). When none holds the files and the dataset
+has mirror URLs, they are downloaded into ``<data_dir>/<name>/`` (resumed, checksum-verified).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class DatasetSource:
         system_dirs: further folders to look in (for example where an OS package installs them).
         class_names: a name per class index, if the classes have names.
         sha256: file name -> expected sha256 hex digest.
-        urls: mirror base URLs the files can be downloaded from (not used yet).
+        urls: mirror base URLs the files can be downloaded from, tried in order.
     """
 
     name: str
@@ -51,14 +52,16 @@ class DatasetSource:
             folders.append(Path(self.bundled_dir))
         return folders + [Path(d) for d in self.system_dirs]
 
-    def locate(self, data_dir: Path | None) -> Path:
-        """The first folder holding every file of the dataset.
+    def locate(self, data_dir: Path | None, progress=None) -> Path:
+        """The first folder holding every file of the dataset, downloading them if need be.
 
-        Looks in ``data_dir/<name>/``, then ``bundled_dir``, then ``system_dirs``.
+        Looks in ``data_dir/<name>/``, then ``bundled_dir``, then ``system_dirs``; if none holds
+        them all and the dataset has mirror URLs, downloads the missing files into
+        ``data_dir/<name>/`` (``data_dir`` defaults to the per-user data folder).
 
         Raises:
-            DataError: no folder holds them all; the message lists where it looked and why each
-                folder did not do.
+            DataError: no folder holds them all and they cannot be downloaded; the message lists
+                where it looked and why each folder did not do.
         """
         looked = []
         for folder in self.candidates(data_dir):
@@ -69,11 +72,24 @@ class DatasetSource:
                 looked.append(f"{folder} (no such folder)")
             else:
                 looked.append(f"{folder} (missing {', '.join(missing)})")
+        if self.urls:
+            return self.download(data_dir, progress)
         where = "; ".join(looked) or "nowhere (no data directory is set)"
         raise DataError(
             f"dataset {self.name!r} not found; looked in: {where}. Set NNPIPE_DATA to a folder "
             f"holding {self.name}/ with {', '.join(self.file_names())}"
         )
+
+    def download(self, data_dir: Path | None, progress=None) -> Path:
+        """Download the files missing from ``data_dir/<name>/`` from the mirrors; return it."""
+        from pipeline.download import download
+        from pipeline.settings import default_data_dir
+
+        folder = Path(data_dir if data_dir is not None else default_data_dir()) / self.name
+        for name in self.file_names():
+            if not (folder / name).is_file():
+                download(name, self.urls, self.sha256.get(name), folder, progress)
+        return folder
 
     def verify(self, folder: Path) -> None:
         """Check the files in ``folder`` against ``sha256``.
@@ -127,4 +143,21 @@ FASHION_MNIST = DatasetSource(
         "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
         "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
     },
+    urls=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+)
+
+#: The original MNIST (60,000 train / 10,000 test): its first host refuses downloads now, so it
+#: comes from mirrors, checked against the original files' sha256.
+MNIST = DatasetSource(
+    name="mnist",
+    files=STANDARD_FILES,
+    class_names=tuple(str(digit) for digit in range(10)),
+    sha256={
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    },
+    urls=("https://ossci-datasets.s3.amazonaws.com/mnist/",
+          "https://storage.googleapis.com/cvdf-datasets/mnist/"),
 )

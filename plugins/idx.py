@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pipeline.artifacts import Dataset, Split
 from pipeline.errors import DataError
 from pipeline.files import atomic_open
+from pipeline import resources
+from pipeline.resources import human_bytes
 from pipeline.registry import default_registry, unknown_name_message
 from pipeline.spec import RelativePath, StageContext, StageSpec
 
@@ -61,22 +63,34 @@ def _read_exactly(stream: BinaryIO, count: int, path: Path, what: str) -> bytes:
     return data
 
 
-def _read_payload(stream: BinaryIO, declared: int) -> tuple[bytearray, int]:
+def _read_payload(stream: BinaryIO, declared: int, path: Path, shape, dtype) -> tuple[bytearray, int]:
     """Read at most ``declared`` bytes in chunks, then count (and drop) whatever follows.
 
     Returns the bytes read and the total payload length found in the stream. The buffer only
-    grows by what actually arrives, so a header declaring terabytes costs nothing.
+    grows by what actually arrives, so a header declaring terabytes costs nothing; and before a
+    payload that really is that large outgrows the memory available, it stops with a clear error.
     """
     payload = bytearray()
+    # The payload is held twice for a moment (the bytes read, then the native-endian copy).
+    budget = _memory_budget()
     while len(payload) < declared:
         chunk = stream.read(min(_CHUNK, declared - len(payload)))
         if not chunk:
             return payload, len(payload)
+        if budget is not None and 2 * (len(payload) + len(chunk)) > budget:
+            raise DataError(f"{path}: {shape} items of {dtype.name} need "
+                            f"{human_bytes(2 * declared)} to read, but only "
+                            f"{human_bytes(budget)} of memory is available")
         payload += chunk
     total = len(payload)
     while chunk := stream.read(_CHUNK):  # reading to the end also makes gzip check its CRC
         total += len(chunk)
     return payload, total
+
+
+def _memory_budget() -> int | None:
+    """The memory this reader may fill (looked up through the module, so tests can lower it)."""
+    return resources.available_memory()
 
 
 def _parse(stream: BinaryIO, path: Path) -> np.ndarray:
@@ -92,8 +106,7 @@ def _parse(stream: BinaryIO, path: Path) -> np.ndarray:
     dtype = IDX_TYPES[code]
     shape = struct.unpack(f">{ndim}I", _read_exactly(stream, 4 * ndim, path, f"{ndim} dimension sizes"))
     declared = math.prod(shape) * dtype.itemsize  # a Python int: no overflow, nothing allocated
-
-    payload, found = _read_payload(stream, declared)
+    payload, found = _read_payload(stream, declared, path, shape, dtype)
     if found < declared:
         raise DataError(
             f"{path}: truncated IDX file: header declares {declared} bytes of data, file has {found} "
@@ -105,7 +118,12 @@ def _parse(stream: BinaryIO, path: Path) -> np.ndarray:
             f"({found - declared} extra; shape {shape} of {dtype.name})"
         )
     array = np.frombuffer(payload, dtype=dtype).reshape(shape)  # shape: dims from the header
-    return array.astype(dtype.newbyteorder("="), copy=False)  # big-endian -> native
+    array = array.astype(dtype.newbyteorder("="), copy=False)  # big-endian -> native
+    if dtype.kind == "f":
+        bad = np.count_nonzero(~np.isfinite(array))
+        if bad:
+            raise DataError(f"{path}: {bad} of {array.size} values are NaN or infinite")
+    return array
 
 
 def read_idx(path: Path | str) -> np.ndarray:
@@ -239,7 +257,7 @@ class IdxReader(StageSpec):
             named = {"train": self.train, "test": self.test}
             return {name: f for name, f in named.items() if f is not None} | dict(self.files)
         source = self._source()
-        folder = source.locate(context.data_dir)
+        folder = source.locate(context.data_dir, context.progress)
         return {split: SplitFiles(images=folder / images, labels=folder / labels)
                 for split, (images, labels) in source.files.items()}
 
@@ -283,8 +301,10 @@ class IdxReader(StageSpec):
             if top >= len(class_names):
                 raise DataError(f"{self.dataset or 'idx_reader'}: labels go up to {top} but "
                                 f"{len(class_names)} class names are given")
+        origins = {name: {"images": str(f.images), "labels": str(f.labels)}
+                   for name, f in files.items()}
         return {"data": Dataset(splits=splits, class_names=class_names, sample_shape=sample_shape,
-                                name=self.dataset or _describe(files))}
+                                name=self.dataset or _describe(files), extra={"files": origins})}
 
 
 def _as_labels(y: np.ndarray, path: Path) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from pipeline.artifacts import Dataset, Split
+from pipeline.resources import require_memory
 from pipeline.errors import DataError
 from pipeline.files import write_json, write_npz
 from pipeline.spec import StageContext, StageSpec
@@ -121,6 +122,9 @@ class Normalize(StageSpec):
     def run(self, inputs: Mapping[str, Any], context: StageContext) -> dict[str, Any]:
         """Fit on ``train``, apply to every split."""
         data: Dataset = inputs["data"]
+        itemsize = np.dtype(self.dtype).itemsize
+        require_memory(sum(s.x.size for s in data.splits.values()) * itemsize,
+                       f"normalize: dataset {data.name} as {self.dtype}")
         normalizer = fit_normalizer(data.split("train").x, self.method, self.dtype, self.epsilon)
         splits = {name: Split(x=normalizer.apply(s.x), y=s.y) for name, s in data.splits.items()}
         return {"data": data.with_splits(splits), "normalizer": normalizer}

@@ -46,7 +46,8 @@ class OneHot(StageSpec):
         for name, s in data.splits.items():
             bad = (s.y < 0) | (s.y >= classes)  # (n,) bool
             if bad.any():
-                raise DataError(f"one_hot: split {name!r} has label {int(s.y[bad][0])} out of range "
+                raise DataError(f"{data.origin(name)}: one_hot: split {name!r} has label "
+                                f"{int(s.y[bad][0])} out of range "
                                 f"0..{classes - 1} ({int(bad.sum())} such labels; classes: {classes})")
         splits = {name: Split(x=s.x, y=one_hot(s.y, classes)) for name, s in data.splits.items()}
         return {"data": data.with_splits(splits)}

@@ -1,7 +1,8 @@
 """The ``split`` stage: carve a validation split out of the train split, at random.
 
 With ``stratify`` each class gives the same fraction of its samples (to within one sample), so a
-small validation split still has every class in proportion.
+small validation split still has every class in proportion. With ``shuffle: false`` the last
+samples in file order are taken instead, as the seed notebook did.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class SplitStage(StageSpec):
         default=0.1, gt=0, lt=1, description="Share of the source split to move."
     )
     stratify: bool = Field(default=False, description="Keep each class's share the same in both parts.")
+    shuffle: bool = Field(default=True, description="Draw at random; false takes the last samples "
+                                                    "in file order (the seed notebook's way).")
     seed: int | None = Field(default=None, description="Seed of the draw; by default the pipeline's seed.")
     source: str = Field(default="train", description="The split to carve from.")
     target: str = Field(default="validation", description="The name of the new split.")
@@ -69,6 +72,9 @@ class SplitStage(StageSpec):
     def _distinct(self) -> "SplitStage":
         if self.source == self.target:
             raise ValueError(f"source and target are both {self.source!r}; they must differ")
+        if self.stratify and not self.shuffle:
+            raise ValueError("stratify needs shuffle: true (taking the last samples in file order "
+                             "cannot keep class shares)")
         return self
 
     def run(self, inputs: Mapping[str, Any], context: StageContext) -> dict[str, Any]:
@@ -85,9 +91,12 @@ class SplitStage(StageSpec):
             raise DataError(f"split: validation_fraction {self.validation_fraction} of the {n} samples "
                             f"of {self.source!r} leaves {empty!r} empty")
 
-        rng = np.random.default_rng(self.seed if self.seed is not None else context.seed)
-        labels = class_indices(whole.y) if self.stratify else np.zeros(n, dtype=np.int64)
-        is_val = validation_mask(labels, self.validation_fraction, rng)  # (n,) bool
+        if self.shuffle:
+            rng = np.random.default_rng(self.seed if self.seed is not None else context.seed)
+            labels = class_indices(whole.y) if self.stratify else np.zeros(n, dtype=np.int64)
+            is_val = validation_mask(labels, self.validation_fraction, rng)  # (n,) bool
+        else:
+            is_val = np.arange(n) >= n - n_val  # (n,) the last n_val samples in file order
 
         splits: dict[str, Split] = {}
         for name, part in data.splits.items():

@@ -351,3 +351,9 @@ def test_data_dir_comes_before_the_bundled_copy(dataset_registry, tmp_path):
         write_idx(folder / labels, np.array([0, 1, 2], np.uint8))
     data = IdxReader(dataset="mnist-10k").run({}, StageContext(seed=0, data_dir=tmp_path / "data"))["data"]
     assert len(data.split("train")) == 3 and data.sample_shape == (2, 2)
+
+
+def test_nan_or_infinite_values_are_refused(tmp_path):
+    path = tmp_path / "f.idx"
+    write_idx(path, np.array([[0.5, np.nan], [np.inf, 1.0]], dtype=np.float32))
+    assert "f.idx: 2 of 4 values are NaN or infinite" in read_error(path)

@@ -117,3 +117,17 @@ def test_existing_target_or_missing_source_is_an_error():
 def test_stage_declares_its_wiring():
     assert SplitStage.inputs == ("data",) and SplitStage.outputs == ("data",)
     assert SplitStage().kind == "split"
+
+
+def test_without_shuffle_the_last_samples_are_taken(context):
+    x = np.arange(20, dtype=np.uint8).reshape(10, 2)  # (10, 2): row i holds 2i, 2i+1
+    y = np.arange(10)
+    data = Dataset({"train": Split(x, y)})
+    out = SplitStage(validation_fraction=0.3, shuffle=False).run({"data": data}, context)["data"]
+    np.testing.assert_array_equal(out.splits["validation"].y, [7, 8, 9])
+    np.testing.assert_array_equal(out.splits["train"].y, np.arange(7))
+
+
+def test_stratify_without_shuffle_is_refused():
+    with pytest.raises(ValidationError, match="stratify needs shuffle"):
+        SplitStage(stratify=True, shuffle=False)

@@ -1,0 +1,72 @@
+"""SIGKILL while the run directory is being written: the next run is complete and correct, and no
+half-written run directory is ever left where a later run (or a user) would take it for a good one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from support import make_distribution
+
+SLOW_SAVE = '''
+import os, time
+from pathlib import Path
+from typing import Literal
+from pipeline.spec import StageSpec
+
+class Report:
+    def __init__(self, value):
+        self.value = value
+
+    def save(self, directory):
+        (Path(directory) / "first.txt").write_text(str(self.value))
+        marker = os.environ.get("SLOW_SAVE_MARKER")
+        if marker:  # tell the test we are half-way through writing, then dawdle
+            Path(marker).write_text("half")
+            time.sleep(30)
+        (Path(directory) / "second.txt").write_text(str(self.value))
+        return ["first.txt", "second.txt"]
+
+class MakeReport(StageSpec):
+    kind: Literal["make_report"] = "make_report"
+    value: int = 7
+    outputs = ("report",)
+
+    def run(self, inputs, context):
+        return {"report": Report(self.value)}
+'''
+
+
+def test_sigkill_while_writing_the_run_directory(tmp_path):
+    site = tmp_path / "site"
+    make_distribution(site, "slow-save", "1.0", {"nnpipe.stages": {"make_report": "slow_save:MakeReport"}},
+                      {"slow_save.py": SLOW_SAVE})
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("stages:\n  - {kind: make_report, value: 7}\n")
+    out = tmp_path / "runs" / "run"
+    marker = tmp_path / "marker"
+    env = dict(os.environ, PYTHONPATH=str(site), SLOW_SAVE_MARKER=str(marker),
+               NNPIPE_CACHE=str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "pipeline.cli", "run", str(pipeline), "--out", str(out)]
+
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run never reached the save"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not out.exists()  # half-written files live only in a hidden staging folder
+
+    env.pop("SLOW_SAVE_MARKER")
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (out / "first.txt").read_text() == (out / "second.txt").read_text() == "7"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "second.txt" in manifest["files"]
