@@ -215,6 +215,10 @@ from pipeline.cli_cache import build_cache_app  # noqa: E402
 
 app.add_typer(build_cache_app(reports_errors, CacheDirOption), name="cache")
 
+from pipeline.cli_sweep import register as register_sweep  # noqa: E402
+
+register_sweep(app, reports_errors, DataDirOption, CacheDirOption)
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()
