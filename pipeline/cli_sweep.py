@@ -22,10 +22,14 @@ def register(app: typer.Typer, reports_errors, DataDirOption, CacheDirOption) ->
             ..., "--grid", help="PATH=V1,V2,...: the values of one field, e.g. "
                                 "mlp_train.optimizer.lr=0.1,0.01 (repeatable: the runs are the "
                                 "cartesian product)."),
+        overrides: Optional[List[str]] = typer.Option(
+            None, "--set", help="PATH=VALUE for every run, e.g. mlp_train.epochs=5 (repeatable)."),
         seeds: Optional[int] = typer.Option(
             None, "--seeds", help="Run each configuration with pipeline seeds 0..N-1."),
         jobs: Optional[int] = typer.Option(
             None, "--jobs", "-j", help="Runs at a time (default: every core)."),
+        threads: Optional[int] = typer.Option(
+            None, "--threads", help="BLAS threads per run (default: cores / jobs, at least 1)."),
         backend: str = typer.Option("loky", "--backend", help="joblib backend: loky or dask."),
         scheduler: Optional[str] = typer.Option(
             None, "--scheduler", help="Dask scheduler address (default: a local cluster)."),
@@ -46,7 +50,7 @@ def register(app: typer.Typer, reports_errors, DataDirOption, CacheDirOption) ->
         result = run_sweep(file, axes, seeds=seeds, jobs=jobs, backend=backend,
                            scheduler=scheduler, out=out, cache_dir=settings.cache_dir(cache_dir),
                            data_dir=settings.data_dir(data_dir), metric=metric, mode=mode,
-                           echo=typer.echo)
+                           fixed=overrides or [], threads=threads, echo=typer.echo)
         typer.echo("")
         typer.echo(table(result.rows, metric, axes))
         typer.echo("")

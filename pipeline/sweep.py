@@ -121,9 +121,12 @@ class Task:
     data_dir: str | None
     metric: str
     threads: int
+    fixed: tuple[str, ...] = ()
 
     def all_overrides(self) -> list[str]:
-        return list(self.overrides) + ([f"seed={self.seed}"] if self.seed is not None else [])
+        """The ``--set`` overrides of every run, then this run's grid values, then its seed."""
+        return [*self.fixed, *self.overrides, *([f"seed={self.seed}"] if self.seed is not None
+                                                else [])]
 
 
 def read_metric(run_dir: Path, metric: str) -> float | None:
@@ -381,16 +384,58 @@ def _load_config(file: Path, overrides: list[str]) -> tuple[LoadedPipeline | Non
         raise UserError(grid(str(exc))) from None
 
 
-def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: int | None = None,
-              backend: str = "loky", scheduler: str | None = None, out: Path | None = None,
-              cache_dir: Path, data_dir: Path | None = None, metric: str = "val_accuracy",
-              mode: str | None = None, echo: Callable[[str], None] = lambda line: None
-              ) -> SweepResult:
-    """Run the sweep and write ``sweep.csv``, ``sweep.json`` and ``best.yaml`` into ``out``.
+def plan_runs(file: Path, configs: list[tuple[str, ...]], seed_list: list[int | None], out: Path,
+              make_task: Callable[..., Task]):
+    """A task per (configuration, seed) whose pipeline validates, a ``failed`` outcome per one
+    whose values the spec refuses, and the loaded pipelines by run index.
 
     Raises:
-        UserError: bad options, an unknown override path, dask missing for ``--backend dask``.
+        UserError: an override path that does not exist, or no configuration valid at all.
     """
+    tasks, invalid, pipelines = [], [], {}
+    for number, overrides in enumerate(configs):
+        for seed in seed_list:
+            index = len(tasks) + len(invalid)
+            seed_part = [f"seed={seed}"] if seed is not None else []
+            task = make_task(index, number, overrides, seed,
+                             out / f"{index:03d}-{_label([*overrides, *seed_part])}")
+            pipeline, error = _load_config(file, task.all_overrides())
+            if pipeline is None:
+                invalid.append({"index": index, "config": number, "overrides": list(overrides),
+                                "seed": seed, "run_dir": None, "status": "failed",
+                                "metric": None, "error": f"invalid: {error}", "stages": [],
+                                "seconds": 0.0})
+            else:
+                tasks.append(task)
+                pipelines[index] = pipeline
+    if invalid and not tasks:
+        raise UserError(f"every configuration is invalid; the first: "
+                        f"{invalid[0]['error'].removeprefix('invalid: ')}")
+    return tasks, invalid, pipelines
+
+
+def warm_shared_stages(pipelines: dict[int, LoadedPipeline], cache_dir: Path,
+                       data_dir: Path | None):
+    """Compute every run's stage keys; run each prefix of stages more than one run shares once,
+    here, into the cache. Return the keys by run, the shared keys and the warm-up's reports."""
+    from pipeline.cache import StageCache
+    from pipeline.runner import Runner
+
+    hasher = FileHasher(cache_dir / "file-hashes.json")
+    keys_by_run = {i: stage_keys(p, data_dir, hasher) for i, p in pipelines.items()}
+    hasher.flush()
+    counts = Counter(k for keys in keys_by_run.values() for k in keys)
+    shared_keys = {key for key, n in counts.items() if n > 1}
+    reports = []
+    runner = Runner(data_dir=data_dir, cache=StageCache(cache_dir), state_dir=cache_dir)
+    for run, length in shared_prefixes(keys_by_run).values():
+        reports.extend(runner.run(prefix_pipeline(pipelines[run], length), write=False).stages)
+    return keys_by_run, shared_keys, reports
+
+
+def check_options(axes: list[Axis], seeds: int | None, jobs: int | None, backend: str,
+                  scheduler: str | None, mode: str | None) -> None:
+    """Raise a one-line UserError for a sweep option that cannot work."""
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend}: unknown backend; choose one of "
                         f"{', '.join(BACKENDS)}")
@@ -410,56 +455,46 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
         except ImportError:
             raise UserError("--backend dask: dask is not installed "
                             "(pip install 'nnpipe[dask]')") from None
+
+
+def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: int | None = None,
+              backend: str = "loky", scheduler: str | None = None, out: Path | None = None,
+              cache_dir: Path, data_dir: Path | None = None, metric: str = "val_accuracy",
+              mode: str | None = None, fixed: Iterable[str] = (), threads: int | None = None,
+              echo: Callable[[str], None] = lambda line: None) -> SweepResult:
+    """Run the sweep and write ``sweep.csv``, ``sweep.json`` and ``best.yaml`` into ``out``.
+
+    ``fixed`` holds ``--set`` overrides applied to every run before its grid values; ``threads``
+    the BLAS threads of each run (default: the cores divided by ``jobs``, at least 1).
+
+    Raises:
+        UserError: bad options, an unknown override path, dask missing for ``--backend dask``.
+    """
+    check_options(axes, seeds, jobs, backend, scheduler, mode)
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads {threads}: must be at least 1")
     mode = mode or metric_mode(metric)
     started = time.perf_counter()
     file = Path(file).resolve()
-    base = load_pipeline(file)
+    fixed = tuple(fixed)
+    base = load_pipeline(file, fixed)
     configs = configurations(axes)
     seed_list: list[int | None] = list(range(seeds)) if seeds else [None]
     cores = default_jobs()
     jobs = jobs or cores
-    threads = max(1, cores // jobs)
+    threads = threads or max(1, cores // jobs)
     out = Path(out) if out is not None else default_out(base.spec.name)
-    out.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_dir).resolve()
 
     # Load every configuration first: a bad path stops the sweep before anything runs.
-    tasks, invalid, pipelines = [], [], {}
-    for number, overrides in enumerate(configs):
-        for seed in seed_list:
-            index = len(tasks) + len(invalid)
-            seed_part = [f"seed={seed}"] if seed is not None else []
-            run_dir = out / f"{index:03d}-{_label([*overrides, *seed_part])}"
-            task = Task(index, number, overrides, seed, str(file), str(run_dir.resolve()),
-                        str(cache_dir), str(data_dir) if data_dir else None, metric, threads)
-            pipeline, error = _load_config(file, task.all_overrides())
-            if pipeline is None:
-                invalid.append({"index": index, "config": number, "overrides": list(overrides),
-                                "seed": seed, "run_dir": None, "status": "failed",
-                                "metric": None, "error": f"invalid: {error}", "stages": [],
-                                "seconds": 0.0})
-            else:
-                tasks.append(task)
-                pipelines[index] = pipeline
+    tasks, invalid, pipelines = plan_runs(
+        file, configs, seed_list, out,
+        lambda index, number, overrides, seed, run_dir: Task(
+            index, number, overrides, seed, str(file), str(run_dir.resolve()), str(cache_dir),
+            str(data_dir) if data_dir else None, metric, threads, fixed))
+    out.mkdir(parents=True, exist_ok=True)  # only once the sweep is known to be runnable
 
-    if invalid and not tasks:
-        raise UserError(f"every configuration is invalid; the first: "
-                        f"{invalid[0]['error'].removeprefix('invalid: ')}")
-
-    # Stages several runs share: run each shared prefix once here, into the cache.
-    from pipeline.cache import StageCache
-    from pipeline.runner import Runner
-
-    hasher = FileHasher(cache_dir / "file-hashes.json")
-    keys_by_run = {i: stage_keys(p, data_dir, hasher) for i, p in pipelines.items()}
-    hasher.flush()
-    shared_keys = {k for k, n in Counter(k for ks in keys_by_run.values() for k in ks).items()
-                   if n > 1}
-    warm_reports = []
-    runner = Runner(data_dir=data_dir, cache=StageCache(cache_dir), state_dir=cache_dir)
-    for run, length in shared_prefixes(keys_by_run).values():
-        warm_reports.extend(runner.run(prefix_pipeline(pipelines[run], length),
-                                       write=False).stages)
+    keys_by_run, shared_keys, warm_reports = warm_shared_stages(pipelines, cache_dir, data_dir)
     shared = _shared_counts(shared_keys, warm_reports, keys_by_run, pipelines)
     if shared["stages"]:
         echo(f"shared stages computed before the runs: {', '.join(shared['ids'])}")
@@ -487,10 +522,10 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
     best_file = None
     if rows and rows[0]["status"] == "ok":
         best_file = out / "best.yaml"
-        write_best(best_file, file, rows[0], metric)
+        write_best(best_file, file, rows[0], metric, fixed)
     info = {"pipeline": str(file), "metric": metric, "mode": mode, "backend": backend,
             "scheduler": scheduler, "jobs": jobs, "threads_per_job": threads,
-            "grid": {a.path: list(a.values) for a in axes}, "seeds": seeds,
+            "set": list(fixed), "grid": {a.path: list(a.values) for a in axes}, "seeds": seeds,
             "seconds": round(seconds, 3), "cache_dir": str(cache_dir)}
     write_json(out / "sweep.json", {**info, "shared": shared, "configurations": rows,
                                     "runs": outcomes})
@@ -543,10 +578,10 @@ def shared_line(shared: dict[str, Any]) -> str:
             f"{shared['runs_reporting_shared']} completed runs")
 
 
-def write_best(path: Path, file: Path, row: dict, metric: str) -> None:
+def write_best(path: Path, file: Path, row: dict, metric: str, fixed: Iterable[str] = ()) -> None:
     """The pipeline file with the best configuration's overrides applied, every default resolved."""
-    pipeline = load_pipeline(file, row["overrides"])
+    pipeline = load_pipeline(file, [*fixed, *row["overrides"]])
     mean = f"{row['mean']:.4f}" + (f" ± {row['std']:.4f}" if row["runs"] > 1 else "")
     header = (f"# best of a sweep of {file}: {metric} {mean}\n"
-              f"# overrides: {' '.join(row['overrides']) or '(none)'}\n")
+              f"# overrides: {' '.join([*fixed, *row['overrides']]) or '(none)'}\n")
     write_text(path, header + yaml.safe_dump(pipeline.resolved(), sort_keys=False))

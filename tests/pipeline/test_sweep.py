@@ -158,6 +158,21 @@ def test_dask_local_cluster_gives_the_loky_results(tiny, tmp_path, loky_result):
         assert ours_m["accuracy"] == theirs_m["accuracy"] and ours_m["loss"] == theirs_m["loss"]
 
 
+def test_dask_backend_starts_and_closes_its_own_local_cluster(tiny, tmp_path, loky_result):
+    """``--backend dask`` without ``--scheduler``: a local cluster on 127.0.0.1, gone afterwards."""
+    pytest.importorskip("dask.distributed")
+    import psutil
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    dask = run_sweep(tiny, [parse_grid("mlp_train.optimizer.lr=0.1,0.01")], seeds=1, jobs=2,
+                     backend="dask", out=tmp_path / "s", cache_dir=tmp_path / "cache")
+    after = {p.pid for p in psutil.Process().children(recursive=True) if p.is_running()
+             and p.status() != psutil.STATUS_ZOMBIE}
+    assert after <= before  # the cluster's worker processes were shut down
+    seed0 = [(r["overrides"], r["metric"]) for r in loky_result.runs if r["seed"] == 0]
+    assert [(r["overrides"], r["metric"]) for r in dask.runs] == seed0
+
+
 def test_a_diverging_value_fails_its_row_and_the_others_complete(tiny, tmp_path):
     result = run_sweep(tiny, [parse_grid("mlp_train.optimizer.lr=0.1,1e30,-1")], jobs=2,
                        out=tmp_path / "s", cache_dir=tmp_path / "cache")
@@ -175,8 +190,11 @@ def test_a_diverging_value_fails_its_row_and_the_others_complete(tiny, tmp_path)
 
 def test_cli_sweep_prints_the_table(tiny, tmp_path):
     result = cli.invoke(app, ["sweep", str(tiny), "--grid", "mlp_train.epochs=1,2", "--jobs", "1",
-                              "--out", str(tmp_path / "s"), "--cache-dir", str(tmp_path / "c")])
+                              "--set", "mlp_train.hidden=[4]", "--out", str(tmp_path / "s"),
+                              "--cache-dir", str(tmp_path / "c")])
     assert result.exit_code == 0, result.output
+    best = yaml.safe_load((tmp_path / "s" / "best.yaml").read_text())
+    assert best["stages"][4]["hidden"] == [4]  # --set applies to every run and to best.yaml
     assert "mlp_train.epochs" in result.output and "val_accuracy" in result.output
     assert "shared stages (idx_reader, split, normalize, one_hot): ran once each" in result.output
     assert "best configuration:" in result.output
@@ -190,6 +208,8 @@ def test_cli_sweep_prints_the_table(tiny, tmp_path):
     (["--grid", "seed=1,2", "--seeds", "2"], "one way only"),
     (["--grid", "mlp_train.epochs=1", "--backend", "spark"], "unknown backend"),
     (["--grid", "mlp_train.epochs=1", "--jobs", "0"], "at least 1"),
+    (["--grid", "mlp_train.epochs=1", "--threads", "0"], "--threads 0: must be at least 1"),
+    (["--grid", "mlp_train.epochs=1", "--scheduler", "tcp://127.0.0.1:1"], "needs --backend dask"),
 ])
 def test_cli_user_mistakes_are_one_line_exit_2(tiny, tmp_path, arguments, message):
     result = cli.invoke(app, ["sweep", str(tiny), *arguments, "--out", str(tmp_path / "s"),
@@ -197,6 +217,7 @@ def test_cli_user_mistakes_are_one_line_exit_2(tiny, tmp_path, arguments, messag
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not (tmp_path / "s").exists()  # nothing written for a sweep that cannot start
 
 
 def test_dask_backend_without_dask_is_a_user_error(tiny, tmp_path, monkeypatch):
