@@ -309,8 +309,9 @@ def summarise(configs: list[tuple[str, ...]], outcomes: list[dict], mode: str) -
         values = [r["metric"] for r in runs if r["status"] == "ok"]
         failed = [r for r in runs if r["status"] != "ok"]
         mean = sum(values) / len(values) if values else None
+        # The sample standard deviation over seeds; none for a single value.
         std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-               if len(values) > 1 else (0.0 if values else None))
+               if len(values) > 1 else None)
         status = "ok" if not failed else ("failed" if not values else "partial")
         error = None
         if failed:
@@ -500,7 +501,8 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
         echo(f"shared stages computed before the runs: {', '.join(shared['ids'])}")
 
     total = len(tasks) + len(invalid)
-    echo(f"{total} runs ({len(configs)} configurations x {len(seed_list)} seeds), "
+    seeds_part = f" x {len(seed_list)} seeds" if seeds else ""
+    echo(f"{total} runs ({len(configs)} configurations{seeds_part}), "
          f"backend {backend}, jobs {jobs}, {threads} BLAS thread(s) per job")
 
     def report(outcome: dict) -> None:

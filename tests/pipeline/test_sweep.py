@@ -128,6 +128,10 @@ def test_loky_sweep_runs_shared_stages_once_and_writes_the_results(loky_result):
     rows = result.rows
     assert len(rows) == 2 and all(r["runs"] == 2 and r["ok"] == 2 for r in rows)
     assert rows[0]["mean"] >= rows[1]["mean"]
+    for row in rows:  # mean and sample standard deviation over the two seeds
+        a, b = row["values"]
+        assert row["mean"] == pytest.approx((a + b) / 2)
+        assert row["std"] == pytest.approx(abs(a - b) / 2 ** 0.5)
     out = result.out
     table = list(csv.DictReader((out / "sweep.csv").open()))
     assert [t["mlp_train.optimizer.lr"] for t in table] == [
