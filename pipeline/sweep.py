@@ -27,10 +27,10 @@ import os
 import re
 import time
 from collections import Counter, defaultdict
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import yaml
 
@@ -226,17 +226,17 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def execute(tasks: list[Task], backend: str, jobs: int, scheduler: str | None,
-            on_result: Callable[[dict], None]) -> list[dict[str, Any]]:
-    """Run ``tasks`` through ``joblib.Parallel`` on ``backend``; return their outcomes in order.
+@contextmanager
+def engine(backend: str, jobs: int, scheduler: str | None, threads: int) -> Iterator[None]:
+    """The joblib backend the runs go to, set with ``parallel_config`` for the ``with`` block.
 
     loky gets ``inner_max_num_threads`` (BLAS threads per worker); Dask workers limit theirs with
     threadpoolctl inside ``run_one``. With ``backend="dask"`` and no ``scheduler``, a local
-    cluster of ``jobs`` single-threaded worker processes on 127.0.0.1 is started and closed.
+    cluster of ``jobs`` single-threaded worker processes on 127.0.0.1 is started, and closed when
+    the block ends. Entered before anything runs, so an unreachable scheduler fails at once.
     """
-    from joblib import Parallel, delayed, parallel_config
+    from joblib import parallel_config
 
-    threads = tasks[0].threads if tasks else 1
     with ExitStack() as stack:
         if backend == "dask":
             try:
@@ -258,11 +258,19 @@ def execute(tasks: list[Task], backend: str, jobs: int, scheduler: str | None,
         else:
             stack.enter_context(parallel_config(backend="loky", n_jobs=jobs,
                                                 inner_max_num_threads=threads))
-        outcomes = []
-        for outcome in Parallel(batch_size=1, return_as="generator")(
-                delayed(run_one)(task) for task in tasks):
-            on_result(outcome)
-            outcomes.append(outcome)
+        yield
+
+
+def execute(tasks: list[Task], on_result: Callable[[dict], None]) -> list[dict[str, Any]]:
+    """Run ``tasks`` through ``joblib.Parallel`` on the backend of the enclosing ``engine``;
+    call ``on_result`` with each outcome as it comes; return the outcomes in order."""
+    from joblib import Parallel, delayed
+
+    outcomes = []
+    for outcome in Parallel(batch_size=1, return_as="generator")(
+            delayed(run_one)(task) for task in tasks):
+        on_result(outcome)
+        outcomes.append(outcome)
     return outcomes
 
 
@@ -493,31 +501,13 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
         lambda index, number, overrides, seed, run_dir: Task(
             index, number, overrides, seed, str(file), str(run_dir.resolve()), str(cache_dir),
             str(data_dir) if data_dir else None, metric, threads, fixed))
-    out.mkdir(parents=True, exist_ok=True)  # only once the sweep is known to be runnable
-
-    keys_by_run, shared_keys, warm_reports = warm_shared_stages(pipelines, cache_dir, data_dir)
-    shared = _shared_counts(shared_keys, warm_reports, keys_by_run, pipelines)
-    if shared["stages"]:
-        echo(f"shared stages computed before the runs: {', '.join(shared['ids'])}")
-
-    total = len(tasks) + len(invalid)
-    seeds_part = f" x {len(seed_list)} seeds" if seeds else ""
-    echo(f"{total} runs ({len(configs)} configurations{seeds_part}), "
-         f"backend {backend}, jobs {jobs}, {threads} BLAS thread(s) per job")
-
-    def report(outcome: dict) -> None:
-        value = f"{metric} {outcome['metric']:.4f}" if outcome["metric"] is not None else ""
-        what = " ".join([*outcome["overrides"], *([f"seed={outcome['seed']}"]
-                                                  if outcome["seed"] is not None else [])])
-        echo(f"  run {outcome['index']:>3} {outcome['status']:<6} {value:<24} "
-             f"{outcome['seconds']:7.1f}s  {what}"
-             + (f"  ({outcome['error']})" if outcome["error"] else ""))
-
-    for outcome in invalid:
-        report(outcome)
-    outcomes = execute(tasks, backend, jobs, scheduler, report) if tasks else []
-    outcomes = sorted(outcomes + invalid, key=lambda o: o["index"])
-    shared = _shared_counts(shared_keys, warm_reports, keys_by_run, pipelines, outcomes)
+    with engine(backend, jobs, scheduler, threads):
+        out.mkdir(parents=True, exist_ok=True)  # only once the sweep is known to be runnable
+        outcomes, shared = _run_all(tasks, invalid, pipelines, cache_dir, data_dir, echo, metric,
+                                    f"{len(tasks) + len(invalid)} runs ({len(configs)} "
+                                    f"configurations{f' x {seeds} seeds' if seeds else ''}), "
+                                    f"backend {backend}, jobs {jobs}, {threads} BLAS thread(s) "
+                                    f"per job")
     rows = summarise(configs, outcomes, mode)
     seconds = time.perf_counter() - started
 
@@ -533,6 +523,30 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
                                     "runs": outcomes})
     write_text(out / "sweep.csv", to_csv(rows, metric, axes))
     return SweepResult(out, rows, outcomes, shared, seconds, best_file, info)
+
+
+def _run_all(tasks, invalid, pipelines, cache_dir, data_dir, echo, metric, headline):
+    """Warm the cache with the shared stages, then run every task; return the outcomes (by run
+    index, invalid configurations included) and the shared-stage counts."""
+    keys_by_run, shared_keys, warm_reports = warm_shared_stages(pipelines, cache_dir, data_dir)
+    shared = _shared_counts(shared_keys, warm_reports, keys_by_run, pipelines)
+    if shared["stages"]:
+        echo(f"shared stages computed before the runs: {', '.join(shared['ids'])}")
+    echo(headline)
+
+    def report(outcome: dict) -> None:
+        value = f"{metric} {outcome['metric']:.4f}" if outcome["metric"] is not None else ""
+        what = " ".join([*outcome["overrides"], *([f"seed={outcome['seed']}"]
+                                                  if outcome["seed"] is not None else [])])
+        echo(f"  run {outcome['index']:>3} {outcome['status']:<6} {value:<24} "
+             f"{outcome['seconds']:7.1f}s  {what}"
+             + (f"  ({outcome['error']})" if outcome["error"] else ""))
+
+    for outcome in invalid:
+        report(outcome)
+    outcomes = execute(tasks, report) if tasks else []
+    outcomes = sorted(outcomes + invalid, key=lambda o: o["index"])
+    return outcomes, _shared_counts(shared_keys, warm_reports, keys_by_run, pipelines, outcomes)
 
 
 def _shared_counts(shared_keys: set[str], warm_reports, keys_by_run, pipelines,
