@@ -16,7 +16,8 @@ from plugins.mlp import activations, losses
 from plugins.mlp.model import MLP
 
 TOLERANCE = 1e-6
-ACTIVATIONS = [activations.sigmoid, activations.relu, activations.tanh]
+ACTIVATIONS = [activations.sigmoid, activations.relu, activations.tanh, activations.leaky_relu,
+               activations.elu, activations.gelu, activations.softplus, activations.identity]
 LOSSES = [losses.cross_entropy, losses.mse]
 
 
@@ -73,6 +74,19 @@ def test_loss_gradient(loss, seed):
     assert relative_error(analytic, numeric) < TOLERANCE
 
 
+@pytest.mark.parametrize("smoothing", [0.1, 0.3])
+def test_cross_entropy_gradient_with_smoothed_targets(smoothing):
+    """Label smoothing replaces one-hot rows by (1 - s) y + s / k: rows still sum to 1, so the
+    fused gradient (softmax - y) / n stays exact."""
+    rng = np.random.default_rng(3)
+    output = rng.normal(scale=2.0, size=(5, 4))  # (n, k)
+    target = losses.smooth_labels(losses.as_one_hot(rng.integers(0, 4, size=5), 4), smoothing)
+    np.testing.assert_allclose(target.sum(axis=1), 1.0)
+    assert target.min() == pytest.approx(smoothing / 4)
+    numeric = numerical_gradient(lambda: losses.cross_entropy.value(output, target), output)
+    assert relative_error(losses.cross_entropy.gradient(output, target), numeric) < TOLERANCE
+
+
 def test_mse_gradient_with_real_valued_targets():
     rng = np.random.default_rng(7)
     output, target = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
@@ -95,7 +109,7 @@ def test_network_backward(act, loss, seed):
     output = model.forward(x)  # (n, k)
     model.backward(loss.gradient(output, y))
     for a, z in model._cache[1:]:  # keep relu's kink out of reach of the finite differences
-        if act is activations.relu and np.min(np.abs(z)) < 1e-4:
+        if act in (activations.relu, activations.leaky_relu) and np.min(np.abs(z)) < 1e-4:
             pytest.skip("a pre-activation lies on relu's kink")
     analytic = model.grads.copy()  # (P,)
     numeric = numerical_gradient(lambda: model.loss(x, y), model.params)  # (P,)
