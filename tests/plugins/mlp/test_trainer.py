@@ -60,7 +60,8 @@ def _errors(**fields) -> dict[tuple, str]:
 
 def test_bad_activation_lists_the_installed_ones():
     errors = _errors(activation="rlu")
-    assert errors == {("activation",): "unknown activation 'rlu'; installed: relu, sigmoid, tanh "
+    assert errors == {("activation",): "unknown activation 'rlu'; installed: elu, gelu, identity, "
+                                       "leaky_relu, relu, sigmoid, softplus, tanh "
                                        "(did you mean 'relu'?)"}
 
 
