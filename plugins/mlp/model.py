@@ -120,22 +120,34 @@ class MLP:
                             f"got {x.shape[1]}")
         return x.astype(self.dtype, copy=False)
 
-    def _propagate(self, a: np.ndarray, cache: list | None) -> np.ndarray:
-        """Run ``a`` (n, d) through every layer; record (a_l, z_{l-1}) for backward in ``cache``."""
-        z = None  # pre-activation that produced a (none for the input)
+    def _propagate(self, a: np.ndarray, cache: list | None, dropout: float = 0.0,
+                   rng: np.random.Generator | None = None) -> np.ndarray:
+        """Run ``a`` (n, d) through every layer; record (a_l, z_{l-1}, f(z_{l-1}), mask_l) for
+        backward in ``cache``. With ``dropout`` p > 0 each hidden output is multiplied by a mask
+        of 0 (probability p) and 1 / (1 - p) drawn from ``rng`` (inverted dropout)."""
+        z = activated = mask = None  # what produced a (nothing for the input)
         for l in range(self.depth):
             if cache is not None:
-                cache.append((a, z))
+                cache.append((a, z, activated, mask))
             z = a @ self.W[l]  # (n, sizes[l+1])
             z += self.b[l]
             if l < self.depth - 1:
-                a = self.activation.value(z)  # (n, sizes[l+1])
+                a = activated = self.activation.value(z)  # (n, sizes[l+1])
+                if dropout > 0:
+                    keep = rng.random(a.shape, dtype=self.dtype) >= dropout  # (n, sizes[l+1])
+                    mask = keep.astype(self.dtype)
+                    mask *= 1 / (1 - dropout)  # kept units scaled so the expectation is unchanged
+                    a = a * mask  # (n, sizes[l+1])
         return z  # (n, k)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """The raw output (n, k) for a batch ``x`` (n, d), keeping what ``backward`` needs."""
+    def forward(self, x: np.ndarray, dropout: float = 0.0,
+                rng: np.random.Generator | None = None) -> np.ndarray:
+        """The raw output (n, k) for a batch ``x`` (n, d), keeping what ``backward`` needs.
+        ``dropout`` (training only) drops each hidden unit with that probability, using ``rng``."""
+        if dropout > 0 and rng is None:
+            raise ValueError("dropout needs a random generator")
         self._cache = []
-        return self._propagate(self._input(x), self._cache)
+        return self._propagate(self._input(x), self._cache, dropout, rng)
 
     def backward(self, output_grad: np.ndarray) -> None:
         """Fill ``self.grads`` with dL/dparams, given dL/doutput (n, k) for the last ``forward``."""
@@ -143,13 +155,15 @@ class MLP:
             raise RuntimeError("backward() needs a forward() first")
         delta = np.asarray(output_grad, dtype=self.dtype)  # (n, k) = dL/dz_{L-1}
         for l in reversed(range(self.depth)):
-            a, z = self._cache[l]  # a_l (n, sizes[l]) and z_{l-1} with a_l = f(z_{l-1})
+            a, z, activated, mask = self._cache[l]  # a_l (n, sizes[l]) = f(z_{l-1}) [* mask]
             np.matmul(a.T, delta, out=self.dW[l])  # (sizes[l], sizes[l+1])
             np.sum(delta, axis=0, out=self.db[l])  # (sizes[l+1],)
             if l == 0:
                 break  # nobody needs dL/dx
             delta = delta @ self.W[l].T  # (n, sizes[l]) = dL/da_l
-            delta *= self.activation.derivative(z, a)  # (n, sizes[l]) = dL/dz_{l-1}
+            if mask is not None:
+                delta *= mask  # through the dropout mask
+            delta *= self.activation.derivative(z, activated)  # (n, sizes[l]) = dL/dz_{l-1}
 
     # ------------------------------------------------------------------------------------------
     # inference: batched, nothing kept

@@ -108,7 +108,7 @@ def test_network_backward(act, loss, seed):
 
     output = model.forward(x)  # (n, k)
     model.backward(loss.gradient(output, y))
-    for a, z in model._cache[1:]:  # keep relu's kink out of reach of the finite differences
+    for a, z, *_ in model._cache[1:]:  # keep relu's kink out of reach of the finite differences
         if act in (activations.relu, activations.leaky_relu) and np.min(np.abs(z)) < 1e-4:
             pytest.skip("a pre-activation lies on relu's kink")
     analytic = model.grads.copy()  # (P,)
@@ -136,3 +136,27 @@ def test_the_check_catches_a_wrong_backward():
     model.backward(2 * losses.mse.gradient(model.forward(x), y))  # twice the true gradient
     numeric = numerical_gradient(lambda: model.loss(x, y), model.params)
     assert relative_error(model.grads, numeric) > 0.1
+
+
+@pytest.mark.parametrize("act", [activations.tanh, activations.sigmoid], ids=lambda a: a.name)
+def test_network_backward_through_dropout(act):
+    """With the mask held fixed (the same seed for every forward), backward through inverted
+    dropout matches finite differences of the dropped-out network."""
+    rng = np.random.default_rng(11)
+    model = MLP([4, 6, 5, 3], act, "cross_entropy", dtype="float64", init="glorot_normal", rng=rng)
+    x, y = rng.normal(size=(7, 4)), rng.integers(0, 3, size=7)
+
+    def loss() -> float:
+        return losses.cross_entropy.value(
+            model.forward(x, dropout=0.4, rng=np.random.default_rng(5)), y)
+
+    output = model.forward(x, dropout=0.4, rng=np.random.default_rng(5))
+    masks = [mask for *_, mask in model._cache[1:]]
+    assert all(set(np.unique(m)) <= {0.0, 1 / 0.6} for m in masks) and any((m == 0).any() for m in masks)
+    model.backward(losses.cross_entropy.gradient(output, y))
+    analytic = model.grads.copy()
+    numeric = numerical_gradient(loss, model.params)
+    assert relative_error(analytic, numeric) < TOLERANCE
+    # and dropout really changes the function: without it the gradient differs
+    model.backward(losses.cross_entropy.gradient(model.forward(x), y))
+    assert relative_error(model.grads, analytic) > 1e-3

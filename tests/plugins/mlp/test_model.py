@@ -70,7 +70,7 @@ def test_float32_all_the_way():
     output = model.forward(x)
     model.backward(model.loss_fn.gradient(output, np.array([0, 1, 2, 0])))
     assert model.params.dtype == model.grads.dtype == output.dtype == np.float32
-    assert all(a.dtype == np.float32 for a, _ in model._cache)
+    assert all(a.dtype == np.float32 for a, *_ in model._cache)
     assert MLP([2, 2], dtype="float64").params.dtype == np.float64
 
 
