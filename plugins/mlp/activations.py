@@ -31,6 +31,25 @@ class Activation:
     name: str
     value: Callable[[np.ndarray], np.ndarray]
     derivative: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    #: Optional fast paths for the training loop (preallocated buffers, no temporaries):
+    #: ``value_into(z, out)`` writes f(z) into ``out``; ``backprop(delta, z, a)`` multiplies
+    #: ``delta`` by f'(z) in place. Without them the two functions above are used.
+    value_into: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    backprop: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
+
+    def apply(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """f(z) written into ``out`` (same shape and dtype as ``z``); returns ``out``."""
+        if self.value_into is not None:
+            return self.value_into(z, out)
+        out[...] = self.value(z)
+        return out
+
+    def scale_by_derivative(self, delta: np.ndarray, z: np.ndarray, a: np.ndarray) -> None:
+        """delta *= f'(z), in place (backpropagation through the activation)."""
+        if self.backprop is not None:
+            self.backprop(delta, z, a)
+        else:
+            delta *= self.derivative(z, a)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -57,6 +76,14 @@ def relu_value(z: np.ndarray) -> np.ndarray:
 
 def relu_derivative(z: np.ndarray, a: np.ndarray) -> np.ndarray:
     return (z > 0).astype(z.dtype)  # (n, h) of 0 and 1
+
+
+def relu_into(z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0, out=out)  # (n, h)
+
+
+def relu_backprop(delta: np.ndarray, z: np.ndarray, a: np.ndarray) -> None:
+    np.multiply(delta, z > 0, out=delta)  # (n, h): zero where the unit was off
 
 
 # ----------------------------------------------------------------------------------------------

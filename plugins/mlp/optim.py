@@ -11,7 +11,8 @@ The trainer only ever does::
 
 ``lr`` is passed at every step (the trainer passes ``optimizer.lr`` today; a learning-rate schedule
 will pass its own value). Per-parameter memory (momentum's velocity, Adam's moments and step
-count) lives in ``state``, arrays allocated once by ``init_state``. ``step`` clips the gradient when
+count) lives in ``state``, arrays allocated once by ``init_state``; names starting with ``_`` are
+work buffers, not state (a checkpoint skips them). ``step`` clips the gradient when
 ``clip_norm`` is set, then calls ``update``, which is what a new optimiser implements. A plugin
 registers an ``Optimizer`` subclass under ``nnpipe.optimizers``, its ``kind`` a ``Literal`` of the
 registered name.
@@ -106,7 +107,8 @@ class Adam(Optimizer):
 
     def init_state(self, params: np.ndarray) -> State:
         return {"m": np.zeros_like(params), "v": np.zeros_like(params),  # (P,) each
-                "t": np.zeros((), dtype=np.int64)}  # steps taken
+                "t": np.zeros((), dtype=np.int64),  # steps taken
+                "_scratch": np.empty_like(params)}  # (P,) work buffer, not state to save
 
     def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
         if self.weight_decay:
@@ -114,17 +116,23 @@ class Adam(Optimizer):
         self._adam_step(params, grads, state, lr)
 
     def _adam_step(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
-        m, v, t = state["m"], state["v"], state["t"]
+        # Every line writes into an existing (P,) buffer: no temporary arrays per step.
+        m, v, t, buf = state["m"], state["v"], state["t"], state["_scratch"]
         t += 1
         m *= self.beta1
-        m += (1 - self.beta1) * grads  # (P,)
+        np.multiply(grads, 1 - self.beta1, out=buf)
+        m += buf  # (P,) m = b1 m + (1 - b1) g
         v *= self.beta2
-        v += (1 - self.beta2) * (grads * grads)  # (P,)
+        np.multiply(grads, grads, out=buf)
+        buf *= 1 - self.beta2
+        v += buf  # (P,) v = b2 v + (1 - b2) g^2
         step_size = lr / (1 - self.beta1 ** int(t))
-        denominator = np.sqrt(v)  # (P,)
-        denominator /= np.sqrt(1 - self.beta2 ** int(t))
-        denominator += self.eps
-        params -= step_size * (m / denominator)  # (P,)
+        np.sqrt(v, out=buf)
+        buf /= np.sqrt(1 - self.beta2 ** int(t))
+        buf += self.eps  # (P,) sqrt(v_hat) + eps
+        np.divide(m, buf, out=buf)
+        buf *= step_size
+        params -= buf  # (P,)
 
 
 class AdamW(Adam):

@@ -346,7 +346,8 @@ class Checkpoint:
                 "best": run.best, "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs,
                 "stopped": run.stopped, "rng": rng.bit_generator.state}
         arrays = {"params": model.params, "meta": np.array(json.dumps(meta))}
-        arrays.update({f"state.{name}": np.asarray(value) for name, value in state.items()})
+        arrays.update({f"state.{name}": np.asarray(value) for name, value in state.items()
+                       if not name.startswith("_")})  # "_name": a work buffer
         if run.best_params is not None:
             arrays["best_params"] = run.best_params
         write_npz(self.path, arrays)
@@ -364,7 +365,8 @@ class Checkpoint:
                     return False  # another configuration's: start afresh (it is overwritten)
                 model.params[...] = npz["params"]
                 for name, value in state.items():
-                    value[...] = npz[f"state.{name}"]
+                    if not name.startswith("_"):
+                        value[...] = npz[f"state.{name}"]
                 run.best_params = npz["best_params"].copy() if "best_params" in npz.files else None
         except (OSError, ValueError, KeyError) as exc:
             raise DataError(f"{self.path}: unreadable checkpoint ({exc}); delete it to start "
