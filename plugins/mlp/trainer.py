@@ -240,7 +240,7 @@ class MLPTrain(StageSpec):
         state = optimizer.init_state(model.params)
         run = _RunState()
         checkpoint = Checkpoint(context.checkpoint_dir) if context.checkpoint_dir else None
-        if checkpoint is not None and checkpoint.load(model, state, rng, run, self):
+        if checkpoint is not None and checkpoint.load(model, state, rng, run, self, seed):
             context.progress.log(f"resuming from the checkpoint of epoch {run.epoch}")
 
         B = min(self.batch_size, n)
@@ -297,7 +297,7 @@ class MLPTrain(StageSpec):
                     progress.log(f"early stopping after epoch {epoch}: "
                                  f"{self.early_stopping.monitor} best in epoch {run.best_epoch}")
             if checkpoint is not None:
-                checkpoint.save(model, state, rng, run, self)
+                checkpoint.save(model, state, rng, run, self, seed)
 
         if self.early_stopping is not None and self.early_stopping.restore_best \
                 and run.best_params is not None:
@@ -340,8 +340,9 @@ class Checkpoint:
         self.path = Path(directory) / "checkpoint.npz"
 
     def save(self, model: MLP, state: dict, rng: np.random.Generator, run: _RunState,
-             spec: "MLPTrain") -> None:
+             spec: "MLPTrain", seed: int) -> None:
         meta = {"format": "nnpipe-mlp-checkpoint/1", "spec": spec.model_dump(mode="json"),
+                "seed": seed,
                 "epoch": run.epoch, "history": run.history.to_json(),
                 "best": run.best, "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs,
                 "stopped": run.stopped, "rng": rng.bit_generator.state}
@@ -353,14 +354,14 @@ class Checkpoint:
         write_npz(self.path, arrays)
 
     def load(self, model: MLP, state: dict, rng: np.random.Generator, run: _RunState,
-             spec: "MLPTrain") -> bool:
+             spec: "MLPTrain", seed: int) -> bool:
         """Fill everything from the checkpoint if there is a matching one; False if none."""
         if not self.path.is_file():
             return False
         try:
             with np.load(self.path, allow_pickle=False) as npz:
                 meta = json.loads(str(npz["meta"]))
-                if meta.get("spec") != spec.model_dump(mode="json") \
+                if meta.get("spec") != spec.model_dump(mode="json") or meta.get("seed") != seed \
                         or npz["params"].shape != model.params.shape:
                     return False  # another configuration's: start afresh (it is overwritten)
                 model.params[...] = npz["params"]
