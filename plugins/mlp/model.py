@@ -3,7 +3,7 @@ layer, and a loss that says what the output means.
 
     a_0 = x                                    (n, d)
     z_l = a_l @ W_l + b_l                      (n, sizes[l+1])       l = 0 .. L-1
-    a_{l+1} = f(z_l)                           for the hidden layers l < L-1
+    a_{l+1} = f(z_l) [* mask_l]                for the hidden layers l < L-1 (mask: dropout)
     output = z_{L-1}                           (n, k)   logits for cross-entropy
 
 Every weight and bias is a view into ONE flat parameter vector ``params`` (P,), laid out
