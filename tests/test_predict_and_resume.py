@@ -157,3 +157,28 @@ def test_a_run_killed_after_epoch_k_resumes_to_identical_weights(tmp_path):
     history = json.loads((tmp_path / "resumed" / "history.json").read_text())
     reference_history = json.loads((reference / "history.json").read_text())
     assert [e["val_loss"] for e in history] == [e["val_loss"] for e in reference_history]
+
+
+def test_a_nan_loss_stops_the_run_and_writes_no_run_directory(tmp_path):
+    path = tmp_path / "diverges.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: diverges
+        stages:
+          - kind: idx_reader
+            dataset: mnist-10k
+          - kind: one_hot
+            classes: 10
+          - kind: mlp_train
+            hidden: [16]
+            loss: mse
+            optimizer: {kind: sgd, lr: 1.0e+6}
+            epochs: 2
+          - kind: evaluate
+            split: test
+        """))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(out), "--quiet",
+                                      "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 1
+    assert "epoch 1, step" in result.output and "smaller learning rate" in result.output
+    assert not out.exists()

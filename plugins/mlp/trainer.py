@@ -256,26 +256,28 @@ class MLPTrain(StageSpec):
             order = rng.permutation(n) if self.shuffle else np.arange(n)  # (n,)
             loss_sum, correct = 0.0, 0
             progress.begin(f"epoch {epoch}/{self.epochs}", total=n_batches)
-            try:
-                for step, start in enumerate(range(0, n, B), start=1):
-                    rows = order[start:start + B]  # (b,) the last batch may be smaller
-                    b = rows.shape[0]
-                    # rows are a permutation of range(n): "clip" never clips, and unlike the
-                    # default "raise" it gathers straight into the buffer
-                    xb = np.take(x, rows, axis=0, out=xb_buffer[:b], mode="clip")  # (b, d)
-                    yb = np.take(y, rows, axis=0, out=yb_buffer[:b], mode="clip")  # (b, k)
-                    output = model.forward(xb, self.dropout, rng)  # (b, k)
-                    batch_loss = loss_fn.value(output, yb)
-                    if not math.isfinite(batch_loss):
-                        raise RunError(
-                            f"training diverged: the loss is {batch_loss} in epoch {epoch}, step "
-                            f"{step} of {n_batches} (learning rate {lr:g}); try a smaller learning "
-                            f"rate, gradient clipping (optimizer.clip_norm) or standardized inputs")
-                    model.backward(loss_fn.gradient(output, yb))  # fills model.grads (P,)
-                    optimizer.step(model.params, model.grads, state, lr)  # model.params (P,)
-                    loss_sum += batch_loss * b
-                    correct += int(np.count_nonzero(output.argmax(axis=1) == labels[rows]))
-                    progress.advance(1, loss=batch_loss)
+            try:  # overflow ends as a non-finite loss, reported with epoch and step: no warnings
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    for step, start in enumerate(range(0, n, B), start=1):
+                        rows = order[start:start + B]  # (b,) the last batch may be smaller
+                        b = rows.shape[0]
+                        # rows are a permutation of range(n): "clip" never clips, and unlike the
+                        # default "raise" it gathers straight into the buffer
+                        xb = np.take(x, rows, axis=0, out=xb_buffer[:b], mode="clip")  # (b, d)
+                        yb = np.take(y, rows, axis=0, out=yb_buffer[:b], mode="clip")  # (b, k)
+                        output = model.forward(xb, self.dropout, rng)  # (b, k)
+                        batch_loss = loss_fn.value(output, yb)
+                        if not math.isfinite(batch_loss):
+                            raise RunError(
+                                f"training diverged: the loss is {batch_loss} in epoch {epoch}, "
+                                f"step {step} of {n_batches} (learning rate {lr:g}); try a smaller "
+                                f"learning rate, gradient clipping (optimizer.clip_norm) or "
+                                f"standardized inputs")
+                        model.backward(loss_fn.gradient(output, yb))  # fills model.grads (P,)
+                        optimizer.step(model.params, model.grads, state, lr)  # model.params (P,)
+                        loss_sum += batch_loss * b
+                        correct += int(np.count_nonzero(output.argmax(axis=1) == labels[rows]))
+                        progress.advance(1, loss=batch_loss)
             finally:
                 progress.end()  # on Ctrl-C too: the last complete epoch's checkpoint stays
             if not np.all(np.isfinite(model.params)):
