@@ -7,8 +7,7 @@ repeat) and the script prints the median seconds per epoch, the test accuracy an
     .venv/bin/python benchmarks/bench_fashion.py --repeats 5 --threads 2
 
 Timing covers the training epochs only (shuffling, batching, forward, backward, update), not data
-loading or evaluation. Every framework uses the same number of threads (``--threads``): BLAS for
-all three, PyTorch's intra-op pool, and nnpipe's Adam ``threads`` option for its elementwise update.
+loading or evaluation. Every framework uses the same number of threads (``--threads``).
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 EPOCHS, BATCH, LR, HIDDEN = 3, 128, 1e-3, (256, 128)
-THREADS = 2  # set from --threads
 
 
 def load(data_dir: Path):
@@ -44,8 +42,7 @@ def run_nnpipe(x, y, xt, yt, seed):
     from plugins.mlp.trainer import MLPTrain
 
     spec = MLPTrain(hidden=list(HIDDEN), activation="relu", loss="cross_entropy", init="he_uniform",
-                    optimizer={"kind": "adam", "lr": LR, "threads": THREADS},
-                    batch_size=BATCH, epochs=EPOCHS,
+                    optimizer={"kind": "adam", "lr": LR}, batch_size=BATCH, epochs=EPOCHS,
                     dtype="float32")
     data = Dataset({"train": Split(x, y)})
     started = time.perf_counter()
@@ -106,8 +103,6 @@ def main(argv=None) -> int:
                         default=Path(os.environ.get("NNPIPE_DATA", "../shared/datasets")))
     parser.add_argument("--only", nargs="*", default=list(RUNNERS), choices=list(RUNNERS))
     args = parser.parse_args(argv)
-    global THREADS
-    THREADS = args.threads  # nnpipe's elementwise Adam update uses as many as BLAS does
 
     from threadpoolctl import threadpool_limits
     import torch

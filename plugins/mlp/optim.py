@@ -25,7 +25,6 @@ biases included (PyTorch's default without parameter groups).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -110,8 +109,6 @@ class Adam(Optimizer):
     beta2: float = Field(default=0.999, ge=0, lt=1)
     eps: float = Field(default=1e-8, gt=0)
     weight_decay: float = Field(default=0.0, ge=0, description="L2 penalty added to the gradient.")
-    threads: int = Field(default=1, ge=1, le=64,
-                         description="Threads for the elementwise update (same result for any).")
 
     def init_state(self, params: np.ndarray) -> State:
         return {"m": np.zeros_like(params), "v": np.zeros_like(params),  # (P,) each
@@ -137,18 +134,7 @@ class Adam(Optimizer):
         c2 = np.sqrt((1 - self.beta2) / (1 - self.beta2 ** int(t)))
         step, eps = lr * c1 / c2, self.eps / c2
         b1, b2 = self.beta1, self.beta2
-        starts = range(0, params.shape[0], BLOCK)
-        if self.threads > 1 and len(starts) > 1:  # numpy releases the GIL inside each pass
-            pool = _pool(self.threads)
-            shares = [starts[i::self.threads] for i in range(self.threads)]
-            list(pool.map(lambda share: self._adam_blocks(share, params, grads, M, V, buf, b1,
-                                                          b2, eps, step), shares))
-        else:
-            self._adam_blocks(starts, params, grads, M, V, buf, b1, b2, eps, step)
-
-    @staticmethod
-    def _adam_blocks(starts, params, grads, M, V, buf, b1, b2, eps, step) -> None:
-        for start in starts:
+        for start in range(0, params.shape[0], BLOCK):
             block = slice(start, start + BLOCK)
             p, g, m, v, work = params[block], grads[block], M[block], V[block], buf[block]
             m *= b1
@@ -161,16 +147,6 @@ class Adam(Optimizer):
             np.divide(m, work, out=work)
             work *= step
             p -= work  # (block,)
-
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """A shared pool of ``threads`` workers for the blocked elementwise updates."""
-    if threads not in _POOLS:
-        _POOLS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nnpipe-adam")
-    return _POOLS[threads]
 
 
 class AdamW(Adam):

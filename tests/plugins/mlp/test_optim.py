@@ -187,20 +187,3 @@ FIRST_STEPS = {
 def test_first_steps_by_hand(name):
     optimizer, expected = FIRST_STEPS[name]
     np.testing.assert_allclose(descend(optimizer, len(expected)), expected, rtol=1e-9, atol=1e-12)
-
-
-@pytest.mark.parametrize("kind", [Adam, AdamW])
-def test_adam_threads_change_nothing_but_speed(kind):
-    """Blocks are independent elementwise work: any thread count gives the same bits."""
-    rng = np.random.default_rng(2)
-    grads = rng.normal(size=(4, 100_000)).astype(np.float32)  # several blocks
-    results = []
-    for threads in (1, 3):
-        optimizer = kind(lr=0.01, threads=threads)
-        params = np.ones(100_000, dtype=np.float32)
-        state = optimizer.init_state(params)
-        for g in grads:
-            optimizer.step(params, g, state, 0.01)
-        results.append(params)
-    assert results[0].dtype == np.float32 and not np.array_equal(results[0], 1)
-    assert np.array_equal(results[0], results[1])
