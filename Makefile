@@ -24,6 +24,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install -e '.[test]'
 	touch $@
 
+# Benchmark-only dependencies (torch==2.13.0 CPU wheel, scikit-learn) live in the "bench" extra.
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/python -m pip install -e '.[bench]'
+	touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/nnpipe run examples/mnist.yaml
 
@@ -33,6 +38,9 @@ demo-plugin: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/bench_fashion.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs

@@ -48,7 +48,8 @@ def test_piped_output_has_no_control_characters(piped_run):
     assert stdout.strip(), "nothing printed"
     control = {c for c in stdout if (ord(c) < 32 and c != "\n") or ord(c) == 127}
     assert not control, f"control characters in piped output: {sorted(map(ord, control))}"
-    assert "ran  stages[4] mlp_train" in stdout and "ran  stages[6] plots" in stdout
+    assert re.search(r"ran  stages\[\d\] mlp_train", stdout)
+    assert re.search(r"ran  stages\[\d\] plots", stdout)
 
 
 def test_epoch_lines_carry_the_numbers_of_history_json(piped_run):

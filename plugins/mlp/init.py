@@ -10,7 +10,8 @@ Scales (n_in = fan_in, n_out = fan_out):
     glorot_normal   W ~ N(0, 2 / (n_in + n_out))
     he_uniform      W ~ U(-l, l), l = sqrt(6 / n_in)              He et al. 2015, for relu
     he_normal       W ~ N(0, 2 / n_in)
-    lecun_normal    W ~ N(0, 1 / n_in)                            LeCun et al. 1998
+    lecun_uniform   W ~ U(-l, l), l = sqrt(3 / n_in)              LeCun et al. 1998
+    lecun_normal    W ~ N(0, 1 / n_in)
 Every initialiser but ``uniform`` sets the biases to zero. The normals are plain, not truncated.
 """
 
@@ -56,6 +57,10 @@ def he_uniform(fan_in: int, fan_out: int, rng: np.random.Generator) -> Params:
 
 def he_normal(fan_in: int, fan_out: int, rng: np.random.Generator) -> Params:
     return _normal(math.sqrt(2.0 / fan_in), fan_in, fan_out, rng)
+
+
+def lecun_uniform(fan_in: int, fan_out: int, rng: np.random.Generator) -> Params:
+    return _uniform(math.sqrt(3.0 / fan_in), fan_in, fan_out, rng)
 
 
 def lecun_normal(fan_in: int, fan_out: int, rng: np.random.Generator) -> Params:

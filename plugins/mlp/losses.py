@@ -48,6 +48,13 @@ def as_one_hot(target: np.ndarray, k: int, dtype: Any = np.float64) -> np.ndarra
     return one_hot
 
 
+def smooth_labels(y: np.ndarray, smoothing: float) -> np.ndarray:
+    """Label smoothing (Szegedy et al. 2016): one-hot rows (n, k) -> (1 - s) y + s / k, rows still
+    summing to 1, so cross-entropy's fused gradient stays (softmax - y) / n. A new array."""
+    k = y.shape[1]
+    return (y * (1 - smoothing) + smoothing / k).astype(y.dtype, copy=False)  # (n, k)
+
+
 def _target(output: np.ndarray, target: np.ndarray) -> np.ndarray:
     return as_one_hot(target, output.shape[1], output.dtype)  # (n, k)
 

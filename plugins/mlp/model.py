@@ -3,7 +3,7 @@ layer, and a loss that says what the output means.
 
     a_0 = x                                    (n, d)
     z_l = a_l @ W_l + b_l                      (n, sizes[l+1])       l = 0 .. L-1
-    a_{l+1} = f(z_l)                           for the hidden layers l < L-1
+    a_{l+1} = f(z_l) [* mask_l]                for the hidden layers l < L-1 (mask: dropout)
     output = z_{L-1}                           (n, k)   logits for cross-entropy
 
 Every weight and bias is a view into ONE flat parameter vector ``params`` (P,), laid out
@@ -85,7 +85,8 @@ class MLP:
         self.grads = np.zeros(n_params, dtype=self.dtype)  # (P,) dL/dparams, same layout
         self.W, self.b = self._views(self.params)  # W[l] (sizes[l], sizes[l+1]), b[l] (sizes[l+1],)
         self.dW, self.db = self._views(self.grads)
-        self._cache: list[tuple[np.ndarray, np.ndarray | None]] | None = None  # set by forward
+        self._cache: list[tuple] | None = None  # set by forward, read by backward
+        self._work: dict[int, dict[str, list[np.ndarray]]] = {}  # batch size -> work buffers
 
         if init is not None:
             init_fn = lookup("initializers", init, initializers.check)
@@ -120,22 +121,61 @@ class MLP:
                             f"got {x.shape[1]}")
         return x.astype(self.dtype, copy=False)
 
-    def _propagate(self, a: np.ndarray, cache: list | None) -> np.ndarray:
-        """Run ``a`` (n, d) through every layer; record (a_l, z_{l-1}) for backward in ``cache``."""
-        z = None  # pre-activation that produced a (none for the input)
+    def _buffers(self, n: int) -> dict[str, list[np.ndarray]]:
+        """Work arrays for a batch of ``n`` rows, allocated once per batch size (training sees
+        at most two: the batch size and the last, partial batch)."""
+        buffers = self._work.get(n)
+        if buffers is None:
+            if len(self._work) >= 4:
+                self._work.clear()
+            widths = self.sizes[1:]
+            buffers = {
+                "z": [np.empty((n, h), self.dtype) for h in widths],  # z_l (n, sizes[l+1])
+                "a": [np.empty((n, h), self.dtype) for h in widths[:-1]],  # f(z_l), hidden only
+                "delta": [np.empty((n, h), self.dtype) for h in self.sizes[1:-1]],  # dL/da_l
+            }
+            self._work[n] = buffers
+        return buffers
+
+    def _propagate(self, a: np.ndarray, cache: list | None, dropout: float = 0.0,
+                   rng: np.random.Generator | None = None) -> np.ndarray:
+        """Run ``a`` (n, d) through every layer; record (a_l, z_{l-1}, f(z_{l-1}), mask_l) for
+        backward in ``cache``. With ``dropout`` p > 0 each hidden output is multiplied by a mask
+        of 0 (probability p) and 1 / (1 - p) drawn from ``rng`` (inverted dropout).
+
+        While training (``cache`` given) every z and f(z) lands in preallocated buffers, so the
+        returned output is overwritten by the next ``forward``."""
+        work = self._buffers(a.shape[0]) if cache is not None else None
+        z = activated = mask = None  # what produced a (nothing for the input)
         for l in range(self.depth):
             if cache is not None:
-                cache.append((a, z))
-            z = a @ self.W[l]  # (n, sizes[l+1])
+                cache.append((a, z, activated, mask))
+            if work is not None:
+                z = np.matmul(a, self.W[l], out=work["z"][l])  # (n, sizes[l+1])
+            else:
+                z = a @ self.W[l]  # (n, sizes[l+1])
             z += self.b[l]
             if l < self.depth - 1:
-                a = self.activation.value(z)  # (n, sizes[l+1])
+                if work is not None:
+                    a = activated = self.activation.apply(z, work["a"][l])  # (n, sizes[l+1])
+                else:
+                    a = activated = self.activation.value(z)  # (n, sizes[l+1])
+                if dropout > 0:
+                    keep = rng.random(a.shape, dtype=self.dtype) >= dropout  # (n, sizes[l+1])
+                    mask = keep.astype(self.dtype)
+                    mask *= 1 / (1 - dropout)  # kept units scaled so the expectation is unchanged
+                    a = a * mask  # (n, sizes[l+1])
         return z  # (n, k)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """The raw output (n, k) for a batch ``x`` (n, d), keeping what ``backward`` needs."""
+    def forward(self, x: np.ndarray, dropout: float = 0.0,
+                rng: np.random.Generator | None = None) -> np.ndarray:
+        """The raw output (n, k) for a batch ``x`` (n, d), keeping what ``backward`` needs.
+        ``dropout`` (training only) drops each hidden unit with that probability, using ``rng``.
+        The output lives in a work buffer: the next ``forward`` overwrites it."""
+        if dropout > 0 and rng is None:
+            raise ValueError("dropout needs a random generator")
         self._cache = []
-        return self._propagate(self._input(x), self._cache)
+        return self._propagate(self._input(x), self._cache, dropout, rng)
 
     def backward(self, output_grad: np.ndarray) -> None:
         """Fill ``self.grads`` with dL/dparams, given dL/doutput (n, k) for the last ``forward``."""
@@ -143,13 +183,15 @@ class MLP:
             raise RuntimeError("backward() needs a forward() first")
         delta = np.asarray(output_grad, dtype=self.dtype)  # (n, k) = dL/dz_{L-1}
         for l in reversed(range(self.depth)):
-            a, z = self._cache[l]  # a_l (n, sizes[l]) and z_{l-1} with a_l = f(z_{l-1})
+            a, z, activated, mask = self._cache[l]  # a_l (n, sizes[l]) = f(z_{l-1}) [* mask]
             np.matmul(a.T, delta, out=self.dW[l])  # (sizes[l], sizes[l+1])
             np.sum(delta, axis=0, out=self.db[l])  # (sizes[l+1],)
             if l == 0:
                 break  # nobody needs dL/dx
-            delta = delta @ self.W[l].T  # (n, sizes[l]) = dL/da_l
-            delta *= self.activation.derivative(z, a)  # (n, sizes[l]) = dL/dz_{l-1}
+            delta = np.matmul(delta, self.W[l].T, out=self._buffers(delta.shape[0])["delta"][l - 1])
+            if mask is not None:  # delta (n, sizes[l]) = dL/da_l
+                delta *= mask  # through the dropout mask
+            self.activation.scale_by_derivative(delta, z, activated)  # (n, sizes[l]) = dL/dz_{l-1}
 
     # ------------------------------------------------------------------------------------------
     # inference: batched, nothing kept

@@ -11,7 +11,8 @@ The trainer only ever does::
 
 ``lr`` is passed at every step (the trainer passes ``optimizer.lr`` today; a learning-rate schedule
 will pass its own value). Per-parameter memory (momentum's velocity, Adam's moments and step
-count) lives in ``state``, arrays allocated once by ``init_state``. ``step`` clips the gradient when
+count) lives in ``state``, arrays allocated once by ``init_state``; names starting with ``_`` are
+work buffers, not state (a checkpoint skips them). ``step`` clips the gradient when
 ``clip_norm`` is set, then calls ``update``, which is what a new optimiser implements. A plugin
 registers an ``Optimizer`` subclass under ``nnpipe.optimizers``, its ``kind`` a ``Literal`` of the
 registered name.
@@ -30,6 +31,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 State = dict[str, np.ndarray]
+
+#: Elements per block of the blocked elementwise updates (5 float32 vectors of 16K: 320 KB).
+BLOCK = 16384
 
 
 class Optimizer(BaseModel):
@@ -95,7 +99,9 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba 2015): moving averages of the gradient and its square, bias-corrected.
 
     ``m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
-    params -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``"""
+    params -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``
+
+    (``state`` keeps m / (1 - b1) and v / (1 - b2): see ``_adam_step``.)"""
 
     kind: Literal["adam"] = "adam"
     lr: float = Field(default=0.001, gt=0, description="Learning rate (step size).")
@@ -106,7 +112,8 @@ class Adam(Optimizer):
 
     def init_state(self, params: np.ndarray) -> State:
         return {"m": np.zeros_like(params), "v": np.zeros_like(params),  # (P,) each
-                "t": np.zeros((), dtype=np.int64)}  # steps taken
+                "t": np.zeros((), dtype=np.int64),  # steps taken
+                "_scratch": np.empty_like(params)}  # (P,) work buffer, not state to save
 
     def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
         if self.weight_decay:
@@ -114,17 +121,32 @@ class Adam(Optimizer):
         self._adam_step(params, grads, state, lr)
 
     def _adam_step(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
-        m, v, t = state["m"], state["v"], state["t"]
+        # The hot path. Every line writes into an existing buffer (no temporaries per step), and
+        # the moments are kept unscaled, M = m / (1 - b1) and V = v / (1 - b2):
+        #     M = b1 M + g                V = b2 V + g^2
+        #     m_hat = c1 M,  c1 = (1 - b1) / (1 - b1^t)     v_hat = c2^2 V,  c2^2 = (1 - b2) / (1 - b2^t)
+        #     params -= lr m_hat / (sqrt(v_hat) + eps) = (lr c1 / c2) M / (sqrt(V) + eps / c2)
+        # which is the textbook update in 10 elementwise passes instead of 13. The vectors are
+        # walked in blocks that fit in the L2 cache, so the passes over one block hit cache.
+        M, V, t, buf = state["m"], state["v"], state["t"], state["_scratch"]
         t += 1
-        m *= self.beta1
-        m += (1 - self.beta1) * grads  # (P,)
-        v *= self.beta2
-        v += (1 - self.beta2) * (grads * grads)  # (P,)
-        step_size = lr / (1 - self.beta1 ** int(t))
-        denominator = np.sqrt(v)  # (P,)
-        denominator /= np.sqrt(1 - self.beta2 ** int(t))
-        denominator += self.eps
-        params -= step_size * (m / denominator)  # (P,)
+        c1 = (1 - self.beta1) / (1 - self.beta1 ** int(t))
+        c2 = np.sqrt((1 - self.beta2) / (1 - self.beta2 ** int(t)))
+        step, eps = lr * c1 / c2, self.eps / c2
+        b1, b2 = self.beta1, self.beta2
+        for start in range(0, params.shape[0], BLOCK):
+            block = slice(start, start + BLOCK)
+            p, g, m, v, work = params[block], grads[block], M[block], V[block], buf[block]
+            m *= b1
+            m += g  # (block,) M = b1 M + g
+            v *= b2
+            np.multiply(g, g, out=work)
+            v += work  # (block,) V = b2 V + g^2
+            np.sqrt(v, out=work)
+            work += eps
+            np.divide(m, work, out=work)
+            work *= step
+            p -= work  # (block,)
 
 
 class AdamW(Adam):

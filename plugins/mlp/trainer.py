@@ -1,20 +1,29 @@
 """The ``mlp_train`` stage: mini-batch training of an ``MLP`` on the ``train`` split.
 
+    resume from the stage's checkpoint, if one matches this spec
     for each epoch:
+        lr = schedule.lr(epoch, optimizer.lr, epochs, history)   fixed within the epoch
         shuffle the training rows with the stage's seeded generator
         for each batch of ``batch_size`` rows (the last one may be smaller):
-            output = model.forward(x_batch)                 (b, k)
+            output = model.forward(x_batch, dropout, rng)   (b, k)
+            a non-finite loss stops the run (RunError naming epoch and step)
             model.backward(loss.gradient(output, y_batch))  fills model.grads (P,)
             optimizer.step(model.params, model.grads, ...)  updates model.params (P,) in place
         train loss / accuracy come from the batch outputs (no second pass over the train split);
         val loss / accuracy from one batched pass over the ``validation`` split, if there is one.
+        early stopping watches val_loss or val_accuracy and keeps the best weights
+        checkpoint: weights, optimiser state, generator state, epoch, history (atomic)
+    restore the best weights (early stopping), delete the checkpoint
 
 Everything is cast to the model's dtype once, before the first epoch, and the batch buffers are
-allocated once. The same spec and seed give bit-identical weights.
+allocated once. The same spec and seed give bit-identical weights, with or without an
+interruption and resume in between. Label smoothing changes the training targets only; the
+validation loss is measured against the true labels.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,18 +31,20 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import numpy as np
-from pydantic import PositiveInt, SerializeAsAny, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, SerializeAsAny, ValidationError,
+                      field_validator)
 from pydantic_core import PydanticCustomError
 
 from pipeline.artifacts import Dataset
 from pipeline.errors import DataError, PluginError, RunError
-from pipeline.files import write_json
+from pipeline.files import write_json, write_npz
 from pipeline.registry import default_registry, unknown_name_message
 from pipeline.spec import StageContext, StageSpec
-from plugins.mlp import activations, init as initializers, losses, optim
-from plugins.mlp.losses import as_one_hot
+from plugins.mlp import activations, init as initializers, losses, optim, schedules
+from plugins.mlp.losses import as_one_hot, smooth_labels
 from plugins.mlp.model import MLP
 from plugins.mlp.optim import SGD, Optimizer
+from plugins.mlp.schedules import Constant, Schedule
 
 
 @dataclass
@@ -87,6 +98,46 @@ def _check_name(group: str, what: str, name: str, check) -> str:
     return name
 
 
+class EarlyStopping(BaseModel):
+    """Stop when ``monitor`` has not improved by at least ``min_delta`` for ``patience`` epochs;
+    the best epoch's weights are restored at the end (``restore_best``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    patience: int = Field(default=3, ge=0, description="Epochs without improvement tolerated.")
+    min_delta: float = Field(default=0.0, ge=0, description="Smallest change that counts.")
+    restore_best: bool = True
+
+    def improved(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        if self.monitor == "val_loss":
+            return value < best - self.min_delta
+        return value > best + self.min_delta
+
+
+def _from_registry(group: str, what: str, base: type, check, value: Any, example: str) -> Any:
+    """``{kind: name, ...}`` -> the registered class for ``kind`` in ``group``, validated; its own
+    field errors come out under ``<field>.<its field>``; a bad kind under ``<field>.kind``."""
+    if isinstance(value, base):
+        return value
+    if not isinstance(value, Mapping):
+        raise _plugin_error(f"expected a mapping such as {example}")
+    registry = default_registry()
+    kind = value.get("kind")
+    if kind not in registry.names(group):
+        message = (unknown_name_message(what, str(kind), registry.names(group))
+                   if "kind" in value else f"missing; installed: {', '.join(registry.names(group))}")
+        raise ValidationError.from_exception_data(what, [  # reported at <field>.kind
+            {"type": _plugin_error(message), "loc": ("kind",), "input": kind}])
+    try:
+        cls = registry.load(group, kind, check=check)
+    except PluginError as exc:
+        raise _plugin_error(str(exc)) from None
+    return cls.model_validate(value)  # its errors keep their paths: optimizer.lr
+
+
 class MLPTrain(StageSpec):
     """Train a multilayer perceptron on the ``train`` split (mini-batch, seeded, reproducible)."""
 
@@ -96,8 +147,15 @@ class MLPTrain(StageSpec):
     loss: str = "cross_entropy"
     init: str = "he_normal"
     optimizer: SerializeAsAny[Optimizer] = SGD(lr=0.01)
+    schedule: SerializeAsAny[Schedule] = Constant()
     batch_size: PositiveInt = 128
     epochs: PositiveInt = 10
+    dropout: float = Field(default=0.0, ge=0, lt=1,
+                           description="Probability of dropping each hidden unit while training.")
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1,
+                                   description="Mix this much of the uniform distribution into "
+                                               "the one-hot training targets.")
+    early_stopping: EarlyStopping | None = None
     dtype: Literal["float32", "float64"] = "float32"
     seed: int | None = None
     shuffle: bool = True
@@ -123,32 +181,24 @@ class MLPTrain(StageSpec):
     @field_validator("optimizer", mode="before")
     @classmethod
     def _optimizer_from_registry(cls, value: Any) -> Any:
-        """``{kind: sgd, lr: 0.01}`` -> the registered optimiser class for ``kind``, validated;
-        its own field errors come out under ``optimizer.<field>``."""
-        if isinstance(value, Optimizer):
-            return value
-        if not isinstance(value, Mapping):
-            raise _plugin_error("expected a mapping such as {kind: sgd, lr: 0.01}")
-        registry = default_registry()
-        kind = value.get("kind")
-        if kind not in registry.names("optimizers"):
-            message = (unknown_name_message("optimizer", str(kind), registry.names("optimizers"))
-                       if "kind" in value else
-                       f"missing; installed: {', '.join(registry.names('optimizers'))}")
-            raise ValidationError.from_exception_data("optimizer", [  # reported at optimizer.kind
-                {"type": _plugin_error(message), "loc": ("kind",), "input": kind}])
-        try:
-            optimizer_class = registry.load("optimizers", kind, check=optim.check)
-        except PluginError as exc:
-            raise _plugin_error(str(exc)) from None
-        return optimizer_class.model_validate(value)  # its errors keep their paths: optimizer.lr
+        """``{kind: sgd, lr: 0.01}`` -> the registered optimiser class for ``kind``, validated."""
+        return _from_registry("optimizers", "optimizer", Optimizer, optim.check, value,
+                              "{kind: sgd, lr: 0.01}")
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_from_registry(cls, value: Any) -> Any:
+        """``{kind: cosine}`` -> the registered schedule class for ``kind``, validated."""
+        return _from_registry("schedules", "schedule", Schedule, schedules.check, value,
+                              "{kind: cosine}")
 
     def code_modules(self) -> list[str]:
-        """The modules of the activation, loss, initializer and optimizer it uses by name: a
-        third party's activation is part of what this stage computes."""
+        """The modules of the activation, loss, initializer, optimizer and schedule it uses by
+        name: a third party's activation is part of what this stage computes."""
         registry = default_registry()
         chosen = [("activations", self.activation), ("losses", self.loss),
-                  ("initializers", self.init), ("optimizers", self.optimizer.kind)]
+                  ("initializers", self.init), ("optimizers", self.optimizer.kind),
+                  ("schedules", self.schedule.kind)]
         return sorted({registry.entry(group, name).target.partition(":")[0]
                        for group, name in chosen})
 
@@ -161,6 +211,9 @@ class MLPTrain(StageSpec):
             validation = None
         if len(train) == 0:
             raise DataError(f"dataset {data.name}: the train split is empty")
+        if self.early_stopping is not None and validation is None:
+            raise DataError(f"early_stopping monitors {self.early_stopping.monitor}, but dataset "
+                            f"{data.name} has no validation split (add a split stage)")
         k = _n_classes(data)
 
         # --- data, cast and laid out once ---------------------------------------------------
@@ -174,48 +227,62 @@ class MLPTrain(StageSpec):
                 labels_val = y_val.argmax(axis=1)  # (n_val,)
         except ValueError as exc:
             raise DataError(f"dataset {data.name}: {exc}") from exc
+        if self.label_smoothing:
+            y = smooth_labels(y, self.label_smoothing)  # (n, k) training targets only
         n, d = x.shape
 
-        # --- model and optimiser ------------------------------------------------------------
+        # --- model, optimiser and the state a checkpoint carries -----------------------------
         seed = self.seed if self.seed is not None else context.seed
-        rng = np.random.default_rng(seed)  # draws the initial weights, then each epoch's order
+        rng = np.random.default_rng(seed)  # draws the initial weights, then orders and masks
         model = MLP([d, *self.hidden, k], self.activation, self.loss, self.dtype,
                     init=self.init, rng=rng)
         loss_fn, optimizer = model.loss_fn, self.optimizer
         state = optimizer.init_state(model.params)
-        lr = optimizer.lr
+        run = _RunState()
+        checkpoint = Checkpoint(context.checkpoint_dir) if context.checkpoint_dir else None
+        if checkpoint is not None and checkpoint.load(model, state, rng, run, self, seed):
+            context.progress.log(f"resuming from the checkpoint of epoch {run.epoch}")
 
         B = min(self.batch_size, n)
         n_batches = math.ceil(n / B)
         xb_buffer = np.empty((B, d), dtype=dtype)  # (B, d) batch rows gathered here
         yb_buffer = np.empty((B, k), dtype=dtype)  # (B, k)
-        history = History()
         progress = context.progress
 
-        for epoch in range(1, self.epochs + 1):
+        while run.epoch < self.epochs and not run.stopped:
+            epoch = run.epoch + 1
             started = time.perf_counter()
+            lr = self.schedule.lr(epoch, optimizer.lr, self.epochs, run.history.epochs)
             order = rng.permutation(n) if self.shuffle else np.arange(n)  # (n,)
             loss_sum, correct = 0.0, 0
             progress.begin(f"epoch {epoch}/{self.epochs}", total=n_batches)
-            for start in range(0, n, B):
-                rows = order[start:start + B]  # (b,) the last batch may be smaller
-                b = rows.shape[0]
-                # rows are a permutation of range(n): "clip" never clips, and unlike the default
-                # "raise" it gathers straight into the buffer
-                xb = np.take(x, rows, axis=0, out=xb_buffer[:b], mode="clip")  # (b, d)
-                yb = np.take(y, rows, axis=0, out=yb_buffer[:b], mode="clip")  # (b, k)
-                output = model.forward(xb)  # (b, k)
-                batch_loss = loss_fn.value(output, yb)
-                if not math.isfinite(batch_loss):
-                    progress.end()
-                    raise RunError(f"training diverged in epoch {epoch} (batch loss {batch_loss}); "
-                                   f"try a smaller learning rate than {lr}")
-                model.backward(loss_fn.gradient(output, yb))  # fills model.grads (P,)
-                optimizer.step(model.params, model.grads, state, lr)  # model.params (P,)
-                loss_sum += batch_loss * b
-                correct += int(np.count_nonzero(output.argmax(axis=1) == labels[rows]))
-                progress.advance(1, loss=batch_loss, samples=b)
-            progress.end()
+            try:  # overflow ends as a non-finite loss, reported with epoch and step: no warnings
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    for step, start in enumerate(range(0, n, B), start=1):
+                        rows = order[start:start + B]  # (b,) the last batch may be smaller
+                        b = rows.shape[0]
+                        # rows are a permutation of range(n): "clip" never clips, and unlike the
+                        # default "raise" it gathers straight into the buffer
+                        xb = np.take(x, rows, axis=0, out=xb_buffer[:b], mode="clip")  # (b, d)
+                        yb = np.take(y, rows, axis=0, out=yb_buffer[:b], mode="clip")  # (b, k)
+                        output = model.forward(xb, self.dropout, rng)  # (b, k)
+                        batch_loss = loss_fn.value(output, yb)
+                        if not math.isfinite(batch_loss):
+                            raise RunError(
+                                f"training diverged: the loss is {batch_loss} in epoch {epoch}, "
+                                f"step {step} of {n_batches} (learning rate {lr:g}); try a smaller "
+                                f"learning rate, gradient clipping (optimizer.clip_norm) or "
+                                f"standardized inputs")
+                        model.backward(loss_fn.gradient(output, yb))  # fills model.grads (P,)
+                        optimizer.step(model.params, model.grads, state, lr)  # model.params (P,)
+                        loss_sum += batch_loss * b
+                        correct += int(np.count_nonzero(output.argmax(axis=1) == labels[rows]))
+                        progress.advance(1, loss=batch_loss, samples=b)
+            finally:
+                progress.end()  # on Ctrl-C too: the last complete epoch's checkpoint stays
+            if not np.all(np.isfinite(model.params)):
+                raise RunError(f"training diverged: non-finite weights after epoch {epoch} "
+                               f"(learning rate {lr:g}); try a smaller learning rate")
 
             record = Epoch(epoch, loss_sum / n, correct / n, None, None, lr, 0.0)
             if validation is not None:
@@ -223,10 +290,98 @@ class MLPTrain(StageSpec):
                 record.val_loss = loss_fn.value(output, y_val)
                 record.val_accuracy = float(np.mean(output.argmax(axis=1) == labels_val))
             record.seconds = time.perf_counter() - started
-            history.epochs.append(record)
+            run.history.epochs.append(record)
+            run.epoch = epoch
             progress.log(_epoch_line(record, self.epochs))
+            if self.early_stopping is not None:
+                run.watch(self.early_stopping, record, model)
+                if run.stopped:
+                    progress.log(f"early stopping after epoch {epoch}: "
+                                 f"{self.early_stopping.monitor} best in epoch {run.best_epoch}")
+            if checkpoint is not None:
+                checkpoint.save(model, state, rng, run, self, seed)
 
-        return {"model": model, "history": history}
+        if self.early_stopping is not None and self.early_stopping.restore_best \
+                and run.best_params is not None:
+            model.params[...] = run.best_params  # the best epoch's weights
+        if checkpoint is not None:
+            checkpoint.remove()  # the stage's result is complete; the stage cache keeps it
+        return {"model": model, "history": run.history}
+
+
+@dataclass
+class _RunState:
+    """What a training run carries from epoch to epoch besides weights and optimiser state."""
+
+    epoch: int = 0  # epochs completed
+    history: History = field(default_factory=History)
+    best: float | None = None  # early stopping: best monitored value, its epoch, its weights
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped: bool = False
+    best_params: np.ndarray | None = None
+
+    def watch(self, rule: EarlyStopping, record: Epoch, model: MLP) -> None:
+        value = getattr(record, rule.monitor)
+        if rule.improved(value, self.best):
+            self.best, self.best_epoch, self.bad_epochs = value, record.epoch, 0
+            self.best_params = model.params.copy()  # (P,)
+        else:
+            self.bad_epochs += 1
+            self.stopped = self.bad_epochs > rule.patience
+
+
+class Checkpoint:
+    """``checkpoint.npz`` in the stage's checkpoint folder, rewritten atomically after every
+    epoch: the weights, the optimiser's state arrays, the best weights so far, and one JSON string
+    with the epoch, history, early-stopping state and the random generator's state. Plain arrays,
+    read with ``allow_pickle=False``. Resuming from it continues the exact random stream, so the
+    result is bit-identical to an uninterrupted run."""
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / "checkpoint.npz"
+
+    def save(self, model: MLP, state: dict, rng: np.random.Generator, run: _RunState,
+             spec: "MLPTrain", seed: int) -> None:
+        meta = {"format": "nnpipe-mlp-checkpoint/1", "spec": spec.model_dump(mode="json"),
+                "seed": seed,
+                "epoch": run.epoch, "history": run.history.to_json(),
+                "best": run.best, "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs,
+                "stopped": run.stopped, "rng": rng.bit_generator.state}
+        arrays = {"params": model.params, "meta": np.array(json.dumps(meta))}
+        arrays.update({f"state.{name}": np.asarray(value) for name, value in state.items()
+                       if not name.startswith("_")})  # "_name": a work buffer
+        if run.best_params is not None:
+            arrays["best_params"] = run.best_params
+        write_npz(self.path, arrays)
+
+    def load(self, model: MLP, state: dict, rng: np.random.Generator, run: _RunState,
+             spec: "MLPTrain", seed: int) -> bool:
+        """Fill everything from the checkpoint if there is a matching one; False if none."""
+        if not self.path.is_file():
+            return False
+        try:
+            with np.load(self.path, allow_pickle=False) as npz:
+                meta = json.loads(str(npz["meta"]))
+                if meta.get("spec") != spec.model_dump(mode="json") or meta.get("seed") != seed \
+                        or npz["params"].shape != model.params.shape:
+                    return False  # another configuration's: start afresh (it is overwritten)
+                model.params[...] = npz["params"]
+                for name, value in state.items():
+                    if not name.startswith("_"):
+                        value[...] = npz[f"state.{name}"]
+                run.best_params = npz["best_params"].copy() if "best_params" in npz.files else None
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(f"{self.path}: unreadable checkpoint ({exc}); delete it to start "
+                            f"afresh") from exc
+        rng.bit_generator.state = meta["rng"]
+        run.epoch, run.best, run.best_epoch = meta["epoch"], meta["best"], meta["best_epoch"]
+        run.bad_epochs, run.stopped = meta["bad_epochs"], meta["stopped"]
+        run.history = History([Epoch(**e) for e in meta["history"]])
+        return True
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def _n_classes(data: Dataset) -> int:

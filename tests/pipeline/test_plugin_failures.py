@@ -99,13 +99,13 @@ def test_a_pipeline_using_a_broken_stage_names_plugin_distribution_and_error(tmp
 
 
 def test_a_pipeline_using_a_broken_activation_names_plugin_and_distribution(tmp_path, third_party):
-    third_party("nnpipe-badact", "0.2", {"nnpipe.activations": {"gelu": "gelu_mod:gelu"}},
-                {"gelu_mod.py": "import no_such_dependency\n"})
+    third_party("nnpipe-badact", "0.2", {"nnpipe.activations": {"mish": "mish_mod:mish"}},
+                {"mish_mod.py": "import no_such_dependency\n"})
     with pytest.raises(ConfigError) as caught:
-        load_pipeline(write(tmp_path, "stages:\n  - {kind: mlp_train, activation: gelu}\n"))
+        load_pipeline(write(tmp_path, "stages:\n  - {kind: mlp_train, activation: mish}\n"))
     message = str(caught.value)
     assert "stages[0].activation" in message
-    assert "activation 'gelu' from nnpipe-badact 0.2 failed to load" in message
+    assert "activation 'mish' from nnpipe-badact 0.2 failed to load" in message
     assert "no_such_dependency" in message
 
 
@@ -150,13 +150,13 @@ def test_a_third_party_stage_is_validated_and_in_the_schema(tmp_path, third_part
 
 
 def test_plugins_check_catches_a_wrong_derivative(tmp_path, third_party):
-    third_party("nnpipe-softplus", "0.1", {"nnpipe.activations": {"softplus": "sp_mod:softplus"}},
+    third_party("nnpipe-softplus", "0.1", {"nnpipe.activations": {"softplus_bad": "sp_mod:softplus"}},
                 {"sp_mod.py": WRONG_ACTIVATION})
     result = runner.invoke(app, ["plugins", "--check"])
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    at = next(i for i, l in enumerate(lines) if "softplus" in l)
-    assert lines[at].split()[:3] == ["FAIL", "softplus", "nnpipe-softplus"]
+    at = next(i for i, l in enumerate(lines) if "softplus_bad" in l)
+    assert lines[at].split()[:3] == ["FAIL", "softplus_bad", "nnpipe-softplus"]
     assert "relative error" in lines[at + 1] and "worst at element" in lines[at + 1]
     assert any(l.split()[:2] == ["PASS", "relu"] for l in lines)
     assert lines[-1] == "1 plugin(s) failed"

@@ -24,6 +24,34 @@ def test_known_values():
     assert tanh.derivative(np.zeros(1), tanh.value(np.zeros(1)))[0] == 1.0
 
 
+def test_known_values_of_the_newer_activations():
+    z = np.array([[-2.0, 0.0, 3.0]])
+    np.testing.assert_allclose(activations.leaky_relu.value(z), [[-0.02, 0.0, 3.0]])
+    np.testing.assert_allclose(activations.elu.value(z), [[np.exp(-2.0) - 1, 0.0, 3.0]])
+    np.testing.assert_allclose(activations.softplus.value(z), np.log(1 + np.exp(z)), rtol=1e-14)
+    np.testing.assert_array_equal(activations.identity.value(z), z)
+    # gelu's tanh form against its textbook formula, and the exact gelu z * Phi(z) within 1e-3
+    c = np.sqrt(2 / np.pi)
+    np.testing.assert_allclose(activations.gelu.value(z),
+                               0.5 * z * (1 + np.tanh(c * (z + 0.044715 * z**3))), rtol=1e-14)
+    from math import erf
+    exact = [[v * 0.5 * (1 + erf(v / np.sqrt(2))) for v in z[0]]]
+    np.testing.assert_allclose(activations.gelu.value(z), exact, atol=1e-3)
+
+
+@pytest.mark.parametrize("act", [activations.elu, activations.gelu, activations.softplus,
+                                 activations.leaky_relu], ids=lambda a: a.name)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_newer_activations_are_stable_at_extremes(act, dtype):
+    z = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = act.value(z)
+        da = act.derivative(z, a)
+    assert np.all(np.isfinite(a)) and np.all(np.isfinite(da))
+    assert a.dtype == dtype and da.dtype == dtype
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sigmoid_is_stable_at_extremes(dtype):
     z = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0], dtype=dtype)

@@ -14,7 +14,8 @@ from pipeline.testing import TOLERANCE, away_from_zero, numerical_gradient, rela
 from plugins.mlp import activations, losses
 from plugins.mlp.model import MLP
 
-ACTIVATIONS = [activations.sigmoid, activations.relu, activations.tanh]
+ACTIVATIONS = [activations.sigmoid, activations.relu, activations.tanh, activations.leaky_relu,
+               activations.elu, activations.gelu, activations.softplus, activations.identity]
 LOSSES = [losses.cross_entropy, losses.mse]
 
 
@@ -44,6 +45,19 @@ def test_loss_gradient(loss, seed):
     assert relative_error(analytic, numeric) < TOLERANCE
 
 
+@pytest.mark.parametrize("smoothing", [0.1, 0.3])
+def test_cross_entropy_gradient_with_smoothed_targets(smoothing):
+    """Label smoothing replaces one-hot rows by (1 - s) y + s / k: rows still sum to 1, so the
+    fused gradient (softmax - y) / n stays exact."""
+    rng = np.random.default_rng(3)
+    output = rng.normal(scale=2.0, size=(5, 4))  # (n, k)
+    target = losses.smooth_labels(losses.as_one_hot(rng.integers(0, 4, size=5), 4), smoothing)
+    np.testing.assert_allclose(target.sum(axis=1), 1.0)
+    assert target.min() == pytest.approx(smoothing / 4)
+    numeric = numerical_gradient(lambda: losses.cross_entropy.value(output, target), output)
+    assert relative_error(losses.cross_entropy.gradient(output, target), numeric) < TOLERANCE
+
+
 def test_mse_gradient_with_real_valued_targets():
     rng = np.random.default_rng(7)
     output, target = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
@@ -65,8 +79,8 @@ def test_network_backward(act, loss, seed):
 
     output = model.forward(x)  # (n, k)
     model.backward(loss.gradient(output, y))
-    for a, z in model._cache[1:]:  # keep relu's kink out of reach of the finite differences
-        if act is activations.relu and np.min(np.abs(z)) < 1e-4:
+    for a, z, *_ in model._cache[1:]:  # keep relu's kink out of reach of the finite differences
+        if act in (activations.relu, activations.leaky_relu) and np.min(np.abs(z)) < 1e-4:
             pytest.skip("a pre-activation lies on relu's kink")
     analytic = model.grads.copy()  # (P,)
     numeric = numerical_gradient(lambda: model.loss(x, y), model.params)  # (P,)
@@ -93,3 +107,27 @@ def test_the_check_catches_a_wrong_backward():
     model.backward(2 * losses.mse.gradient(model.forward(x), y))  # twice the true gradient
     numeric = numerical_gradient(lambda: model.loss(x, y), model.params)
     assert relative_error(model.grads, numeric) > 0.1
+
+
+@pytest.mark.parametrize("act", [activations.tanh, activations.sigmoid], ids=lambda a: a.name)
+def test_network_backward_through_dropout(act):
+    """With the mask held fixed (the same seed for every forward), backward through inverted
+    dropout matches finite differences of the dropped-out network."""
+    rng = np.random.default_rng(11)
+    model = MLP([4, 6, 5, 3], act, "cross_entropy", dtype="float64", init="glorot_normal", rng=rng)
+    x, y = rng.normal(size=(7, 4)), rng.integers(0, 3, size=7)
+
+    def loss() -> float:
+        return losses.cross_entropy.value(
+            model.forward(x, dropout=0.4, rng=np.random.default_rng(5)), y)
+
+    output = model.forward(x, dropout=0.4, rng=np.random.default_rng(5))
+    masks = [mask for *_, mask in model._cache[1:]]
+    assert all(set(np.unique(m)) <= {0.0, 1 / 0.6} for m in masks) and any((m == 0).any() for m in masks)
+    model.backward(losses.cross_entropy.gradient(output, y))
+    analytic = model.grads.copy()
+    numeric = numerical_gradient(loss, model.params)
+    assert relative_error(analytic, numeric) < TOLERANCE
+    # and dropout really changes the function: without it the gradient differs
+    model.backward(losses.cross_entropy.gradient(model.forward(x), y))
+    assert relative_error(model.grads, analytic) > 1e-3

@@ -70,7 +70,7 @@ def test_float32_all_the_way():
     output = model.forward(x)
     model.backward(model.loss_fn.gradient(output, np.array([0, 1, 2, 0])))
     assert model.params.dtype == model.grads.dtype == output.dtype == np.float32
-    assert all(a.dtype == np.float32 for a, _ in model._cache)
+    assert all(a.dtype == np.float32 for a, *_ in model._cache)
     assert MLP([2, 2], dtype="float64").params.dtype == np.float64
 
 
@@ -109,7 +109,7 @@ def test_unknown_activation_is_a_user_error_listing_the_installed_ones():
 # --- initialisers ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["uniform", "normal", "glorot_uniform", "glorot_normal",
-                                  "he_uniform", "he_normal", "lecun_normal"])
+                                  "he_uniform", "he_normal", "lecun_uniform", "lecun_normal"])
 def test_initializers(name):
     fn = default_registry().load("initializers", name, check=init.check)
     assert fn is getattr(init, name)
@@ -118,7 +118,7 @@ def test_initializers(name):
     expected_std = {"uniform": 0.01 / np.sqrt(12), "normal": 0.01,
                     "glorot_uniform": np.sqrt(2 / 700), "glorot_normal": np.sqrt(2 / 700),
                     "he_uniform": np.sqrt(2 / 400), "he_normal": np.sqrt(2 / 400),
-                    "lecun_normal": np.sqrt(1 / 400)}[name]
+                    "lecun_uniform": np.sqrt(1 / 400), "lecun_normal": np.sqrt(1 / 400)}[name]
     assert W.std() == pytest.approx(expected_std, rel=0.02)
     if name == "uniform":  # the notebook's (rand - 0.5) / 100, biases included
         assert np.abs(W).max() <= 0.005 and np.abs(b).max() <= 0.005 and np.any(b != 0)
@@ -169,7 +169,7 @@ def test_load_reports_bad_directories(tmp_path):
     with pytest.raises(DataError, match="cannot read"):
         MLP.load(tmp_path)
     (tmp_path / "model.json").write_text(json.dumps({**meta, "activation": "nope"}))
-    with pytest.raises(PluginError, match="installed: relu, sigmoid, tanh"):
+    with pytest.raises(PluginError, match="installed: elu, gelu, identity, leaky_relu, relu, sigmoid, softplus, tanh"):
         MLP.load(tmp_path)
 
 

@@ -141,3 +141,49 @@ def test_each_optimizer_trains_reproducibly(optimizer):
     again, _ = train(spec, blobs())
     assert np.array_equal(model.params, again.params)
     assert spec.model_dump(mode="json")["optimizer"] == optimizer.model_dump(mode="json")
+
+
+# --- first steps on a tiny problem, worked out by hand -----------------------------------------
+# f(w) = w^2 / 2 from w0 = 1, so the gradient is w itself. Each expected value below is the
+# arithmetic done by hand (written out, not computed by a second implementation). Adam runs with
+# eps = 1e-15 so that the hand values need no eps term.
+
+def descend(optimizer: Optimizer, steps: int) -> list[float]:
+    params = np.array([1.0])
+    state = optimizer.init_state(params)
+    trace = []
+    for _ in range(steps):
+        optimizer.step(params, params.copy(), state, optimizer.lr)  # gradient of w^2/2 is w
+        trace.append(float(params[0]))
+    return trace
+
+
+FIRST_STEPS = {
+    # w1 = 1 - 0.1*1 = 0.9;  w2 = 0.9 - 0.09 = 0.81;  w3 = 0.81 - 0.081 = 0.729
+    "sgd": (SGD(lr=0.1), [0.9, 0.81, 0.729]),
+    # v1 = 1, w1 = 0.9;  v2 = 0.9*1 + 0.9 = 1.8, w2 = 0.9 - 0.18 = 0.72;
+    # v3 = 0.9*1.8 + 0.72 = 2.34, w3 = 0.72 - 0.234 = 0.486
+    "momentum": (SGD(lr=0.1, momentum=0.9), [0.9, 0.72, 0.486]),
+    # v1 = 1, step g + 0.9 v = 1.9, w1 = 0.81;  v2 = 0.9 + 0.81 = 1.71,
+    # step 0.81 + 0.9*1.71 = 2.349, w2 = 0.81 - 0.2349 = 0.5751
+    "nesterov": (SGD(lr=0.1, momentum=0.9, nesterov=True), [0.81, 0.5751]),
+    # g = 1 + 0.5*1 = 1.5: w1 = 1 - 0.15 = 0.85;  g = 0.85*1.5 = 1.275: w2 = 0.85 - 0.1275 = 0.7225
+    "sgd_l2": (SGD(lr=0.1, weight_decay=0.5), [0.85, 0.7225]),
+    # step 1: m_hat = g, v_hat = g^2: w1 = 1 - 0.1 = 0.9
+    # step 2: g = 0.9, m = 0.9*0.1 + 0.1*0.9 = 0.18, v = 0.999*0.001 + 0.001*0.81 = 0.001809,
+    #         w2 = 0.9 - 0.1 * (0.18 / 0.19) / sqrt(0.001809 / 0.001999)
+    "adam": (Adam(lr=0.1, eps=1e-15), [0.9, 0.9 - 0.1 * (0.18 / 0.19) / np.sqrt(0.001809 / 0.001999)]),
+    # step 1: w = 1 * (1 - 0.1*0.1) = 0.99, then the Adam step on g = 1: w1 = 0.89
+    # step 2: g = 0.89, m = 0.09 + 0.089 = 0.179, v = 0.000999 + 0.001*0.7921 = 0.0017911,
+    #         w2 = 0.89*0.99 - 0.1 * (0.179 / 0.19) / sqrt(0.0017911 / 0.001999)
+    "adamw": (AdamW(lr=0.1, weight_decay=0.1, eps=1e-15),
+              [0.89, 0.89 * 0.99 - 0.1 * (0.179 / 0.19) / np.sqrt(0.0017911 / 0.001999)]),
+    # |g| = 1 > 0.5: clipped to 0.5, w1 = 1 - 0.1*0.5 = 0.95; |g| = 0.95 > 0.5: w2 = 0.90
+    "clip_norm": (SGD(lr=0.1, clip_norm=0.5), [0.95, 0.90]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIRST_STEPS))
+def test_first_steps_by_hand(name):
+    optimizer, expected = FIRST_STEPS[name]
+    np.testing.assert_allclose(descend(optimizer, len(expected)), expected, rtol=1e-9, atol=1e-12)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 import plugins
 from pipeline.artifacts import Dataset, Split
-from pipeline.errors import RunError
+from pipeline.errors import DataError, RunError
 from pipeline.progress import ListProgress
 from pipeline.spec import StageContext
 from plugins.mlp.model import MLP
@@ -60,7 +60,8 @@ def _errors(**fields) -> dict[tuple, str]:
 
 def test_bad_activation_lists_the_installed_ones():
     errors = _errors(activation="rlu")
-    assert errors == {("activation",): "unknown activation 'rlu'; installed: relu, sigmoid, tanh "
+    assert errors == {("activation",): "unknown activation 'rlu'; installed: elu, gelu, identity, "
+                                       "leaky_relu, relu, sigmoid, softplus, tanh "
                                        "(did you mean 'relu'?)"}
 
 
@@ -233,3 +234,151 @@ def test_notebook_settings_on_mnist(mnist, init, low, high):
     test = mnist.split("test")
     accuracy = float(np.mean(model.predict(test.x) == test.y))
     assert low <= accuracy < high, f"{init}: test accuracy {accuracy:.4f}"
+
+
+# --- schedules -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schedule, expected", [
+    ({"kind": "constant"}, [0.1, 0.1, 0.1, 0.1]),
+    ({"kind": "step", "step_size": 2, "gamma": 0.5}, [0.1, 0.1, 0.05, 0.05]),
+    ({"kind": "exponential", "gamma": 0.5}, [0.1, 0.05, 0.025, 0.0125]),
+    # 0.1 * (1 + cos(pi * e / 4)) / 2 for e = 0..3: 0.1, 0.0854, 0.05, 0.0146
+    ({"kind": "cosine"}, [0.1, 0.05 * (1 + 0.5 ** 0.5), 0.05, 0.05 * (1 - 0.5 ** 0.5)]),
+    ({"kind": "cosine", "warmup_epochs": 1}, [0.05, 0.1, 0.075, 0.025]),
+])
+def test_schedules_set_and_record_each_epochs_lr(schedule, expected):
+    spec = MLPTrain(**{**SMALL, "epochs": 4, "schedule": schedule})
+    _, history = train(spec, blobs())
+    np.testing.assert_allclose([e.lr for e in history], expected, rtol=1e-12)
+
+
+def test_plateau_reduces_after_patience_epochs():
+    from plugins.mlp.schedules import Plateau
+
+    class E:  # an epoch record with only the losses
+        def __init__(self, val_loss):
+            self.val_loss, self.train_loss = val_loss, None
+
+    plateau = Plateau(factor=0.5, patience=1)
+    losses_ = [1.0, 0.9, 0.95, 0.95, 0.8, 0.85, 0.85]  # no gain in epochs 3-4 and 6-7
+    lrs = [plateau.lr(e + 1, 1.0, 8, [E(v) for v in losses_[:e]]) for e in range(8)]
+    assert lrs == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
+
+
+def test_unknown_schedule_lists_the_installed_ones():
+    errors = _errors(schedule={"kind": "cosin"})
+    assert errors == {("schedule", "kind"): "unknown schedule 'cosin'; installed: constant, cosine, "
+                                            "exponential, plateau, step (did you mean 'cosine'?)"}
+    assert ("schedule", "gamma") in _errors(schedule={"kind": "step", "gamma": 2})
+
+
+# --- regularisation --------------------------------------------------------------------------------
+
+def test_dropout_and_label_smoothing_still_learn_and_stay_reproducible():
+    spec = MLPTrain(**{**SMALL, "hidden": [32], "epochs": 8, "dropout": 0.3, "label_smoothing": 0.1})
+    a, history = train(spec, blobs())
+    b, _ = train(spec, blobs())
+    assert np.array_equal(a.params, b.params)
+    assert history[-1].val_accuracy > 0.9
+    plain, _ = train(MLPTrain(**{**SMALL, "hidden": [32], "epochs": 8}), blobs())
+    assert not np.array_equal(a.params, plain.params)
+
+
+# --- early stopping --------------------------------------------------------------------------------
+
+def test_early_stopping_restores_the_best_epochs_weights():
+    """A learning rate large enough to make val_loss wander: training stops ``patience`` epochs
+    after the best one, and the returned weights are that epoch's (checked against a run cut to
+    exactly that many epochs, which must be bit-identical)."""
+    fields = {**SMALL, "hidden": [16], "epochs": 40, "optimizer": {"kind": "sgd", "lr": 0.8}}
+    data = blobs(60, seed=4)
+    model, history = train(MLPTrain(**fields, early_stopping={"patience": 2}), data)
+    losses_ = [e.val_loss for e in history]
+    best = int(np.argmin(losses_)) + 1
+    assert len(history) == best + 3 < 40  # stopped: patience 2 exceeded after the best epoch
+    reference, _ = train(MLPTrain(**{**fields, "epochs": best}), data)
+    assert np.array_equal(model.params, reference.params)
+
+
+def test_early_stopping_on_accuracy_with_min_delta_and_without_restoring():
+    fields = {**SMALL, "hidden": [16], "epochs": 30}
+    model, history = train(MLPTrain(**fields, early_stopping={
+        "monitor": "val_accuracy", "patience": 0, "min_delta": 0.5, "restore_best": False}), blobs())
+    assert len(history) == 2  # nothing beats the first epoch by 0.5
+    last, _ = train(MLPTrain(**{**fields, "epochs": 2}), blobs())
+    assert np.array_equal(model.params, last.params)
+
+
+def test_early_stopping_needs_a_validation_split():
+    data = Dataset({"train": blobs().split("train")})
+    with pytest.raises(DataError, match="no validation split"):
+        train(MLPTrain(**SMALL, early_stopping={}), data)
+
+
+# --- numerical safety ------------------------------------------------------------------------------
+
+def test_a_nan_loss_names_epoch_and_step_and_suggests_a_smaller_lr():
+    spec = MLPTrain(hidden=[8], loss="mse", epochs=5, batch_size=16,
+                    optimizer={"kind": "sgd", "lr": 1e6})
+    with np.errstate(all="ignore"), pytest.raises(RunError) as raised:
+        train(spec, blobs())
+    message = str(raised.value)
+    assert "epoch 1, step" in message and "smaller learning rate" in message
+
+
+def test_nan_inputs_are_caught_at_the_first_step():
+    data = blobs()
+    x = data.split("train").x.copy()
+    x[5, 0] = np.nan
+    bad = Dataset({"train": Split(x, data.split("train").y)})
+    with pytest.raises(RunError, match="epoch 1, step 1 of"):
+        train(MLPTrain(**{**SMALL, "batch_size": 1000}), bad)
+
+
+# --- checkpoints -----------------------------------------------------------------------------------
+
+class StopAfter(ListProgress):
+    """Raises KeyboardInterrupt in the middle of epoch ``k + 1`` (after ``k`` complete epochs)."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k, self.begun = k, 0
+
+    def begin(self, description: str, total: int) -> None:
+        self.begun += 1
+
+    def advance(self, steps: int = 1, **fields) -> None:
+        if self.begun == self.k + 1:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("extra", [{}, {"dropout": 0.2, "early_stopping": {"patience": 50},
+                                        "schedule": {"kind": "plateau", "patience": 0},
+                                        "optimizer": {"kind": "adam", "lr": 0.01}}],
+                         ids=["sgd", "adam-dropout-plateau-early"])
+def test_interrupted_run_resumes_bit_identical(tmp_path, extra):
+    spec = MLPTrain(**{**SMALL, "hidden": [16], "epochs": 5, **extra})
+    whole, whole_history = train(spec, blobs())
+    context = StageContext(seed=0, progress=StopAfter(2), checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(KeyboardInterrupt):
+        spec.run({"data": blobs()}, context)
+    assert (tmp_path / "ckpt" / "checkpoint.npz").is_file()
+    with np.load(tmp_path / "ckpt" / "checkpoint.npz", allow_pickle=False) as npz:
+        assert json.loads(str(npz["meta"]))["epoch"] == 2
+    progress = ListProgress()
+    out = spec.run({"data": blobs()}, StageContext(seed=0, progress=progress,
+                                                   checkpoint_dir=tmp_path / "ckpt"))
+    assert any("resuming from the checkpoint of epoch 2" in line for line in progress.lines)
+    assert np.array_equal(out["model"].params, whole.params)
+    assert [e.val_loss for e in out["history"]] == [e.val_loss for e in whole_history]
+    assert not (tmp_path / "ckpt" / "checkpoint.npz").exists()  # removed once complete
+
+
+def test_a_checkpoint_of_another_configuration_is_ignored(tmp_path):
+    context = StageContext(seed=0, progress=StopAfter(1), checkpoint_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        MLPTrain(**{**SMALL, "hidden": [16]}).run({"data": blobs()}, context)
+    spec = MLPTrain(**{**SMALL, "hidden": [12]})
+    model, _ = train(spec, blobs())
+    out = spec.run({"data": blobs()}, StageContext(seed=0, checkpoint_dir=tmp_path))
+    assert np.array_equal(out["model"].params, model.params)
