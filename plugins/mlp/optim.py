@@ -32,8 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 State = dict[str, np.ndarray]
 
-#: Elements per block of the blocked elementwise updates (5 float32 vectors of 16K: 320 KB).
-BLOCK = 16384
+#: Elements per block of the blocked elementwise updates: 64K (measured on 2-core AMD EPYC: 0.62-0.71 ms
+#: per Adam step of 235K parameters, against 0.86-0.96 ms with 16K blocks and 1.5 ms with 4K).
+BLOCK = 65536
 
 
 class Optimizer(BaseModel):
