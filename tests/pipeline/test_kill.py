@@ -1,5 +1,5 @@
-"""SIGKILL while the run directory is being written: the next run is complete and correct, and no
-half-written run directory is ever left where a later run (or a user) would take it for a good one."""
+"""SIGKILL while the run directory or a cache entry is being written: the next run is complete and
+correct, and nothing half-written is ever taken for a good result by a later run (or a user)."""
 
 from __future__ import annotations
 
@@ -70,3 +70,83 @@ def test_sigkill_while_writing_the_run_directory(tmp_path):
     assert (out / "first.txt").read_text() == (out / "second.txt").read_text() == "7"
     manifest = json.loads((out / "manifest.json").read_text())
     assert "second.txt" in manifest["files"]
+
+
+SLOW_PICKLE = '''
+import os, time
+from pathlib import Path
+from typing import Literal
+from pipeline.spec import StageSpec
+
+
+def _rebuild(value):
+    return Numbers(value)
+
+
+class Numbers:
+    """An artifact whose pickling (the cache write) stops half-way when asked to."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        marker = os.environ.get("SLOW_PICKLE_MARKER")
+        if marker:  # the cache write has begun: tell the test, then dawdle
+            Path(marker).write_text("writing")
+            time.sleep(30)
+        return (_rebuild, (self.value,))
+
+
+class Make(StageSpec):
+    kind: Literal["make_numbers"] = "make_numbers"
+    value: int = 3
+    outputs = ("numbers",)
+
+    def run(self, inputs, context):
+        return {"numbers": Numbers(self.value)}
+
+
+class Show(StageSpec):
+    kind: Literal["show_numbers"] = "show_numbers"
+    inputs = ("numbers",)
+    outputs = ("shown",)
+
+    def run(self, inputs, context):
+        return {"shown": inputs["numbers"].value * 2}
+'''
+
+
+def test_sigkill_while_writing_a_cache_entry(tmp_path):
+    site = tmp_path / "site"
+    make_distribution(site, "slow-pickle", "1.0",
+                      {"nnpipe.stages": {"make_numbers": "slow_pickle:Make",
+                                         "show_numbers": "slow_pickle:Show"}},
+                      {"slow_pickle.py": SLOW_PICKLE})
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("stages:\n  - {kind: make_numbers, value: 21}\n  - {kind: show_numbers}\n")
+    marker = tmp_path / "marker"
+    cache = tmp_path / "cache"
+    env = dict(os.environ, PYTHONPATH=str(site), SLOW_PICKLE_MARKER=str(marker),
+               NNPIPE_CACHE=str(cache))
+    command = [sys.executable, "-m", "pipeline.cli", "run", str(pipeline)]
+
+    process = subprocess.Popen(command + ["--out", str(tmp_path / "killed")], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run never reached the cache write"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "killed").exists()
+
+    env.pop("SLOW_PICKLE_MARKER")
+    for attempt in ("first", "second"):  # the rerun computes, the one after it loads the entry
+        done = subprocess.run(command + ["--out", str(tmp_path / attempt)], env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert "warning" not in done.stderr  # the killed write left nothing that looks like an entry
+        manifest = json.loads((tmp_path / attempt / "manifest.json").read_text())
+        assert [s["status"] for s in manifest["stages"]] == (
+            ["ran", "ran"] if attempt == "first" else ["cached", "cached"])
