@@ -22,6 +22,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichBars, 
                            Task, TextColumn, TimeRemainingColumn)
 from rich.text import Text
 
+from pipeline.progress import NullProgress
+
 
 def stage_line(report: Any) -> str:
     """One line per finished stage, e.g. ``   ran  stages[4] mlp_train        14.80s``."""
@@ -34,8 +36,9 @@ def _fields_text(fields: dict[str, Any]) -> str:
                      for name, value in fields.items() if name != "samples")
 
 
-class PlainProgress:
-    """Progress as plain log lines (no bars, no control characters).
+class PlainProgress(NullProgress):
+    """Progress as plain log lines (no bars, no control characters): bars are ignored, logged
+    lines and stage lines are printed.
 
     Args:
         quiet: print nothing but what the caller prints itself (the final summary).
@@ -45,15 +48,6 @@ class PlainProgress:
     def __init__(self, quiet: bool = False, write: Callable[[str], None] | None = None):
         self.quiet = quiet
         self.write = write or (lambda line: print(line, flush=True))
-
-    def begin(self, description: str, total: int) -> None:
-        pass
-
-    def advance(self, steps: int = 1, **fields: Any) -> None:
-        pass
-
-    def end(self) -> None:
-        pass
 
     def log(self, message: str) -> None:
         if not self.quiet:

@@ -34,6 +34,7 @@ PIPELINE_CASES = {
     "wrong-type.yaml": [":7:", "stages[2].epochs: must be a valid integer", "'many'"],
     "unknown-field.yaml": [":5:", "stages[1].methd: unknown field (did you mean 'method'?)"],
     "unknown-kind.yaml": [":4:", "unknown stage kind 'normalise'", "did you mean 'normalize'"],
+    "negative-batch-size.yaml": [":8:", "stages[3].batch_size: must be greater than 0 (got -4)"],
     "input-nothing-produces.yaml": ["stages[1] (evaluate) needs 'model'",
                                     "no earlier stage produces"],
 }
