@@ -42,6 +42,18 @@ class MakeReport(StageSpec):
 '''
 
 
+def kill_when(marker: Path, command: list[str], env: dict) -> None:
+    """Start ``command``; SIGKILL it as soon as it writes ``marker`` (half-way through a write)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the process never reached the write"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def test_sigkill_while_writing_the_run_directory(tmp_path):
     site = tmp_path / "site"
     make_distribution(site, "slow-save", "1.0", {"nnpipe.stages": {"make_report": "slow_save:MakeReport"}},
@@ -54,14 +66,7 @@ def test_sigkill_while_writing_the_run_directory(tmp_path):
                NNPIPE_CACHE=str(tmp_path / "cache"))
     command = [sys.executable, "-m", "pipeline.cli", "run", str(pipeline), "--out", str(out)]
 
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the run never reached the save"
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_when(marker, command, env)
     assert not out.exists()  # half-written files live only in a hidden staging folder
 
     env.pop("SLOW_SAVE_MARKER")
@@ -130,15 +135,7 @@ def test_sigkill_while_writing_a_cache_entry(tmp_path):
                NNPIPE_CACHE=str(cache))
     command = [sys.executable, "-m", "pipeline.cli", "run", str(pipeline)]
 
-    process = subprocess.Popen(command + ["--out", str(tmp_path / "killed")], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the run never reached the cache write"
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_when(marker, command + ["--out", str(tmp_path / "killed")], env)
     assert not (tmp_path / "killed").exists()
 
     env.pop("SLOW_PICKLE_MARKER")
