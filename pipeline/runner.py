@@ -40,6 +40,8 @@ class StageReport:
     status: str
     seconds: float
     key: str | None = None
+    #: The files the stage read, with their sha256 (recorded in the manifest).
+    inputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -137,9 +139,11 @@ class Runner:
             key = digest(parts)
             if self.state_dir is not None:
                 context.checkpoint_dir = self.state_dir / "checkpoints" / key
+            # The key parts hold the input files' hashes in the order input_files gives them.
+            input_paths = [str(p) for p in stage.input_files(context)]
             record = {"label": f"stages[{index}] ({stage_id})", "pipeline": pipeline.spec.name,
                       "stage_id": stage_id, "index": index, "kind": stage.kind, "parts": parts,
-                      "input_paths": [str(p) for p in stage.input_files(context)]}
+                      "input_paths": input_paths}
             forced = self.force_from is not None and index >= self.force_from
             outputs, status = self._run_stage(stage, stage_id, index, key, artifacts, context,
                                               record, forced)
@@ -148,7 +152,8 @@ class Runner:
             artifacts.update(outputs)
             previous_key = key
             report = StageReport(index, stage_id, stage.kind, status,
-                                 time.perf_counter() - started, key)
+                                 time.perf_counter() - started, key,
+                                 dict(zip(input_paths, parts["inputs"])))
             reports.append(report)
             self.on_stage(report)
         self.hasher.flush()

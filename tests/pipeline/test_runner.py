@@ -67,3 +67,19 @@ def test_a_failed_run_leaves_no_run_directory(tmp_path, toy_registry):
     with pytest.raises(RunError):
         Runner().run(pipeline, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_manifest_records_each_input_file_with_its_sha256(tmp_path, toy_registry, monkeypatch):
+    import hashlib
+
+    from toy_stages import ReadsFile
+
+    data = tmp_path / "data.txt"
+    data.write_text("hello")
+    monkeypatch.setattr(ReadsFile, "input_files", lambda self, context: [self.path],
+                        raising=False)
+    pipeline = pipeline_from(tmp_path, f"stages:\n  - {{kind: reads_file, path: {data}}}\n")
+    Runner().run(pipeline, out=tmp_path / "run")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["stages"][0]["inputs"] == {
+        str(data): hashlib.sha256(b"hello").hexdigest()}
