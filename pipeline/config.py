@@ -253,7 +253,7 @@ def _problems(error: ValidationError, document: Any, registry: Registry,
             message = f"missing 'kind'; installed kinds: {', '.join(kinds)}"
         elif kind == "extra_forbidden":
             message = "unknown field"
-            hint = closest(str(loc[-1]), _fields_at(document, loc, model))
+            hint = closest(str(loc[-1]), _fields_at(document, loc, model, registry))
             if hint:
                 message += f" (did you mean {hint!r}?)"
         elif kind == "missing":
@@ -278,19 +278,17 @@ def _broken_stage_message(registry: Registry, kind: str) -> str:
     return f"stage kind {kind!r} could not be used"  # pragma: no cover - loaded after all
 
 
-def _fields_at(document: Any, loc: Loc, model: type[BaseModel]) -> list[str]:
+def _fields_at(document: Any, loc: Loc, model: type[BaseModel], registry: Registry) -> list[str]:
     """The field names allowed where ``loc`` points, for 'did you mean' hints."""
     if len(loc) >= 3 and loc[0] == "stages":
         try:
             kind = document["stages"][loc[1]]["kind"]
         except (KeyError, IndexError, TypeError):
             return []
-        stage_cls = stage_classes_cache.get(kind)
+        stage_cls = stage_classes(registry).get(kind)  # the registry keeps loaded classes
         return list(stage_cls.model_fields) if stage_cls else []
     return list(model.model_fields)
 
-
-stage_classes_cache: dict[str, type[StageSpec]] = {}
 
 
 @dataclass(frozen=True)
@@ -324,7 +322,6 @@ def validate_document(document: Any, source: str, base_dir: Path, registry: Regi
     if not isinstance(document, dict):
         raise ConfigError(source, [f"{source}: the file must hold a mapping with a 'stages' list"])
     model = pipeline_model(registry)
-    stage_classes_cache.update(stage_classes(registry))
     try:
         return model.model_validate(document, context={"base_dir": base_dir})
     except ValidationError as exc:

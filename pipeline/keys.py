@@ -168,10 +168,21 @@ class FileHasher:
             self._dirty = False
 
 
-def stage_key_parts(stage: StageSpec, previous_key: str | None, context: StageContext,
-                    hasher: FileHasher | None = None) -> dict[str, Any]:
-    """Everything a stage's key is made of, by name (``plan`` compares these to explain a miss)."""
+def input_hashes(stage: StageSpec, context: StageContext,
+                 hasher: FileHasher | None = None) -> dict[str, str]:
+    """The files ``stage`` reads (in its order), each with its sha256."""
     hasher = hasher or FileHasher()
+    return {str(path): hasher.hash(path) for path in stage.input_files(context)}
+
+
+def stage_key_parts(stage: StageSpec, previous_key: str | None, context: StageContext,
+                    hasher: FileHasher | None = None,
+                    inputs: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything a stage's key is made of, by name (``plan`` compares these to explain a miss).
+
+    ``inputs`` is ``input_hashes(stage, context, hasher)`` when the caller has it already."""
+    if inputs is None:
+        inputs = input_hashes(stage, context, hasher)
     module = type(stage).__module__
     code_modules = [module, *stage.code_modules()]
     parts = {
@@ -184,7 +195,7 @@ def stage_key_parts(stage: StageSpec, previous_key: str | None, context: StageCo
         "numpy": _numpy_version(),
         "previous": previous_key,
         # The content of the files read, not their paths: a moved dataset is the same data.
-        "inputs": [hasher.hash(p) for p in stage.input_files(context)],
+        "inputs": list(inputs.values()),
     }
     if stage.uses_seed:
         parts["seed"] = context.seed

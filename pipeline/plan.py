@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.config import LoadedPipeline
 from pipeline.errors import UserError
-from pipeline.keys import FileHasher, digest, stage_key_parts
+from pipeline.keys import FileHasher, digest, input_hashes, stage_key_parts
 from pipeline.spec import StageContext
 
 
@@ -130,7 +130,8 @@ def plan(pipeline: LoadedPipeline, cache, data_dir: Path | None = None,
     first_miss: int | None = None
     for index, (stage, stage_id) in enumerate(zip(pipeline.stages, pipeline.stage_ids())):
         context = StageContext(seed=pipeline.spec.seed, data_dir=data_dir, stage_index=index)
-        parts = stage_key_parts(stage, previous_key, context, hasher)
+        inputs = input_hashes(stage, context, hasher)  # path -> sha256
+        parts = stage_key_parts(stage, previous_key, context, inputs=inputs)
         key = digest(parts)
         entry = PlannedStage(index, stage_id, stage.kind, key, "cached")
         if first_miss is not None:
@@ -142,9 +143,8 @@ def plan(pipeline: LoadedPipeline, cache, data_dir: Path | None = None,
         elif not cache.contains(key):
             last = cache.last_key(pipeline.spec.name, stage_id)
             record = cache.record(last) if last else None
-            paths = [str(p) for p in stage.input_files(context)]
             entry.status = "will run"
-            entry.reason = explain(record.get("parts") if record else None, parts, paths,
+            entry.reason = explain(record.get("parts") if record else None, parts, list(inputs),
                                    record.get("input_paths") if record else None)
             first_miss = index
         planned.append(entry)

@@ -26,7 +26,7 @@ from pipeline.artifacts import Saveable
 from pipeline.config import LoadedPipeline
 from pipeline.errors import NnpipeError, RunError, UserError
 from pipeline.files import write_json, write_text
-from pipeline.keys import FileHasher, digest, stage_key_parts
+from pipeline.keys import FileHasher, digest, input_hashes, stage_key_parts
 from pipeline.spec import StageContext
 
 
@@ -135,15 +135,14 @@ class Runner:
             context = StageContext(seed=pipeline.spec.seed, data_dir=self.data_dir,
                                    progress=self.progress, stage_index=index)
             started = time.perf_counter()
-            parts = stage_key_parts(stage, previous_key, context, self.hasher)
+            inputs = input_hashes(stage, context, self.hasher)  # path -> sha256
+            parts = stage_key_parts(stage, previous_key, context, inputs=inputs)
             key = digest(parts)
             if self.state_dir is not None:
                 context.checkpoint_dir = self.state_dir / "checkpoints" / key
-            # The key parts hold the input files' hashes in the order input_files gives them.
-            input_paths = [str(p) for p in stage.input_files(context)]
             record = {"label": f"stages[{index}] ({stage_id})", "pipeline": pipeline.spec.name,
                       "stage_id": stage_id, "index": index, "kind": stage.kind, "parts": parts,
-                      "input_paths": input_paths}
+                      "input_paths": list(inputs)}
             forced = self.force_from is not None and index >= self.force_from
             outputs, status = self._run_stage(stage, stage_id, index, key, artifacts, context,
                                               record, forced)
@@ -152,8 +151,7 @@ class Runner:
             artifacts.update(outputs)
             previous_key = key
             report = StageReport(index, stage_id, stage.kind, status,
-                                 time.perf_counter() - started, key,
-                                 dict(zip(input_paths, parts["inputs"])))
+                                 time.perf_counter() - started, key, inputs)
             reports.append(report)
             self.on_stage(report)
         self.hasher.flush()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import textwrap
 
 from pipeline.keys import FileHasher, code_fingerprint, stage_key
 from pipeline.spec import StageContext

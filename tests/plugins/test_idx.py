@@ -7,7 +7,6 @@ checked against an oracle that does not share its code.
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 import tracemalloc
 from pathlib import Path
