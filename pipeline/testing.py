@@ -3,9 +3,11 @@
 The framework knows nothing about networks, so the objects are duck-typed:
 
 - an **activation** is anything with ``value(z) -> a`` and ``derivative(z, a) -> da/dz``,
-  both elementwise;
+  both elementwise, and optionally the in-place fast paths ``value_into(z, out)`` and
+  ``backprop(delta, z, a)``, checked against the first two;
 - a **loss** is anything with ``value(output, target) -> float`` and
-  ``gradient(output, target) -> dL/doutput``, on outputs (n, k) and per-row targets (n, k);
+  ``gradient(output, target) -> dL/doutput``, on outputs (n, k) and per-row targets (n, k), and
+  optionally ``fused(output, target) -> (value, gradient)``, checked against the first two;
 - an **optimizer** is a class (a pydantic model whose fields all have defaults) with
   ``init_state(params) -> state`` and ``step(params, grads, state, lr)`` updating ``params`` in place;
 - an **initializer** is a function ``(fan_in, fan_out, rng) -> (W (fan_in, fan_out), b (fan_out,))``;
@@ -151,6 +153,39 @@ def check_activation(activation: Any, z: np.ndarray | None = None, seed: int = 0
     analytic = activation.derivative(z.copy(), activation.value(z.copy()))  # (n, h)
     numeric = numerical_gradient(lambda: float(np.sum(activation.value(z))), z)  # (n, h)
     assert_gradient("derivative(z, a)", analytic, numeric, tolerance, at=z)
+    _check_activation_fast_paths(activation, z, rng)
+
+
+def _check_activation_fast_paths(activation: Any, z: np.ndarray, rng: np.random.Generator) -> None:
+    """The optional ``value_into(z, out)`` and ``backprop(delta, z, a)`` must give what
+    ``value`` and ``delta * derivative`` give, in float32 and float64."""
+    value_into = getattr(activation, "value_into", None)
+    backprop = getattr(activation, "backprop", None)
+    for dtype in (np.float64, np.float32):
+        zd = z.astype(dtype)  # (n, h)
+        a = activation.value(zd.copy())
+        if value_into is not None:
+            out = np.full_like(zd, np.nan)
+            returned = value_into(zd, out)
+            if returned is not out:
+                raise PluginCheckError(f"value_into(z, out) [{np.dtype(dtype)}]: must return out")
+            _agree(f"value_into(z, out) [{np.dtype(dtype)}]", out, a)
+        if backprop is not None:
+            delta = rng.normal(size=zd.shape).astype(dtype)  # (n, h)
+            expected = delta * activation.derivative(zd.copy(), a.copy())
+            backprop(delta, zd, a)
+            _agree(f"backprop(delta, z, a) [{np.dtype(dtype)}]", delta, expected)
+
+
+def _agree(what: str, fast: np.ndarray, reference: np.ndarray) -> None:
+    """A fast path's result against the plain function's, to a few units in the last place."""
+    if fast.shape != reference.shape or fast.dtype != reference.dtype:
+        raise PluginCheckError(f"{what}: shape {fast.shape} {fast.dtype}, expected "
+                               f"{reference.shape} {reference.dtype}")
+    if not np.allclose(fast, reference, rtol=8 * np.finfo(fast.dtype).eps, atol=0):
+        worst = np.unravel_index(np.argmax(np.abs(fast - reference)), fast.shape)
+        raise PluginCheckError(f"{what}: disagrees with the plain function, {fast[worst]} "
+                               f"against {reference[worst]} at index {tuple(map(int, worst))}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -204,6 +239,34 @@ def check_loss(loss: Any, output: np.ndarray | None = None, target: np.ndarray |
     analytic = loss.gradient(output.copy(), t64)
     numeric = numerical_gradient(lambda: float(loss.value(output, t64)), output)
     assert_gradient("gradient(output, target)", analytic, numeric, tolerance)
+    _check_fused_loss(loss, output, target)
+
+
+def _check_fused_loss(loss: Any, output: np.ndarray, target: np.ndarray) -> None:
+    """The optional ``fused(output, target) -> (value, gradient)`` must give what ``value`` and
+    ``gradient`` give, in float32 and float64, without modifying its arguments."""
+    fused = getattr(loss, "fused", None)
+    if fused is None:
+        return
+    for dtype in (np.float64, np.float32):
+        o = output.astype(dtype)  # (n, k)
+        t = target.astype(dtype) if target.dtype.kind == "f" else target.copy()
+        o_copy, t_copy = o.copy(), t.copy()
+        result = fused(o, t)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise PluginCheckError(f"fused(output, target) [{np.dtype(dtype)}]: expected a "
+                                   f"(value, gradient) pair, got {_describe(result)}")
+        value, gradient = result
+        expected = float(loss.value(o_copy.copy(), t_copy.copy()))
+        if not np.isclose(float(value), expected, rtol=8 * np.finfo(dtype).eps, atol=0):
+            raise PluginCheckError(f"fused(output, target) [{np.dtype(dtype)}]: value {value!r} "
+                                   f"but value(output, target) gives {expected!r}")
+        gradient = _same_shape_dtype(f"fused(output, target) [{np.dtype(dtype)}] gradient",
+                                     gradient, o)
+        _agree(f"fused(output, target) [{np.dtype(dtype)}] gradient", gradient,
+               np.asarray(loss.gradient(o_copy.copy(), t_copy.copy())))
+        _unchanged(f"fused(output, target) [{np.dtype(dtype)}] (output)", o_copy, o)
+        _unchanged(f"fused(output, target) [{np.dtype(dtype)}] (target)", t_copy, t)
 
 
 # ----------------------------------------------------------------------------------------------

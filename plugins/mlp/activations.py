@@ -37,19 +37,26 @@ class Activation:
     value_into: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     backprop: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
 
-    def apply(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """f(z) written into ``out`` (same shape and dtype as ``z``); returns ``out``."""
-        if self.value_into is not None:
-            return self.value_into(z, out)
-        out[...] = self.value(z)
-        return out
 
-    def scale_by_derivative(self, delta: np.ndarray, z: np.ndarray, a: np.ndarray) -> None:
-        """delta *= f'(z), in place (backpropagation through the activation)."""
-        if self.backprop is not None:
-            self.backprop(delta, z, a)
-        else:
-            delta *= self.derivative(z, a)
+# The model calls these two, not methods: a plugin's activation may be any object with ``value``
+# and ``derivative`` (the fast paths are optional attributes).
+
+def apply_into(activation: Any, z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """f(z) written into ``out`` (same shape and dtype as ``z``); returns ``out``."""
+    value_into = getattr(activation, "value_into", None)
+    if value_into is not None:
+        return value_into(z, out)
+    out[...] = activation.value(z)
+    return out
+
+
+def scale_by_derivative(activation: Any, delta: np.ndarray, z: np.ndarray, a: np.ndarray) -> None:
+    """delta *= f'(z), in place (backpropagation through the activation)."""
+    backprop = getattr(activation, "backprop", None)
+    if backprop is not None:
+        backprop(delta, z, a)
+    else:
+        delta *= activation.derivative(z, a)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,7 +181,7 @@ def identity_derivative(z: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 sigmoid = Activation("sigmoid", sigmoid_value, sigmoid_derivative)
-relu = Activation("relu", relu_value, relu_derivative)
+relu = Activation("relu", relu_value, relu_derivative, relu_into, relu_backprop)
 tanh = Activation("tanh", tanh_value, tanh_derivative)
 leaky_relu = Activation("leaky_relu", leaky_relu_value, leaky_relu_derivative)
 elu = Activation("elu", elu_value, elu_derivative)

@@ -157,7 +157,7 @@ class MLP:
             z += self.b[l]
             if l < self.depth - 1:
                 if work is not None:
-                    a = activated = self.activation.apply(z, work["a"][l])  # (n, sizes[l+1])
+                    a = activated = activations.apply_into(self.activation, z, work["a"][l])
                 else:
                     a = activated = self.activation.value(z)  # (n, sizes[l+1])
                 if dropout > 0:
@@ -191,7 +191,7 @@ class MLP:
             delta = np.matmul(delta, self.W[l].T, out=self._buffers(delta.shape[0])["delta"][l - 1])
             if mask is not None:  # delta (n, sizes[l]) = dL/da_l
                 delta *= mask  # through the dropout mask
-            self.activation.scale_by_derivative(delta, z, activated)  # (n, sizes[l]) = dL/dz_{l-1}
+            activations.scale_by_derivative(self.activation, delta, z, activated)  # dL/dz_{l-1}
 
     # ------------------------------------------------------------------------------------------
     # inference: batched, nothing kept

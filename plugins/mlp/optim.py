@@ -25,16 +25,13 @@ biases included (PyTorch's default without parameter groups).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 State = dict[str, np.ndarray]
-
-#: Elements per block of the blocked elementwise updates: 64K (measured on 2-core AMD EPYC: 0.62-0.71 ms
-#: per Adam step of 235K parameters, against 0.86-0.96 ms with 16K blocks and 1.5 ms with 4K).
-BLOCK = 65536
 
 
 class Optimizer(BaseModel):
@@ -127,27 +124,27 @@ class Adam(Optimizer):
         #     M = b1 M + g                V = b2 V + g^2
         #     m_hat = c1 M,  c1 = (1 - b1) / (1 - b1^t)     v_hat = c2^2 V,  c2^2 = (1 - b2) / (1 - b2^t)
         #     params -= lr m_hat / (sqrt(v_hat) + eps) = (lr c1 / c2) M / (sqrt(V) + eps / c2)
-        # which is the textbook update in 10 elementwise passes instead of 13. The vectors are
-        # walked in blocks that fit in the L2 cache, so the passes over one block hit cache.
-        M, V, t, buf = state["m"], state["v"], state["t"], state["_scratch"]
+        # which is the textbook update in 10 elementwise passes instead of 13. Each pass covers
+        # the whole vector: walking it in cache-sized blocks measured no faster in the training
+        # loop (2-core AMD EPYC: 0.69-0.77 ms per step of 235K parameters whole, 0.74-0.84 ms in
+        # 64K blocks, 0.89 ms in 16K blocks), because the vectors are re-read from L3 either way.
+        M, V, t, work = state["m"], state["v"], state["t"], state["_scratch"]  # (P,) each
         t += 1
         c1 = (1 - self.beta1) / (1 - self.beta1 ** int(t))
-        c2 = np.sqrt((1 - self.beta2) / (1 - self.beta2 ** int(t)))
-        step, eps = lr * c1 / c2, self.eps / c2
-        b1, b2 = self.beta1, self.beta2
-        for start in range(0, params.shape[0], BLOCK):
-            block = slice(start, start + BLOCK)
-            p, g, m, v, work = params[block], grads[block], M[block], V[block], buf[block]
-            m *= b1
-            m += g  # (block,) M = b1 M + g
-            v *= b2
-            np.multiply(g, g, out=work)
-            v += work  # (block,) V = b2 V + g^2
-            np.sqrt(v, out=work)
-            work += eps
-            np.divide(m, work, out=work)
-            work *= step
-            p -= work  # (block,)
+        c2 = math.sqrt((1 - self.beta2) / (1 - self.beta2 ** int(t)))
+        # Python floats, not NumPy float64 scalars: NumPy 2 computes ``work += eps`` with a
+        # float64 scalar in float64 and casts back, 6-7x slower than the float32 loop (NEP 50).
+        step, eps = float(lr) * c1 / c2, self.eps / c2
+        M *= self.beta1
+        M += grads  # M = b1 M + g
+        V *= self.beta2
+        np.multiply(grads, grads, out=work)
+        V += work  # V = b2 V + g^2
+        np.sqrt(V, out=work)
+        work += eps
+        np.divide(M, work, out=work)
+        work *= step
+        params -= work
 
 
 class AdamW(Adam):

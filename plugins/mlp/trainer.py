@@ -6,8 +6,9 @@
         shuffle the training rows with the stage's seeded generator
         for each batch of ``batch_size`` rows (the last one may be smaller):
             output = model.forward(x_batch, dropout, rng)   (b, k)
+            value, gradient = the loss and dL/doutput (b, k) (one softmax for cross-entropy)
             a non-finite loss stops the run (RunError naming epoch and step)
-            model.backward(loss.gradient(output, y_batch))  fills model.grads (P,)
+            model.backward(gradient)                        fills model.grads (P,)
             optimizer.step(model.params, model.grads, ...)  updates model.params (P,) in place
         train loss / accuracy come from the batch outputs (no second pass over the train split);
         val loss / accuracy from one batched pass over the ``validation`` split, if there is one.
@@ -252,7 +253,9 @@ class MLPTrain(StageSpec):
         while run.epoch < self.epochs and not run.stopped:
             epoch = run.epoch + 1
             started = time.perf_counter()
-            lr = self.schedule.lr(epoch, optimizer.lr, self.epochs, run.history.epochs)
+            # a float, whatever a schedule returns: a NumPy float64 would turn float32 updates
+            # into float64 arithmetic (NEP 50)
+            lr = float(self.schedule.lr(epoch, optimizer.lr, self.epochs, run.history.epochs))
             order = rng.permutation(n) if self.shuffle else np.arange(n)  # (n,)
             loss_sum, correct = 0.0, 0
             progress.begin(f"epoch {epoch}/{self.epochs}", total=n_batches)
@@ -266,14 +269,14 @@ class MLPTrain(StageSpec):
                         xb = np.take(x, rows, axis=0, out=xb_buffer[:b], mode="clip")  # (b, d)
                         yb = np.take(y, rows, axis=0, out=yb_buffer[:b], mode="clip")  # (b, k)
                         output = model.forward(xb, self.dropout, rng)  # (b, k)
-                        batch_loss = loss_fn.value(output, yb)
+                        batch_loss, output_grad = losses.value_and_gradient(loss_fn, output, yb)
                         if not math.isfinite(batch_loss):
                             raise RunError(
                                 f"training diverged: the loss is {batch_loss} in epoch {epoch}, "
                                 f"step {step} of {n_batches} (learning rate {lr:g}); try a smaller "
                                 f"learning rate, gradient clipping (optimizer.clip_norm) or "
                                 f"standardized inputs")
-                        model.backward(loss_fn.gradient(output, yb))  # fills model.grads (P,)
+                        model.backward(output_grad)  # (b, k) in; fills model.grads (P,)
                         optimizer.step(model.params, model.grads, state, lr)  # model.params (P,)
                         loss_sum += batch_loss * b
                         correct += int(np.count_nonzero(output.argmax(axis=1) == labels[rows]))

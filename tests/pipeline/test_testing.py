@@ -164,3 +164,65 @@ def test_a_stage_refusing_the_sample_says_what_it_was_given():
     with pytest.raises(PluginCheckError, match=r"NeedsFlat.run failed on .*train: x \(24, 6, 6\) "
                                                r"uint8.*: needs flat samples"):
         check_stage(NeedsFlat)
+
+
+def relu_with_fast_paths(value_into=None, backprop=None):
+    return SimpleNamespace(value=lambda z: np.maximum(z, 0),
+                           derivative=lambda z, a: (z > 0).astype(z.dtype),
+                           value_into=value_into, backprop=backprop)
+
+
+def test_right_fast_paths_pass():
+    check_activation(relu_with_fast_paths(
+        value_into=lambda z, out: np.maximum(z, 0, out=out),
+        backprop=lambda delta, z, a: np.multiply(delta, z > 0, out=delta)))
+
+
+def test_a_wrong_value_into_is_caught_with_where():
+    wrong = relu_with_fast_paths(value_into=lambda z, out: np.maximum(z, 0.5, out=out))
+    with pytest.raises(PluginCheckError, match=r"value_into\(z, out\) \[float64\]: disagrees with "
+                                               r"the plain function, 0.5 against 0.0 at index"):
+        check_activation(wrong)
+
+
+def test_a_value_into_that_returns_a_new_array_is_caught():
+    wrong = relu_with_fast_paths(value_into=lambda z, out: np.maximum(z, 0))
+    with pytest.raises(PluginCheckError, match="must return out"):
+        check_activation(wrong)
+
+
+def test_a_wrong_backprop_is_caught():
+    def backprop(delta, z, a):  # forgot the derivative's zeros: delta left as it is
+        pass
+
+    with pytest.raises(PluginCheckError, match=r"backprop\(delta, z, a\) \[float64\]: disagrees"):
+        check_activation(relu_with_fast_paths(backprop=backprop))
+
+
+def fused_squared(value_scale=1.0, gradient_scale=1.0):
+    loss = squared()
+    loss.fused = lambda o, y: (value_scale * loss.value(o, y), gradient_scale * loss.gradient(o, y))
+    return loss
+
+
+def test_a_right_fused_loss_passes():
+    check_loss(fused_squared())
+
+
+def test_a_fused_loss_with_a_wrong_value_is_caught():
+    with pytest.raises(PluginCheckError, match=r"fused\(output, target\) \[float64\]: value .* "
+                                               r"but value\(output, target\) gives"):
+        check_loss(fused_squared(value_scale=1.001))
+
+
+def test_a_fused_loss_with_a_wrong_gradient_is_caught():
+    with pytest.raises(PluginCheckError, match=r"fused\(output, target\) \[float64\] gradient: "
+                                               r"disagrees"):
+        check_loss(fused_squared(gradient_scale=2.0))
+
+
+def test_a_fused_loss_returning_one_thing_is_caught():
+    wrong = squared()
+    wrong.fused = wrong.gradient
+    with pytest.raises(PluginCheckError, match=r"expected a \(value, gradient\) pair, got ndarray"):
+        check_loss(wrong)

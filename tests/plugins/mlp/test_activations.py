@@ -88,3 +88,37 @@ def test_check():
 
 def test_activations_pickle_by_reference():
     assert pickle.loads(pickle.dumps(relu)) == relu
+
+
+def test_relu_trains_through_its_fast_paths():
+    # the training loop's in-place paths are wired, and give exactly what the plain functions give
+    assert relu.value_into is activations.relu_into and relu.backprop is activations.relu_backprop
+    z = np.linspace(-2, 2, 24, dtype=np.float32).reshape(4, 6)
+    out = np.empty_like(z)
+    assert activations.apply_into(relu, z, out) is out
+    np.testing.assert_array_equal(out, relu.value(z))
+    delta = np.arange(24, dtype=np.float32).reshape(4, 6)
+    expected = delta * relu.derivative(z, out)
+    activations.scale_by_derivative(relu, delta, z, out)
+    np.testing.assert_array_equal(delta, expected)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "relu", "tanh", "leaky_relu", "elu", "gelu",
+                                  "softplus", "identity"])
+def test_every_builtin_passes_the_plugin_check_fast_paths_included(name):
+    from pipeline.testing import check_activation
+    check_activation(getattr(activations, name))
+
+
+def test_a_plain_object_trains_like_the_dataclass():
+    # docs/plugins.md promises that any object with value and derivative works as an activation
+    from types import SimpleNamespace
+    from plugins.mlp.model import MLP
+    plain = SimpleNamespace(name="plain_tanh", value=tanh.value, derivative=tanh.derivative)
+    x = np.random.default_rng(0).normal(size=(5, 4))
+    grads = []
+    for activation in (plain, tanh):
+        model = MLP([4, 3, 2], activation, "cross_entropy", "float64", rng=0)
+        model.backward(model.loss_fn.gradient(model.forward(x), np.array([0, 1, 0, 1, 0])))
+        grads.append(model.grads.copy())
+    np.testing.assert_array_equal(grads[0], grads[1])

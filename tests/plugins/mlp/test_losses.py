@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -86,3 +87,25 @@ def test_registered_under_their_names(name):
 def test_check():
     assert check(mse) is None
     assert "link" in check(losses.Loss("x", mse.value, mse.gradient, None))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_fused_is_bit_identical_to_value_and_gradient(dtype):
+    rng = np.random.default_rng(3)
+    z = rng.normal(scale=4.0, size=(64, 10)).astype(dtype)  # (n, k)
+    y = as_one_hot(rng.integers(0, 10, size=64), 10, dtype)
+    z_before = z.copy()
+    value, gradient = cross_entropy.fused(z, y)
+    assert value == cross_entropy.value(z, y)
+    np.testing.assert_array_equal(gradient, cross_entropy.gradient(z, y))
+    assert gradient.dtype == dtype
+    np.testing.assert_array_equal(z, z_before)
+
+
+def test_value_and_gradient_without_a_fused_path():
+    duck = SimpleNamespace(value=mse.value, gradient=mse.gradient)  # a plugin's plain object
+    o, y = np.array([[1.0, 2.0], [0.5, -1.0]]), np.array([[0.0, 2.0], [1.0, 0.0]])
+    value, gradient = losses.value_and_gradient(duck, o, y)
+    assert value == 0.5 * (1.0 + 0.25 + 1.0) / 2  # half the mean over rows of the squared error
+    np.testing.assert_array_equal(gradient, (o - y) / 2)
+    assert mse.fused is None and losses.value_and_gradient(mse, o, y)[0] == value
