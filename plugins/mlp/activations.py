@@ -32,7 +32,8 @@ class Activation:
     value: Callable[[np.ndarray], np.ndarray]
     derivative: Callable[[np.ndarray, np.ndarray], np.ndarray]
     #: Optional fast paths for the training loop (preallocated buffers, no temporaries):
-    #: ``value_into(z, out)`` writes f(z) into ``out``; ``backprop(delta, z, a)`` multiplies
+    #: ``value_into(z, out)`` writes f(z) into ``out`` (never ``z`` itself, so it may use ``out``
+    #: as scratch) and returns it; ``backprop(delta, z, a)`` multiplies
     #: ``delta`` by f'(z) in place. Without them the two functions above are used.
     value_into: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     backprop: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
@@ -86,7 +87,10 @@ def relu_derivative(z: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def relu_into(z: np.ndarray, out: np.ndarray) -> np.ndarray:
-    return np.maximum(z, 0, out=out)  # (n, h)
+    # max(z, out) with out zeroed first: NumPy's maximum against a scalar skips its SIMD loop
+    # (17.5 us against 6.4 us + a memset for a 128 x 256 float32 batch)
+    out.fill(0)
+    return np.maximum(z, out, out=out)  # (n, h)
 
 
 def relu_backprop(delta: np.ndarray, z: np.ndarray, a: np.ndarray) -> None:
