@@ -161,6 +161,8 @@ def _check_activation_fast_paths(activation: Any, z: np.ndarray, rng: np.random.
     ``value`` and ``delta * derivative`` give, in float32 and float64."""
     value_into = getattr(activation, "value_into", None)
     backprop = getattr(activation, "backprop", None)
+    if value_into is None and backprop is None:
+        return
     for dtype in (np.float64, np.float32):
         zd = z.astype(dtype)  # (n, h)
         a = activation.value(zd.copy())
