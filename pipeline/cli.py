@@ -15,7 +15,6 @@ import typer
 
 from pipeline import report, runs, settings
 from pipeline.config import load_pipeline, pipeline_model
-from pipeline.console import make_console
 from pipeline.errors import NnpipeError, PluginError
 from pipeline.registry import GROUPS, default_registry
 from pipeline.runner import Runner, check_wiring
@@ -106,6 +105,8 @@ def run(
         None, "--from", help="Rerun this stage (id, kind or index) and every one after it."),
 ) -> None:
     """Run a pipeline file and write a run directory."""
+    from pipeline.console import make_console  # rich: only a run draws progress
+
     pipeline = load_pipeline(file, overrides or [])
     console = make_console(quiet)
     runner = Runner(data_dir=settings.data_dir(data_dir), progress=console,
