@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import LoadedPipeline
-from pipeline.errors import UserError
+from pipeline.engine.addressing import find_stage
 from pipeline.keys import FileHasher, digest, input_hashes, stage_key_parts
 from pipeline.spec import StageContext
 
@@ -33,29 +33,19 @@ class PlannedStage:
 
     def line(self) -> str:
         """``stages[4] mlp_train: will run: spec field epochs changed from 10 to 20``."""
+        name = f"stages[{self.index}]"
+        if self.id != name:
+            name += f" {self.id}"
         if self.after is not None:
-            return f"stages[{self.index}] {self.id}: {self.status} (after stages[{self.after}])"
+            return f"{name}: {self.status} (after stages[{self.after}])"
         reason = f": {self.reason}" if self.reason else ""
-        return f"stages[{self.index}] {self.id}: {self.status}{reason}"
+        return f"{name}: {self.status}{reason}"
 
 
 def resolve_stage(pipeline: LoadedPipeline, which: str) -> int:
-    """The index of the stage named by ``which``: an id, a kind (when unique) or an index."""
-    ids = pipeline.stage_ids()
-    stages = pipeline.stages
-    if which in ids:
-        return ids.index(which)
-    kinds = [i for i, s in enumerate(stages) if s.kind == which]
-    if len(kinds) == 1:
-        return kinds[0]
-    text = which.removeprefix("stages[").removesuffix("]").removeprefix("stages.")
-    if text.isdigit() and int(text) < len(stages):
-        return int(text)
-    if len(kinds) > 1:
-        raise UserError(f"--from {which}: {len(kinds)} stages are of kind {which!r}; "
-                        f"name one by id or index ({', '.join(ids[i] for i in kinds)})")
-    raise UserError(f"--from {which}: no such stage; the stages are "
-                    f"{', '.join(f'{i}:{name}' for i, name in enumerate(ids))}")
+    """The index of the stage ``--from which`` names (any form ``pipeline.engine.addressing``
+    accepts: ``stages[N]``, ``stages.N``, ``N``, an id, a unique kind, ``kind#N``)."""
+    return find_stage(which, pipeline.stages, f"--from {which}")
 
 
 def _short(value: Any) -> str:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, List
 import typer
 import yaml
 
+from pipeline.engine.addressing import stage_names
 from pipeline.errors import UserError
 
 #: The metrics shown side by side, in this order, when a run has them.
@@ -91,25 +92,11 @@ def find_runs(root: Path | str) -> list[RunInfo]:
     return sorted(runs, key=lambda run: (run.manifest.get("created", ""), run.name))
 
 
-def _stage_names(stages: list[Any]) -> list[str]:
-    """A name per stage as overrides address it: its id, else its kind when unique, else
-    ``stages[i]``."""
-    kinds = [s.get("kind") if isinstance(s, dict) else None for s in stages]
-    names = []
-    for i, stage in enumerate(stages):
-        if isinstance(stage, dict) and stage.get("id"):
-            names.append(str(stage["id"]))
-        elif kinds[i] is not None and kinds.count(kinds[i]) == 1:
-            names.append(str(kinds[i]))
-        else:
-            names.append(f"stages[{i}]")
-    return names
-
-
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Nested mappings and lists -> ``{"mlp_train.optimizer.lr": 0.05, ...}``.
 
-    Stages are named as ``--set`` addresses them (id, else kind when unique, else ``stages[i]``),
+    Stages are named as every command prints and accepts them (``pipeline.engine.addressing``:
+    id, else kind when unique, else ``stages[i]``),
     so two pipelines whose stages line up differently still compare field by field; other lists
     are leaves (``hidden: [256, 128]`` is one setting).
     """
@@ -117,7 +104,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         flat: dict[str, Any] = {}
         for key, item in value.items():
             if prefix == "" and key == "stages" and isinstance(item, list):
-                for name, stage in zip(_stage_names(item), item):
+                for name, stage in zip(stage_names(item), item):
                     flat.update(flatten(stage, name))
             else:
                 flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))

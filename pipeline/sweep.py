@@ -80,7 +80,7 @@ def parse_grid(text: str) -> Axis:
     path, sep, raw = text.partition("=")
     path = path.strip()
     example = "e.g. --grid mlp_train.optimizer.lr=0.1,0.01"
-    if not sep or not path or not re.fullmatch(r"[A-Za-z0-9_.\-]+", path):
+    if not sep or not path or not re.fullmatch(r"[A-Za-z0-9_.\-\[\]#]+", path):
         raise UserError(f"--grid {text!r}: expected PATH=V1,V2,... ({example})")
     values = split_values(raw)
     if any(not value for value in values):
