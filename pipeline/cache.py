@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from pipeline.engine.chain import StageKey
 from pipeline.errors import UserError
 from pipeline.files import write_json
 
@@ -141,21 +142,22 @@ class StageCache:
         self.warn(f"cache entry of {label or key[:12]} is damaged ({why}); recomputing it")
         shutil.rmtree(self.store_dir / key, ignore_errors=True)
 
-    def store(self, key: str, outputs: dict[str, Any], record: dict[str, Any] | None = None) -> None:
+    def store(self, key: str, outputs: dict[str, Any], record: StageKey | None = None) -> None:
         """Store ``outputs`` under ``key`` (atomically, via joblib), then its record.
 
-        ``record`` holds what ``plan`` and ``cache info`` show: the key parts, pipeline name,
-        stage id, kind. A failure to write is a warning: the run goes on without that entry.
+        ``record`` (a ``pipeline.engine.chain.StageKey``) holds what ``plan`` and ``cache info``
+        show: the key parts, pipeline name, stage id, kind. A failure to write is a warning: the
+        run goes on without that entry.
         """
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             self.memory.store_backend.dump_item([_FOLDER, key], outputs, verbose=0)
         problems = [str(w.message) for w in caught]
         if problems or not self.contains(key):
-            self.warn(f"could not store {record.get('label', key[:12]) if record else key[:12]} "
+            self.warn(f"could not store {record.label if record else key[:12]} "
                       f"in the cache: {problems[0] if problems else 'no entry written'}")
             return
-        entry = dict(record or {})
+        entry = record.to_json() if record is not None else {}
         entry.update(key=key, size=self._entry_file(key).stat().st_size,
                      created=_dt.datetime.now().isoformat(timespec="seconds"))
         write_json(self._record_file(key), entry)
@@ -168,6 +170,22 @@ class StageCache:
             return json.loads(self._record_file(key).read_text())
         except (OSError, ValueError):
             return None
+
+    def stage_record(self, key: str) -> StageKey | None:
+        """The typed record of ``key``'s entry; None when there is none or it is unreadable
+        (a record of an older version that does not parse is "no record", never an error)."""
+        return StageKey.from_json(self.record(key))
+
+    def stage_records(self) -> list[StageKey]:
+        """Every readable record in the cache, oldest first."""
+        found = []
+        folder = self.location / "records"
+        for path in folder.glob("*.json") if folder.is_dir() else ():
+            raw = self.record(path.stem)
+            typed = StageKey.from_json(raw)
+            if typed is not None and typed.key == path.stem:
+                found.append((str(raw.get("created", "")), typed))
+        return [typed for _, typed in sorted(found, key=lambda pair: pair[0])]
 
     def remember(self, pipeline: str, stage_id: str, key: str) -> None:
         """Note ``key`` as the last key of ``stage_id`` in pipeline ``pipeline``."""
@@ -195,10 +213,12 @@ class StageCache:
                 size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
             except OSError:
                 continue  # being removed by another process
-            record = self.record(folder.name) or {}
-            found.append(EntryInfo(folder.name, size, record.get("pipeline", "?"),
-                                   record.get("stage_id", "?"), record.get("kind", "?"),
-                                   record.get("created", "?")))
+            raw = self.record(folder.name)
+            typed = StageKey.from_json(raw)
+            created = raw.get("created", "?") if isinstance(raw, dict) else "?"
+            found.append(EntryInfo(folder.name, size, typed.pipeline if typed else "?",
+                                   typed.id if typed else "?", typed.kind if typed else "?",
+                                   str(created)))
         return found
 
     def clear(self) -> int:

@@ -186,6 +186,8 @@ def plan(
     cache_dir: Optional[Path] = CacheDirOption,
     from_stage: Optional[str] = typer.Option(
         None, "--from", help="Plan a rerun from this stage (id, kind or index) on."),
+    check: bool = typer.Option(
+        False, "--check", help="Exit 1 when any stage would run, 0 when all are cached (CI)."),
 ) -> None:
     """Show, without running anything, which stages are cached and which will run, and why."""
     from pipeline.keys import FileHasher
@@ -194,10 +196,13 @@ def plan(
     pipeline = load_pipeline(file, overrides or [])
     options = cache_options(pipeline, cache_dir, False, from_stage)
     hasher = FileHasher(options["state_dir"] / "file-hashes.json")
-    for stage in make_plan(pipeline, options["cache"], settings.data_dir(data_dir), hasher,
-                           options["force_from"]):
+    planned = make_plan(pipeline, options["cache"], settings.data_dir(data_dir), hasher,
+                        options["force_from"])
+    for stage in planned:
         typer.echo(stage.line())
     hasher.flush()
+    if check and any(stage.status != "cached" for stage in planned):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -26,7 +26,8 @@ from pipeline.artifacts import Saveable
 from pipeline.config import LoadedPipeline
 from pipeline.errors import NnpipeError, RunError, UserError
 from pipeline.files import write_json, write_text
-from pipeline.keys import FileHasher, digest, input_hashes, stage_key_parts
+from pipeline.engine.chain import StageKey, key_chain
+from pipeline.keys import FileHasher
 from pipeline.spec import StageContext
 
 
@@ -130,28 +131,22 @@ class Runner:
         check_wiring(pipeline)
         artifacts: dict[str, Any] = {}
         reports: list[StageReport] = []
-        previous_key: str | None = None
-        for index, (stage, stage_id) in enumerate(zip(pipeline.stages, pipeline.stage_ids())):
+        started = time.perf_counter()
+        chain = key_chain(pipeline, self.data_dir, self.hasher, self.progress)
+        for stage, link in zip(pipeline.stages, chain):
             context = StageContext(seed=pipeline.spec.seed, data_dir=self.data_dir,
-                                   progress=self.progress, stage_index=index)
-            started = time.perf_counter()
-            inputs = input_hashes(stage, context, self.hasher)  # path -> sha256
-            parts = stage_key_parts(stage, previous_key, context, inputs=inputs)
-            key = digest(parts)
+                                   progress=self.progress, stage_index=link.index)
             if self.state_dir is not None:
-                context.checkpoint_dir = self.state_dir / "checkpoints" / key
-            record = {"label": f"stages[{index}] ({stage_id})", "pipeline": pipeline.spec.name,
-                      "stage_id": stage_id, "index": index, "kind": stage.kind, "parts": parts,
-                      "input_paths": list(inputs)}
-            forced = self.force_from is not None and index >= self.force_from
-            outputs, status = self._run_stage(stage, stage_id, index, key, artifacts, context,
-                                              record, forced)
+                context.checkpoint_dir = self.state_dir / "checkpoints" / link.key
+            forced = self.force_from is not None and link.index >= self.force_from
+            outputs, status = self._run_stage(stage, link, artifacts, context, forced)
             if self.cache is not None:
-                self.cache.remember(pipeline.spec.name, stage_id, key)
+                self.cache.remember(pipeline.spec.name, link.id, link.key)
             artifacts.update(outputs)
-            previous_key = key
-            report = StageReport(index, stage_id, stage.kind, status,
-                                 time.perf_counter() - started, key, inputs)
+            # the first stage's time includes hashing the chain's input files
+            report = StageReport(link.index, link.id, stage.kind, status,
+                                 time.perf_counter() - started, link.key, dict(link.inputs))
+            started = time.perf_counter()
             reports.append(report)
             self.on_stage(report)
         self.hasher.flush()
@@ -161,9 +156,10 @@ class Runner:
             write_run_dir(run_dir, pipeline, artifacts, reports)
         return RunResult(artifacts, run_dir, reports)
 
-    def _run_stage(self, stage, stage_id, index, key, artifacts, context, record, forced):
+    def _run_stage(self, stage, link: StageKey, artifacts, context, forced):
+        index, stage_id = link.index, link.id
         if self.cache is not None and not forced:
-            cached = self.cache.lookup(key, record["label"])
+            cached = self.cache.lookup(link.key, link.label)
             if cached is not None and set(cached) == set(stage.outputs):
                 return cached, "cached"
         inputs = {name: artifacts[name] for name in stage.inputs}
@@ -181,7 +177,7 @@ class Runner:
             raise RunError(f"stage stages[{index}] ({stage_id}, {type(stage).__module__}) returned "
                            f"{got}, but declares outputs {sorted(stage.outputs)}")
         if self.cache is not None:
-            self.cache.store(key, outputs, record)
+            self.cache.store(link.key, outputs, link)
         return outputs, "ran"
 
 

@@ -37,8 +37,8 @@ import yaml
 from pipeline.config import LoadedPipeline, load_pipeline
 from pipeline.errors import ConfigError, NnpipeError, UserError
 from pipeline.files import write_json, write_text
-from pipeline.keys import FileHasher, digest, stage_key_parts
-from pipeline.spec import StageContext
+from pipeline.engine.chain import key_chain
+from pipeline.keys import FileHasher
 
 BACKENDS = ("loky", "dask")
 
@@ -184,13 +184,8 @@ def run_one(task: Task) -> dict[str, Any]:
 
 
 def stage_keys(pipeline: LoadedPipeline, data_dir: Path | None, hasher: FileHasher) -> list[str]:
-    """The key of every stage of ``pipeline``, computed as the runner computes them."""
-    keys, previous = [], None
-    for index, stage in enumerate(pipeline.stages):
-        context = StageContext(seed=pipeline.spec.seed, data_dir=data_dir, stage_index=index)
-        previous = digest(stage_key_parts(stage, previous, context, hasher))
-        keys.append(previous)
-    return keys
+    """The key of every stage of ``pipeline``, from the key chain the runner uses."""
+    return [link.key for link in key_chain(pipeline, data_dir, hasher)]
 
 
 def shared_prefixes(keys_by_run: dict[int, list[str]]) -> dict[str, tuple[int, int]]:

@@ -13,6 +13,7 @@ TOY_STAGES = {
     "total": "toy_stages:Total",
     "reads_file": "toy_stages:ReadsFile",
     "liar": "toy_stages:Liar",
+    "affine": "toy_stages:Affine",
 }
 
 

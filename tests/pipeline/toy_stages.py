@@ -65,3 +65,16 @@ class Liar(StageSpec):
 
 
 NOT_A_STAGE = 42
+
+
+class Affine(StageSpec):
+    """Scales and shifts the numbers (two fields, for telling near keys from far ones)."""
+
+    kind: Literal["affine"] = "affine"
+    scale: int = 1
+    shift: int = 0
+    inputs = ("numbers",)
+    outputs = ("numbers",)
+
+    def run(self, inputs, context):
+        return {"numbers": [n * self.scale + self.shift for n in inputs["numbers"]]}
