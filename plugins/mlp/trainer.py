@@ -193,6 +193,20 @@ class MLPTrain(StageSpec):
         return _from_registry("schedules", "schedule", Schedule, schedules.check, value,
                               "{kind: cosine}")
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        """pydantic's schema with the installed activations, losses, initializers (enums),
+        optimizers and schedules (one variant per kind): see ``plugins.mlp.schema``."""
+        from plugins.mlp.schema import fill_in_installed
+
+        json_schema = handler(core_schema)
+        fill_in_installed(handler.resolve_ref_schema(json_schema)["properties"],
+                          default_registry(),
+                          {"activations": activations.check, "losses": losses.check,
+                           "initializers": initializers.check, "optimizers": optim.check,
+                           "schedules": schedules.check})
+        return json_schema
+
     def code_modules(self) -> list[str]:
         """The modules of the activation, loss, initializer, optimizer and schedule it uses by
         name: a third party's activation is part of what this stage computes."""
