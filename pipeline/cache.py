@@ -188,7 +188,10 @@ class StageCache:
         return [typed for _, typed in sorted(found, key=lambda pair: pair[0])]
 
     def remember(self, pipeline: str, stage_id: str, key: str) -> None:
-        """Note ``key`` as the last key of ``stage_id`` in pipeline ``pipeline``."""
+        """Note ``key`` as the last key of ``stage_id`` in pipeline ``pipeline`` (unless it is
+        already: an unchanged rerun writes nothing here)."""
+        if self.last_key(pipeline, stage_id) == key:
+            return
         write_json(self._pointer_file(pipeline, stage_id),
                    {"pipeline": pipeline, "stage_id": stage_id, "key": key})
 
@@ -226,7 +229,8 @@ class StageCache:
         count = len(self.entries())
         for name in ("joblib", "records", "last", "checkpoints"):
             shutil.rmtree(self.location / name, ignore_errors=True)
-        (self.location / "file-hashes.json").unlink(missing_ok=True)
+        for index in ("file-hashes.json", "module-index.json"):
+            (self.location / index).unlink(missing_ok=True)
         return count
 
     def prune(self, max_size: int) -> int:

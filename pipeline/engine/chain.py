@@ -83,7 +83,7 @@ def key_chain(pipeline, data_dir: Path | None = None, hasher: FileHasher | None 
         context = StageContext(seed=pipeline.spec.seed, data_dir=data_dir, progress=progress,
                                stage_index=index)
         inputs = input_hashes(stage, context, hasher)  # path -> sha256, in the stage's order
-        parts = stage_key_parts(stage, previous, context, inputs=inputs)
+        parts = stage_key_parts(stage, previous, context, hasher, inputs=inputs)
         previous = digest(parts)
         chain.append(StageKey(index, stage_id, stage.kind, previous, parts, inputs,
                               pipeline.spec.name))
