@@ -16,7 +16,7 @@ from typing import Annotated, Any, Iterable, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from pipeline.engine.addressing import stage_names
+from pipeline.engine.addressing import format_loc, stage_names
 from pipeline.engine.overrides import apply_overrides  # noqa: F401 (pipeline.config's API)
 from pipeline.errors import ConfigError, PluginError, UserError
 from pipeline.registry import Registry, closest, default_registry, unknown_name_message
@@ -165,14 +165,6 @@ class Override:
 
 # --------------------------------------------------------------------------------------------
 # Validation with every problem reported at once
-
-
-def format_loc(loc: Loc) -> str:
-    """``("stages", 4, "batch_size")`` -> ``stages[4].batch_size``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _friendly(message: str) -> str:

@@ -5,11 +5,12 @@ Every command that names a stage (``--set``, ``--from``, ``sweep --grid``, the s
 another command refuses.
 
 Printed (``stage_names``), one canonical name per stage:
-    its ``id`` when it has one; else its ``kind`` when no other stage shares that kind (or has it
-    as an id); else ``stages[N]``.
+    its ``id`` when it has one; else its ``kind`` when no other stage without an id has that kind
+    (and no stage has it as its id); else ``stages[N]``.
 Accepted (``find_stage``), for a stage at index N:
-    ``stages[N]``, ``stages.N``, ``N`` (a bare index), its id, its kind when unique, and
-    ``kind#N``, the form ``plan`` and the manifest printed before (old run directories keep it).
+    ``stages[N]``, ``stages.N``, ``N`` (a bare index), its id, its kind when it is the only stage
+    of that kind (or the only one of that kind without an id), and ``kind#N``, the form ``plan``
+    and the manifest printed before (old run directories keep it).
 
 The functions take stages as spec objects or as the raw mappings of a pipeline file (overrides are
 applied before validation), reading only ``kind`` and ``id`` from either.
@@ -29,6 +30,15 @@ _BY_INDEX = re.compile(r"^stages(?:\[(\d+)\]|\.(\d+))(?:\.(.+))?$")
 _LEGACY = re.compile(r"^(.+)#(\d+)$")
 
 
+def format_loc(loc: Sequence[str | int]) -> str:
+    """``("stages", 4, "batch_size")`` -> ``stages[4].batch_size``: a path as messages print it
+    (and as ``--set`` accepts it)."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 def _field(stage: Any, name: str) -> str | None:
     value = stage.get(name) if isinstance(stage, dict) else getattr(stage, name, None)
     return None if value is None else str(value)
@@ -40,11 +50,12 @@ def _kind(stage: Any) -> str | None:
 
 def stage_names(stages: Sequence[Any]) -> list[str]:
     """The canonical printed name of each stage: id, else unique kind, else ``stages[N]``."""
-    kinds = [_field(s, "kind") for s in stages]
+    # the kinds of the stages without an id: a kind names a stage when one of them has it
+    kinds = [_field(s, "kind") for s in stages if _field(s, "id") is None]
     ids = {_field(s, "id") for s in stages} - {None}
     names = []
     for index, stage in enumerate(stages):
-        own_id, kind = _field(stage, "id"), kinds[index]
+        own_id, kind = _field(stage, "id"), _field(stage, "kind")
         if own_id is not None:
             names.append(own_id)
         elif kind is not None and kinds.count(kind) == 1 and kind not in ids:
@@ -79,8 +90,10 @@ def find_stage(name: str, stages: Sequence[Any], option: str) -> int:
     if by_id:
         return by_id[0]
     by_kind = [i for i, s in enumerate(stages) if _field(s, "kind") == name]
-    if len(by_kind) == 1:
-        return by_kind[0]
+    without_id = [i for i in by_kind if _field(stages[i], "id") is None]
+    for candidates in (by_kind, without_id):  # the only stage of that kind, or the only one
+        if len(candidates) == 1:              # of that kind the file gave no id
+            return candidates[0]
     if len(by_kind) > 1:
         raise UserError(f"{option}: {len(by_kind)} stages are of kind {name!r}; name one of them: "
                         f"{', '.join(stage_names(stages)[i] for i in by_kind)}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Protocol, Union
 
-from pipeline.engine.addressing import split_stage_path
+from pipeline.engine.addressing import format_loc, split_stage_path
 from pipeline.errors import UserError
 
 #: A path into the raw pipeline document, e.g. ("stages", 4, "batch_size").
@@ -25,10 +25,7 @@ class OverrideLike(Protocol):
 
 
 def _describe(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "the document"
+    return format_loc(loc) or "the document"
 
 
 def _step(container: Any, part: str, done: Loc, option: str) -> Union[str, int]:

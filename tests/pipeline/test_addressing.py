@@ -95,8 +95,10 @@ def test_every_form_of_a_stage_name_resolves(name, index):
 def test_printed_names_are_id_then_unique_kind_then_position():
     stages = [{"kind": "produce"}, {"kind": "double", "id": "prep"}, {"kind": "double"},
               {"kind": "total", "id": "produce"}]
-    # "produce" is stage 3's id and "double" the kind of two stages: neither names one stage
-    assert stage_names(stages) == ["stages[0]", "prep", "stages[2]", "produce"]
+    # "produce" is stage 3's id, so it cannot also name stage 0; "double" is the kind of two
+    # stages, but of one without an id
+    assert stage_names(stages) == ["stages[0]", "prep", "double", "produce"]
+    assert find_stage("double", stages, "--from double") == 2
     assert stage_names([{"kind": "a"}, {"kind": "a"}]) == ["stages[0]", "stages[1]"]
 
 
