@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,14 +46,17 @@ def commands(out: Path) -> dict[str, list[str]]:
     }
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
-    """Wall seconds of one process; it must succeed."""
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one process; it must succeed. On a busy
+    machine the CPU time moves less than the wall time: both are reported."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{result.stderr}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def cpu_model() -> str:
@@ -96,27 +100,32 @@ def main() -> None:
             print("filling a fresh cache with one cold run (untimed) ...", flush=True)
             timed(commands(out)["cached"], env)
         check_cached(env)
-        times: dict[str, list[float]] = {name: [] for name in commands(out)}
+        wall: dict[str, list[float]] = {name: [] for name in commands(out)}
+        cpu: dict[str, list[float]] = {name: [] for name in commands(out)}
         load_before = os.getloadavg()
         for _ in range(options.repeats):  # interleaved, so a slow moment hits all three
             for name, command in commands(out).items():
-                times[name].append(timed(command, env))
+                seconds, used = timed(command, env)
+                wall[name].append(seconds)
+                cpu[name].append(used)
         load_after = os.getloadavg()
-    report(times, load_before, load_after)
-
-
-def report(times: dict[str, list[float]], load_before, load_after) -> None:
     print(f"CPU: {cpu_model()} ({os.cpu_count()} logical)")
     print(f"Python {platform.python_version()}; BLAS: {blas_kernel()}")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
-          f"(1 min; {os.cpu_count()} cores)")
+          f"(1 min; {os.cpu_count()} cores); {options.repeats} interleaved repeats")
+    report("wall time", wall)
+    report("CPU time (user + system)", cpu)
+
+
+def report(title: str, times: dict[str, list[float]]) -> None:
+    """Median and fastest of each command, and their ratios to the bare import's."""
     bare_median, bare_min = statistics.median(times["bare"]), min(times["bare"])
-    print(f"{'':10} {'median':>8} {'fastest':>8} {'ratio (medians)':>16} {'ratio (fastest)':>16}"
-          f"  goal")
+    print(f"\n{title:<24} {'median':>8} {'fastest':>8} {'ratio (medians)':>16} "
+          f"{'ratio (fastest)':>16}  goal")
     for name, values in times.items():
         median, fastest = statistics.median(values), min(values)
         goal = f"<= {GOALS[name]}x" if name in GOALS else ""
-        print(f"{name:10} {median:7.3f}s {fastest:7.3f}s {median / bare_median:15.2f}x "
+        print(f"{name:<24} {median:7.3f}s {fastest:7.3f}s {median / bare_median:15.2f}x "
               f"{fastest / bare_min:15.2f}x  {goal}")
     print("repeats: " + "; ".join(f"{name} " + " ".join(f"{v:.3f}" for v in values)
                                   for name, values in times.items()))

@@ -1,4 +1,4 @@
-"""Commands import only what they need: no matplotlib, joblib or dask before they are used.
+"""Commands import only what they need: no matplotlib, joblib, dask or rich before they are used.
 
 Checked with ``python -X importtime`` in a fresh process (an import made by another test in this
 process would hide one made here). Timings are measured in ``benchmarks/cli_latency.py``, not
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 GOOD = Path(__file__).resolve().parent / "data" / "good"
-HEAVY = ("matplotlib", "joblib", "dask", "distributed")
+HEAVY = ("matplotlib", "joblib", "dask", "distributed", "rich")
 
 
 def imported(*args: str, env: dict[str, str]) -> set[str]:
@@ -53,6 +53,6 @@ def test_a_fully_cached_rerun_loads_joblib_but_never_draws(tiny):
     assert "matplotlib" in first  # the cold run draws the plots (the check can see it)
     again = imported("run", str(pipeline), "--out", str(pipeline.parent / "r2"), env=env)
     assert "joblib" in again  # the cache's loader
-    assert again.isdisjoint({"matplotlib", "dask", "distributed"})
+    assert again.isdisjoint({"matplotlib", "dask", "distributed", "rich"})  # rich: no terminal
     assert (pipeline.parent / "r2" / "plots" / "curves.png").read_bytes() == \
         (pipeline.parent / "r1" / "plots" / "curves.png").read_bytes()
