@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 
 
 def stage_line(report: Any) -> str:
-    """One line per finished stage, e.g. ``   ran  stages[4] mlp_train        14.80s``."""
-    return f"{report.status:>6}  stages[{report.index}] {report.id:<14} {report.seconds:7.2f}s"
+    """One line per finished stage, e.g. ``   ran  stages[4] mlp_train        14.80s`` (a stage
+    whose name is its position, ``stages[2]``, is not named twice)."""
+    name = "" if report.id == f"stages[{report.index}]" else report.id
+    return f"{report.status:>6}  stages[{report.index}] {name:<14} {report.seconds:7.2f}s"
 
 
 def _fields_text(fields: dict[str, Any]) -> str:

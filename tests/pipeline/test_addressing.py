@@ -42,9 +42,13 @@ def twins(tmp_path, toy_registry):
 
 
 def printed_names(tmp_path, path) -> dict[str, set[str]]:
-    """Every stage name ``run`` (manifest), ``plan`` and ``runs compare`` print, by source."""
+    """Every stage name ``run`` (its stage lines and manifest), ``plan`` and ``runs compare``
+    print, by source."""
     cache = tmp_path / "cache"
-    assert cli("run", path, "--cache-dir", cache, "--out", tmp_path / "runs" / "a").exit_code == 0
+    first = cli("run", path, "--cache-dir", cache, "--out", tmp_path / "runs" / "a")
+    assert first.exit_code == 0, first.output
+    stage_lines = [line.split()[1:-1] for line in first.output.splitlines()
+                   if line.split()[:1] == ["ran"]]  # ran  stages[N] [name]  0.00s
     second = cli("run", path, "--cache-dir", cache, "--out", tmp_path / "runs" / "b",
                  "--set", "stages[1].factor=5", "--set", "stages[2].factor=7")
     assert second.exit_code == 0, second.output
@@ -55,6 +59,7 @@ def printed_names(tmp_path, path) -> dict[str, set[str]]:
     assert compare.exit_code == 0, compare.output
     settings = compare.output.split("\n\n")[0].splitlines()[2:]  # under the header and rule
     return {
+        "run": {name for names in stage_lines for name in names},
         "manifest": {stage["id"] for stage in manifest["stages"]},
         "plan": {name for line in plan.output.splitlines()
                  for name in re.match(r"^(stages\[\d+\])(?: (\S+))?:", line).groups() if name},
@@ -66,6 +71,7 @@ def test_every_printed_stage_name_is_accepted_by_set_and_from(tmp_path, twins):
     names = printed_names(tmp_path, twins)
     assert names["runs compare"] == {"stages[1]", "stages[2]"}  # the two factors differ
     assert {"stages[1]", "stages[2]"} <= names["manifest"] and names["plan"] >= names["manifest"]
+    assert names["run"] == {"stages[0]", "produce", "stages[1]", "stages[2]", "stages[3]", "total"}
     for source, found in names.items():
         for name in found:
             index = find_stage(name, [{"kind": k} for k in KINDS], "test")
