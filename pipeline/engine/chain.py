@@ -66,7 +66,15 @@ class StageKey:
                          str(data["key"]), dict(parts), inputs, str(data.get("pipeline", "")))
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        return record if isinstance(record.parts.get("spec", {}), dict) else None
+        return record if _well_formed(record.parts) else None
+
+
+def _well_formed(parts: Mapping[str, Any]) -> bool:
+    """Whether key parts read back from a file have the shapes ``plan`` compares."""
+    code = parts.get("code", {})
+    return (isinstance(parts.get("spec", {}), dict) and isinstance(code, dict)
+            and isinstance(code.get("modules", {}), dict)
+            and isinstance(parts.get("inputs", []), list))
 
 
 def key_chain(pipeline, data_dir: Path | None = None, hasher: FileHasher | None = None,

@@ -80,7 +80,13 @@ def test_a_record_of_the_previous_version_is_read(tmp_path, toy_registry):
                                      {"index": "x", "stage_id": "a", "kind": "b", "key": "c",
                                       "parts": {}},
                                      {"index": 0, "stage_id": "a", "kind": "b", "key": "c",
-                                      "parts": {"spec": 5}}])
+                                      "parts": {"spec": 5}},
+                                     {"index": 0, "stage_id": "a", "kind": "b", "key": "c",
+                                      "parts": {"code": [1]}},
+                                     {"index": 0, "stage_id": "a", "kind": "b", "key": "c",
+                                      "parts": {"code": {"modules": "x"}}},
+                                     {"index": 0, "stage_id": "a", "kind": "b", "key": "c",
+                                      "parts": {"inputs": "abc"}}])
 def test_an_unreadable_record_is_no_record(garbage):
     assert StageKey.from_json(garbage) is None
 
@@ -131,3 +137,18 @@ def test_plan_check_exits_1_when_a_stage_would_run_and_0_when_all_are_cached(tmp
     assert changed.exit_code == 1 and "spec field shift changed from 0 to 3" in changed.output
     forced = cli.invoke(app, ["plan", str(path), "--check", "--from", "total", *cache])
     assert forced.exit_code == 1
+
+
+def test_a_cache_of_the_previous_version_still_explains_a_miss(tmp_path, toy_registry, cache):
+    run(load(tmp_path), cache)
+    for path in (cache.location / "records").glob("*.json"):
+        new = json.loads(path.read_text())
+        old = {"label": new["label"], "pipeline": new["pipeline"], "stage_id": new["stage_id"],
+               "index": new["index"], "kind": new["kind"], "parts": new["parts"],
+               "input_paths": list(new["inputs"]), "key": new["key"], "size": new["size"],
+               "created": new["created"]}  # what the runner wrote before StageKey
+        path.write_text(json.dumps(old))
+    assert [s.status for s in plan(load(tmp_path), cache)] == ["cached"] * 3
+    lines = [s.line() for s in plan(load(tmp_path, ["affine.scale=3"]), cache)]
+    assert lines[1] == "stages[1] affine: will run: spec field scale changed from 2 to 3"
+    assert [r.status for r in run(load(tmp_path), cache).stages] == ["cached"] * 3
