@@ -123,10 +123,12 @@ def nearest_earlier(cache, stage: StageKey) -> StageKey | None:
     same = [r for r in cache.stage_records()
             if r.pipeline == stage.pipeline and r.kind == stage.kind and r.key != stage.key
             and (r.id == stage.id or r.index == stage.index)]
+    def distance(record: StageKey) -> tuple[int, bool]:
+        return (len(differences(record, stage)),
+                record.parts.get("previous") != stage.parts.get("previous"))
+
     # newest first, so min() keeps the most recent of equally near records
-    return min(reversed(same), key=lambda r: (len(differences(r, stage)),
-                                              r.parts.get("previous") != stage.parts.get("previous")),
-               default=None)
+    return min(reversed(same), key=distance, default=None)
 
 
 def plan(pipeline: LoadedPipeline, cache, data_dir: Path | None = None,

@@ -97,7 +97,8 @@ def test_imports_are_found_in_every_nested_statement_as_ast_walk_finds_them():
     for text in [nested, *(path.read_text() for path in sources)]:
         tree = ast.parse(text)
         by_walk = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
-        by_statements = [n for n in _statements(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        by_statements = [n for n in _statements(tree)
+                         if isinstance(n, (ast.Import, ast.ImportFrom))]
         assert sorted(map(ast.dump, by_walk)) == sorted(map(ast.dump, by_statements))
     assert len([n for n in _statements(ast.parse(nested))
                 if isinstance(n, (ast.Import, ast.ImportFrom))]) == 7
@@ -127,7 +128,8 @@ def test_the_module_index_is_kept_between_runs_and_a_stale_or_damaged_one_is_rep
     # the next process reads the index instead of the file (shown by planting another hash)
     slots[slot][2] = "f" * 64
     index.write_text(json.dumps(slots))
-    assert code_fingerprint(["plugins.split"], FileHasher(memo).modules)["plugins.split"] == "f" * 64
+    planted = code_fingerprint(["plugins.split"], FileHasher(memo).modules)
+    assert planted["plugins.split"] == "f" * 64
     slots[slot][0] += 1  # a different size: the file changed, so it is read again
     index.write_text(json.dumps(slots))
     assert code_fingerprint(["plugins.split"], FileHasher(memo).modules) == truth
