@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from pipeline.engine.addressing import format_loc, stage_names
-from pipeline.engine.overrides import apply_overrides  # noqa: F401 (pipeline.config's API)
+from pipeline.engine.overrides import Loc, apply_overrides  # noqa: F401 (pipeline.config's API)
 from pipeline.errors import ConfigError, PluginError, UserError
 from pipeline.registry import Registry, closest, default_registry, unknown_name_message
 from pipeline.spec import StageSpec
@@ -27,8 +27,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-#: A path into the raw pipeline document, e.g. ("stages", 4, "batch_size").
-Loc = tuple[Union[str, int], ...]
 
 
 # --------------------------------------------------------------------------------------------
