@@ -28,7 +28,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-
 # --------------------------------------------------------------------------------------------
 # The pipeline model, built from the registry
 
