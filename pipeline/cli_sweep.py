@@ -50,7 +50,8 @@ def register(app: typer.Typer, reports_errors, DataDirOption, CacheDirOption) ->
         result = run_sweep(file, axes, seeds=seeds, jobs=jobs, backend=backend,
                            scheduler=scheduler, out=out, cache_dir=settings.cache_dir(cache_dir),
                            data_dir=settings.data_dir(data_dir), metric=metric, mode=mode,
-                           fixed=overrides or [], threads=threads, echo=typer.echo)
+                           fixed=overrides or [], threads=threads, echo=typer.echo,
+                           warn=lambda message: typer.echo(f"warning: {message}", err=True))
         typer.echo("")
         typer.echo(table(result.rows, metric, axes))
         typer.echo("")

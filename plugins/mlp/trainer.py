@@ -40,7 +40,7 @@ from pipeline.artifacts import Dataset
 from pipeline.errors import DataError, PluginError, RunError
 from pipeline.files import write_json, write_npz
 from pipeline.registry import default_registry, unknown_name_message
-from pipeline.spec import StageContext, StageSpec
+from pipeline.spec import Seed, StageContext, StageSpec
 from plugins.mlp import activations, init as initializers, losses, optim, schedules
 from plugins.mlp.losses import as_one_hot, smooth_labels
 from plugins.mlp.model import MLP
@@ -158,7 +158,7 @@ class MLPTrain(StageSpec):
                                                "the one-hot training targets.")
     early_stopping: EarlyStopping | None = None
     dtype: Literal["float32", "float64"] = "float32"
-    seed: int | None = None
+    seed: Seed | None = None
     shuffle: bool = True
 
     inputs = ("data",)
