@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.errors import UserError
-from pipeline.files import write_json
+from pipeline.files import DISK_FULL, DiskFullError, write_json
+from pipeline.leftovers import remove_abandoned
 
 #: The joblib "function" folder every stage entry lives under.
 _FOLDER = "stages"
@@ -145,13 +147,23 @@ class StageCache:
         """Store ``outputs`` under ``key`` (atomically, via joblib), then its record.
 
         ``record`` holds what ``plan`` and ``cache info`` show: the key parts, pipeline name,
-        stage id, kind. A failure to write is a warning: the run goes on without that entry.
+        stage id, kind. A failure to write is a warning: the run goes on without that entry;
+        but a full disk is a ``DiskFullError`` naming the cache folder (every later write would
+        fail too). Either way, and on Ctrl-C, joblib's temporary file is removed.
         """
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            self.memory.store_backend.dump_item([_FOLDER, key], outputs, verbose=0)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self.memory.store_backend.dump_item([_FOLDER, key], outputs, verbose=0)
+        except BaseException:
+            self._remove_own_temporaries(key)
+            raise
         problems = [str(w.message) for w in caught]
         if problems or not self.contains(key):
+            self._remove_own_temporaries(key)
+            if any(f"[Errno {number}]" in problem for problem in problems for number in DISK_FULL):
+                raise DiskFullError(self.location, f"the cache entry of "
+                                                   f"{(record or {}).get('label', key[:12])}")
             self.warn(f"could not store {record.get('label', key[:12]) if record else key[:12]} "
                       f"in the cache: {problems[0] if problems else 'no entry written'}")
             return
@@ -159,6 +171,31 @@ class StageCache:
         entry.update(key=key, size=self._entry_file(key).stat().st_size,
                      created=_dt.datetime.now().isoformat(timespec="seconds"))
         write_json(self._record_file(key), entry)
+
+    def _remove_own_temporaries(self, key: str) -> None:
+        """Remove what this process's failed or interrupted write of ``key`` left (joblib names
+        its temporary file ``output.pkl.<uuid>-<pid>-<thread>``), and the folder if empty."""
+        folder = self.store_dir / key
+        for path in folder.glob(f"output.pkl.*-{os.getpid()}-*"):
+            path.unlink(missing_ok=True)
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty (an entry another process wrote) or already gone
+
+    def remove_abandoned(self) -> None:
+        """Remove the temporary files and folders killed processes left in the cache
+        (``pipeline.leftovers``: only nnpipe's and joblib's own, only when their owner is gone)."""
+        folders = [self.location, self.location / "records", self.location / "last"]
+        for parent in (self.store_dir, self.location / "checkpoints"):
+            if parent.is_dir():
+                folders.extend(p for p in parent.iterdir() if p.is_dir())
+        for folder in folders:
+            if remove_abandoned(folder) and folder.parent == self.store_dir:
+                try:
+                    folder.rmdir()  # the entry folder of a write that never finished
+                except OSError:
+                    pass  # it holds an entry (or another process's live write)
 
     # --- records and last-key pointers ----------------------------------------------------
 

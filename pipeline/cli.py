@@ -270,7 +270,9 @@ def schema(
         typer.echo(text)
     else:
         from pipeline.files import write_text
+        from pipeline.leftovers import remove_abandoned
 
+        remove_abandoned(out.parent)  # what a killed write left beside it
         write_text(out, text + "\n")
         typer.echo(f"schema written to {out}")
 

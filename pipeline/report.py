@@ -16,6 +16,7 @@ from typing import Any, Optional
 import typer
 
 from pipeline.files import write_text
+from pipeline.leftovers import remove_abandoned
 from pipeline.outputs import REPORT, REPORT_SIGNATURE, checked_out
 from pipeline.runs import METRIC_KEYS, RunInfo, load_run, show
 
@@ -94,5 +95,6 @@ def command(
     """Write one self-contained HTML page of a run: settings, metrics, plots."""
     info = load_run(run)
     target = checked_out(out, REPORT, lambda: info.path / "report.html")
+    remove_abandoned(target.parent)  # what a killed report left beside it
     write_text(target, render(info))
     typer.echo(f"report written to {target}")

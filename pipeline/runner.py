@@ -133,6 +133,8 @@ class Runner:
         """Check the wiring, run every stage, and (unless ``write`` is False) write the run
         directory ``out`` (default ``runs/<name>-<timestamp>``)."""
         check_wiring(pipeline)
+        if callable(getattr(self.cache, "remove_abandoned", None)):
+            self.cache.remove_abandoned()  # what killed runs left in the cache folder
         artifacts: dict[str, Any] = {}
         reports: list[StageReport] = []
         previous_key: str | None = None
