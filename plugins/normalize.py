@@ -12,6 +12,7 @@ The fitted ``Normalizer`` is an artifact of its own, saved in the run directory,
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -90,7 +91,7 @@ class Normalizer:
                 offset, scale = arrays["offset"], arrays["scale"]
         except FileNotFoundError:
             raise DataError(f"{npz_path}: no such file (the arrays of {JSON_NAME})") from None
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise DataError(f"{npz_path}: not a saved normalizer ({exc})") from None
         _check_arrays(npz_path, offset, scale, feature_shape)
         return cls(method=method, dtype=dtype, offset=offset.astype(np.float64),

@@ -25,6 +25,7 @@ computed.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -288,7 +289,7 @@ class MLP:
                         view[...] = _weights(npz_path, npz, name, view.shape)
         except FileNotFoundError:
             raise DataError(f"{npz_path}: no such file (the weights beside model.json)") from None
-        except (ValueError, OSError, EOFError) as exc:  # object arrays (pickles), corrupt zip
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # pickles, corrupt zip
             raise DataError(f"{npz_path}: cannot read: {exc}") from None
         return model
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -374,7 +375,7 @@ class Checkpoint:
                     if not name.startswith("_"):
                         value[...] = npz[f"state.{name}"]
                 run.best_params = npz["best_params"].copy() if "best_params" in npz.files else None
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise DataError(f"{self.path}: unreadable checkpoint ({exc}); delete it to start "
                             f"afresh") from exc
         rng.bit_generator.state = meta["rng"]
