@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.errors import UserError
-from pipeline.files import DISK_FULL, DiskFullError, write_json
-from pipeline.leftovers import remove_abandoned
+from pipeline.files import DISK_FULL, DiskFullError, disk_full, write_json
+from pipeline.leftovers import remove_abandoned, writer_mark
 
 #: The joblib "function" folder every stage entry lives under.
 _FOLDER = "stages"
@@ -151,13 +151,19 @@ class StageCache:
         but a full disk is a ``DiskFullError`` naming the cache folder (every later write would
         fail too). Either way, and on Ctrl-C, joblib's temporary file is removed.
         """
+        mark = writer_mark(self.store_dir / key)  # joblib's temporary name has no host
         try:
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.touch()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 self.memory.store_backend.dump_item([_FOLDER, key], outputs, verbose=0)
-        except BaseException:
+        except BaseException as exc:
             self._remove_own_temporaries(key)
+            if disk_full(exc):
+                raise DiskFullError(self.location, "a cache entry") from None
             raise
+        mark.unlink(missing_ok=True)
         problems = [str(w.message) for w in caught]
         if problems or not self.contains(key):
             self._remove_own_temporaries(key)
@@ -178,6 +184,7 @@ class StageCache:
         folder = self.store_dir / key
         for path in folder.glob(f"output.pkl.*-{os.getpid()}-*"):
             path.unlink(missing_ok=True)
+        writer_mark(folder).unlink(missing_ok=True)
         try:
             folder.rmdir()
         except OSError:

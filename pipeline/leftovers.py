@@ -17,7 +17,9 @@ Patterns (``B`` is the final name, ``R`` 8 random characters):
     .B.<pid>@<host>.R.tmp | .partial      nnpipe's own temporary file or run-directory folder
     .B.R.tmp | .partial                   the same from older versions (no owner: age only)
     .B.old-<pid>@<host>                   a run directory being replaced (older: no host)
-    output.pkl.<32 hex>-<pid>-<thread>    joblib's temporary cache entry (pid, no host)
+    output.pkl.<32 hex>-<pid>-<thread>    joblib's temporary cache entry (pid, no host; the
+                                          host is known when a writer mark is beside it)
+    .nnpipe-writer-<pid>@<host>           the mark ``StageCache.store`` puts beside joblib's write
     .nnpipe-probe-<pid>@<host>.R          the probe of ``pipeline.outputs`` (can we write here?)
 """
 
@@ -46,6 +48,7 @@ PATTERNS = (
     re.compile(r"^\..+\.old-(?P<pid>\d+)(?:@(?P<host>[0-9a-f]{8}))?$"),
     re.compile(r"^output\.pkl\.[0-9a-f]{32}-(?P<pid>\d+)-\d+$"),
     re.compile(rf"^\.nnpipe-probe-{_OWNED}{_RANDOM}$"),
+    re.compile(r"^\.nnpipe-writer-(?P<pid>\d+)@(?P<host>[0-9a-f]{8})$"),
 )
 
 
@@ -53,6 +56,12 @@ def owner_tag() -> str:
     """``<pid>@<host>``: what nnpipe puts in its temporary names so a later run can tell whether
     their owner is still alive."""
     return f"{os.getpid()}@{HOST}"
+
+
+def writer_mark(folder: Path) -> Path:
+    """The mark this process puts in ``folder`` while a library that names its temporary files
+    with the pid only (joblib) writes there: it tells a later run which host that pid is on."""
+    return Path(folder) / f".nnpipe-writer-{owner_tag()}"
 
 
 def temp_prefix(name: str) -> str:
@@ -89,6 +98,8 @@ def is_abandoned(path: Path, now: float | None = None) -> bool:
         return False  # already gone
     groups = match.groupdict()
     pid, host = groups.get("pid"), groups.get("host")
+    if pid is not None and host is None and (path.parent / f".nnpipe-writer-{pid}@{HOST}").exists():
+        host = HOST  # the writer marked itself as a process of this host
     if pid is not None and host == HOST:
         return not _alive(int(pid))
     if pid is not None and not _alive(int(pid)):
@@ -107,10 +118,10 @@ def remove_abandoned(folder: Path | str) -> list[Path]:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
-    for entry in entries:
+    # Decide for every entry first: removing a writer mark must not change the verdict on the
+    # temporary file beside it.
+    for entry in [e for e in entries if is_abandoned(Path(e.path))]:
         path = Path(entry.path)
-        if not is_abandoned(path):
-            continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(path, ignore_errors=True)
         else:
