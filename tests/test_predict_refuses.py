@@ -50,6 +50,21 @@ def _json(path: Path, change) -> None:
     path.write_text(json.dumps(change(value)))
 
 
+def _write(file: str, text: str):
+    """A damage: ``file`` replaced by ``text``."""
+    return lambda d: (d / file).write_text(text)
+
+
+def _set(file: str, **fields):
+    """A damage: ``fields`` set in the JSON object in ``file``."""
+    return lambda d: _json(d / file, lambda m: {**m, **fields})
+
+
+def _drop(file: str, field: str):
+    """A damage: ``field`` removed from the JSON object in ``file``."""
+    return lambda d: _json(d / file, lambda m: {k: v for k, v in m.items() if k != field})
+
+
 def _with(array, index, value):
     array = np.array(array, dtype=np.float64)
     array.flat[index] = value
@@ -65,19 +80,16 @@ DAMAGE = {
     "both-normalizer-files-missing": (
         lambda d: [(d / n).unlink() for n in ("normalizer.json", "normalizer.npz")],
         "normalizer.json", "no such file"),
-    "normalizer-json-not-json": (lambda d: (d / "normalizer.json").write_text("{oops"),
+    "normalizer-json-not-json": (_write("normalizer.json", "{oops"),
                                  "normalizer.json", "not a saved normalizer"),
-    "normalizer-json-a-list": (lambda d: (d / "normalizer.json").write_text("[1, 2]"),
+    "normalizer-json-a-list": (_write("normalizer.json", "[1, 2]"),
                                "normalizer.json", "expected an object, got list"),
-    "normalizer-field-missing": (lambda d: _json(d / "normalizer.json",
-                                                 lambda m: {k: v for k, v in m.items()
-                                                            if k != "method"}),
+    "normalizer-field-missing": (_drop("normalizer.json", "method"),
                                  "normalizer.json", "method None"),
-    "normalizer-feature-shape-wrong": (lambda d: _json(d / "normalizer.json",
-                                                       lambda m: {**m, "feature_shape": [4]}),
+    "normalizer-feature-shape-wrong": (_set("normalizer.json", feature_shape=[4]),
                                        "normalizer.npz", "do not match feature_shape (4,)"),
     "normalizer-feature-shape-not-a-list": (
-        lambda d: _json(d / "normalizer.json", lambda m: {**m, "feature_shape": "4x4"}),
+        _set("normalizer.json", feature_shape="4x4"),
         "normalizer.json", "feature_shape must be a list"),
     "std-zero": (lambda d: _npz(d / "normalizer.npz", scale=lambda s: _with(s, 5, 0.0)),
                  "normalizer.npz", "scale has 1 value(s) of 0 or below"),
@@ -107,19 +119,15 @@ DAMAGE = {
                             "model.npz", "W0 has shape (16, 9); model.json implies (16, 8)"),
     "weights-not-numbers": (lambda d: _npz(d / "model.npz", W0=np.full((16, 8), "x")),
                             "model.npz", "W0 holds <U1 values"),
-    "model-json-sizes-differ": (lambda d: _json(d / "model.json",
-                                                lambda m: {**m, "sizes": [16, 9, 10]}),
+    "model-json-sizes-differ": (_set("model.json", sizes=[16, 9, 10]),
                                 "model.npz", "W0 has shape (16, 8); model.json implies (16, 9)"),
-    "model-json-a-list": (lambda d: (d / "model.json").write_text("[16, 8, 10]"),
+    "model-json-a-list": (_write("model.json", "[16, 8, 10]"),
                           "model.json", "expected an object with sizes"),
-    "model-json-field-missing": (lambda d: _json(d / "model.json",
-                                                 lambda m: {k: v for k, v in m.items()
-                                                            if k != "loss"}),
+    "model-json-field-missing": (_drop("model.json", "loss"),
                                  "model.json", "expected an object with"),
-    "model-json-sizes-not-ints": (lambda d: _json(d / "model.json",
-                                                  lambda m: {**m, "sizes": [16, "8", 10]}),
+    "model-json-sizes-not-ints": (_set("model.json", sizes=[16, "8", 10]),
                                   "model.json", "sizes must be a list of layer widths"),
-    "model-json-bad-dtype": (lambda d: _json(d / "model.json", lambda m: {**m, "dtype": "int8"}),
+    "model-json-bad-dtype": (_set("model.json", dtype="int8"),
                              "model.json", "dtype must be one of"),
     "model-npz-missing": (lambda d: (d / "model.npz").unlink(), "model.npz", "no such file"),
     "model-npz-not-a-zip": (lambda d: (d / "model.npz").write_bytes(b"PK\x03\x04garbage"),

@@ -139,7 +139,9 @@ class Show(StageSpec):
 '''
 
 
-def test_sigkill_while_writing_a_cache_entry(tmp_path):
+def _slow_pickle_run(tmp_path: Path) -> tuple[list[str], dict, Path, Path]:
+    """The command (without --out), environment, cache and marker of a run that dawdles while
+    writing its first cache entry."""
     site = tmp_path / "site"
     make_distribution(site, "slow-pickle", "1.0",
                       {"nnpipe.stages": {"make_numbers": "slow_pickle:Make",
@@ -147,11 +149,14 @@ def test_sigkill_while_writing_a_cache_entry(tmp_path):
                       {"slow_pickle.py": SLOW_PICKLE})
     pipeline = tmp_path / "p.yaml"
     pipeline.write_text("stages:\n  - {kind: make_numbers, value: 21}\n  - {kind: show_numbers}\n")
-    marker = tmp_path / "marker"
-    cache = tmp_path / "cache"
+    marker, cache = tmp_path / "marker", tmp_path / "cache"
     env = dict(os.environ, PYTHONPATH=str(site), SLOW_PICKLE_MARKER=str(marker),
                NNPIPE_CACHE=str(cache))
-    command = [sys.executable, "-m", "pipeline.cli", "run", str(pipeline)]
+    return [sys.executable, "-m", "pipeline.cli", "run", str(pipeline)], env, cache, marker
+
+
+def test_sigkill_while_writing_a_cache_entry(tmp_path):
+    command, env, cache, marker = _slow_pickle_run(tmp_path)
 
     kill_when(marker, command + ["--out", str(tmp_path / "killed")], env)
     assert not (tmp_path / "killed").exists()
@@ -194,18 +199,8 @@ def test_sigterm_while_writing_the_run_directory_is_like_ctrl_c(tmp_path):
 
 
 def test_sigterm_while_writing_a_cache_entry_is_like_ctrl_c(tmp_path):
-    site = tmp_path / "site"
-    make_distribution(site, "slow-pickle", "1.0",
-                      {"nnpipe.stages": {"make_numbers": "slow_pickle:Make",
-                                         "show_numbers": "slow_pickle:Show"}},
-                      {"slow_pickle.py": SLOW_PICKLE})
-    pipeline = tmp_path / "p.yaml"
-    pipeline.write_text("stages:\n  - {kind: make_numbers, value: 21}\n  - {kind: show_numbers}\n")
-    marker, cache = tmp_path / "marker", tmp_path / "cache"
-    env = dict(os.environ, PYTHONPATH=str(site), SLOW_PICKLE_MARKER=str(marker),
-               NNPIPE_CACHE=str(cache))
-    command = [sys.executable, "-m", "pipeline.cli", "run", str(pipeline), "--out",
-               str(tmp_path / "run")]
+    command, env, cache, marker = _slow_pickle_run(tmp_path)
+    command = [*command, "--out", str(tmp_path / "run")]
     assert_interrupted_line(kill_when(marker, command, env, signal.SIGTERM))
     assert not (tmp_path / "run").exists()
     assert nnpipe_temporaries(cache) == []  # joblib's temporary file and the writer's mark
