@@ -31,12 +31,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.errors import UserError
-from pipeline.files import DISK_FULL, DiskFullError, disk_full, write_json
+from pipeline.files import DISK_FULL, DiskFullError, disk_full, write_json, write_text
 from pipeline.leftovers import remove_abandoned, writer_mark
+from pipeline.outputs import CACHE_TAG, CACHE_TAG_TEXT, is_cache_folder
 
 #: The joblib "function" folder every stage entry lives under.
 _FOLDER = "stages"
 _KEY = re.compile(r"^[0-9a-f]{64}$")
+#: What ``clear`` removes: everything the cache writes in its folder.
+_MANAGED = ("joblib", "records", "last", "checkpoints", "file-hashes.json")
 
 
 def _default_warn(message: str) -> None:
@@ -153,6 +156,7 @@ class StageCache:
         """
         mark = writer_mark(self.store_dir / key)  # joblib's temporary name has no host
         try:
+            self._tag()
             mark.parent.mkdir(parents=True, exist_ok=True)
             mark.touch()
             with warnings.catch_warnings(record=True) as caught:
@@ -245,17 +249,36 @@ class StageCache:
                                    record.get("created", "?")))
         return found
 
+    def _refuse_foreign(self) -> None:
+        """Raise a UserError (removing nothing) when the folder holds names this cache manages
+        but is not a cache nnpipe wrote: they are someone else's ``records/``, ``last/``..."""
+        managed = [name for name in _MANAGED if (self.location / name).exists()]
+        if managed and not is_cache_folder(self.location):
+            raise UserError(f"{self.location}: not an nnpipe cache folder (no {CACHE_TAG}), yet it "
+                            f"holds {', '.join(managed)}; nothing was removed")
+
+    def _tag(self) -> None:
+        """Tag the folder as nnpipe's cache (``CACHEDIR.TAG``) when it is not yet."""
+        tag = self.location / CACHE_TAG
+        if not tag.exists():
+            write_text(tag, CACHE_TAG_TEXT)
+
     def clear(self) -> int:
-        """Remove every entry, record, pointer and checkpoint; return how many entries there were."""
+        """Remove every entry, record, pointer and checkpoint; return how many entries there were.
+        A folder that is not an nnpipe cache is refused (see ``_refuse_foreign``)."""
+        self._refuse_foreign()
         count = len(self.entries())
-        for name in ("joblib", "records", "last", "checkpoints"):
-            shutil.rmtree(self.location / name, ignore_errors=True)
-        (self.location / "file-hashes.json").unlink(missing_ok=True)
+        for name in _MANAGED:
+            path = self.location / name
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(
+                missing_ok=True)
         return count
 
     def prune(self, max_size: int) -> int:
         """Remove the least recently used entries until the store holds at most ``max_size``
-        bytes (``joblib.Memory.reduce_size``); return how many entries went."""
+        bytes (``joblib.Memory.reduce_size``); return how many entries went. A folder that is
+        not an nnpipe cache is refused (see ``_refuse_foreign``)."""
+        self._refuse_foreign()
         before = {e.key for e in self.entries()}
         if before:
             self.memory.reduce_size(bytes_limit=max_size)

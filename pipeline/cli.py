@@ -104,7 +104,9 @@ def cache_options(pipeline, cache_dir: Optional[Path], no_cache: bool,
     force_from = resolve_stage(pipeline, from_stage) if from_stage is not None else None
     if no_cache:
         return {"cache": None, "state_dir": None, "force_from": force_from}
-    folder = settings.cache_dir(cache_dir)
+    from pipeline.outputs import check_cache_folder
+
+    folder = check_cache_folder(settings.cache_dir(cache_dir))
 
     def warn(message: str) -> None:
         typer.echo(f"warning: {message}", err=True)

@@ -277,6 +277,44 @@ def shown(path: Path | str) -> str:
     return text if len(text) <= 160 else f"{text[:100]}...{text[-40:]} ({len(text)} characters)"
 
 
+#: The cache folder's tag (https://bford.info/cachedir/: backup tools skip a tagged folder); it is
+#: also how ``nnpipe cache clear`` knows the folder is nnpipe's.
+CACHE_TAG = "CACHEDIR.TAG"
+CACHE_TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
+                  "# This file is a cache directory tag created by nnpipe (its stage cache).\n")
+
+
+def is_cache_folder(path: Path) -> bool:
+    """Whether ``path`` is a cache folder nnpipe wrote: tagged by nnpipe, or (older caches) holding
+    joblib's store of stage entries."""
+    try:
+        with open(Path(path) / CACHE_TAG, "rb") as handle:
+            head = handle.read(512)
+        if head.startswith(CACHE_TAG_TEXT[:43].encode()) and b"nnpipe" in head:
+            return True
+    except OSError:
+        pass
+    return (Path(path) / "joblib" / "stages").is_dir()
+
+
+def check_cache_folder(path: Path | str, option: str = "--cache-dir") -> Path:
+    """Return ``path`` if it can serve as the cache folder (a folder, or a path where one can be
+    created, that nnpipe can really write in), else raise a one-line UserError naming ``option``
+    (before any work starts)."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            problem = "is a file, not a folder"
+        else:
+            problem = _probe(path) if path.is_dir() else _writable(_resolved(path))
+    except (OSError, ValueError) as exc:
+        problem = f"is not a usable path ({getattr(exc, 'strerror', None) or exc})"
+    if problem:
+        raise UserError(f"{option} {shown(path)}: {problem}; the cache folder must be a folder "
+                        f"nnpipe can write in (or --no-cache)")
+    return path
+
+
 def checked_out(out: Path | None, kind: OutputKind, default: Callable[[], Path],
                 cache_dir: Path | None = None, data_dir: Path | None = None,
                 pipeline_file: Path | None = None) -> Path:

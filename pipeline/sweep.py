@@ -481,6 +481,21 @@ def capped(option: str, value: int | None, cores: int, warn: Callable[[str], Non
     return value
 
 
+def workers(jobs: int | None, threads: int | None, scheduler: str | None,
+            warn: Callable[[str], None]) -> tuple[int, int]:
+    """(runs at a time, BLAS threads per run): by default every core and cores / jobs; on this
+    machine (no ``scheduler``: a remote cluster's size is not this machine's) capped at the
+    cores."""
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads {threads}: must be at least 1")
+    cores = default_jobs()
+    if not scheduler:
+        jobs = capped("--jobs", jobs, cores, warn)
+        threads = capped("--threads", threads, cores, warn) if threads is not None else None
+    jobs = jobs or cores
+    return jobs, threads or max(1, cores // jobs)
+
+
 def _warn(message: str) -> None:
     import sys
 
@@ -504,8 +519,7 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
             an ``out`` nnpipe may not write (``pipeline.outputs``).
     """
     check_options(axes, seeds, jobs, backend, scheduler, mode)
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads {threads}: must be at least 1")
+    jobs, threads = workers(jobs, threads, scheduler, warn)
     mode = mode or metric_mode(metric)
     started = time.perf_counter()
     file = Path(file).resolve()
@@ -513,12 +527,6 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
     base = load_pipeline(file, fixed)
     configs = configurations(axes)
     seed_list: list[int | None] = list(range(seeds)) if seeds else [None]
-    cores = default_jobs()
-    if not scheduler:  # a remote cluster's size is not this machine's
-        jobs = capped("--jobs", jobs, cores, warn)
-        threads = capped("--threads", threads, cores, warn) if threads is not None else None
-    jobs = jobs or cores
-    threads = threads or max(1, cores // jobs)
     out = check_output(Path(out) if out is not None else default_out(base.spec.name), "--out",
                        SWEEP, protected_places(cache_dir, data_dir), file)
     cache_dir = Path(cache_dir).resolve()

@@ -203,3 +203,41 @@ def test_a_sweep_directory_is_marked_at_once_and_can_be_rerun(project):
     result = invoke(project, "sweep", pipeline, "--grid", "mlp_train.epochs=1", "--out",
                     "sweeps/one")
     assert_refused(result, "--out", "holding something nnpipe did not write (mine.txt)")
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "sweep"])
+@pytest.mark.parametrize("cache,fragment", [("notes.txt", "is a file, not a folder"),
+                                            ("notes.txt/cache", "is a file, not a folder"),
+                                            ("/proc/nnpipe-cache", "cannot write in /proc")])
+def test_a_cache_folder_nnpipe_cannot_use_is_refused_at_once(project, command, cache, fragment):
+    before = snapshot(project)
+    args = [command, str(project / "proj" / "pipeline.yaml"), "--cache-dir", cache]
+    if command == "sweep":
+        args += ["--grid", "mlp_train.epochs=1,2", "--out", "sweeps/new"]
+    result = invoke(project, *args)
+    assert_refused(result, "--cache-dir", fragment)
+    assert snapshot(project) == before and not (project / "sweeps" / "new").exists()
+
+
+@pytest.mark.parametrize("command", [["clear"], ["prune", "--max-size", "0"]])
+def test_cache_clear_and_prune_remove_nothing_from_a_folder_that_is_not_a_cache(tmp_path, command):
+    for name in ("records", "last", "checkpoints"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "mine.txt").write_text("the user's")
+    (tmp_path / "file-hashes.json").write_text("{}")
+    before = snapshot(tmp_path)
+    result = CliRunner().invoke(app, ["cache", *command, "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.stderr.strip() == (f"error: {tmp_path}: not an nnpipe cache folder (no "
+                                     f"CACHEDIR.TAG), yet it holds records, last, checkpoints, "
+                                     f"file-hashes.json; nothing was removed")
+    assert snapshot(tmp_path) == before
+
+
+def test_cache_clear_empties_nnpipes_own_cache(project, tmp_path):
+    cache = tmp_path / "cache"
+    shutil.copytree(project / "cache", cache)
+    assert (cache / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    result = CliRunner().invoke(app, ["cache", "clear", "--cache-dir", str(cache)])
+    assert result.exit_code == 0 and result.stdout.startswith("cleared "), result.output
+    assert sorted(p.name for p in cache.iterdir() if p.name != ".gitignore") == ["CACHEDIR.TAG"]
