@@ -5,18 +5,19 @@ into place, a ``.partial`` folder renamed into a run directory). A process kille
 cannot tidy up, so the next run that writes to the same folder removes what it finds, but only
 what is certainly nnpipe's and certainly abandoned:
 
-- the name must match one of nnpipe's patterns (below; a user's file never matches by accident:
-  each carries nnpipe's own markers);
-- and its owner must be gone: the owner's pid is in the name, with a short hash of the host, and
-  that process no longer runs on this host; when the host is not known (joblib's temporary files,
-  names from older nnpipe versions) the entry must also be untouched for a while, so the live
-  temporary file of a concurrent run (on this machine or another sharing the folder) is left alone.
+- the name must match one of nnpipe's patterns (below; a user's file does not match by accident:
+  each carries nnpipe's owner tag ``<pid>@<host>`` or joblib's uuid-pid-thread suffix; names
+  without one, as older nnpipe versions wrote, are never touched);
+- and its owner must be gone: its pid no longer runs on this host (the host is a short hash of
+  the host name), or, for an owner on another host sharing the folder, it has not been touched
+  for a day. joblib's names carry a pid but no host: unless a writer mark beside it says the
+  host is this one, the file must also be untouched for ten minutes. So the live temporary file
+  of a concurrent run (on this machine or another) is left alone.
 
 Patterns (``B`` is the final name, ``R`` 8 random characters):
 
     .B.<pid>@<host>.R.tmp | .partial      nnpipe's own temporary file or run-directory folder
-    .B.R.tmp | .partial                   the same from older versions (no owner: age only)
-    .B.old-<pid>@<host>                   a run directory being replaced (older: no host)
+    .B.old-<pid>@<host>                   a run directory being replaced
     output.pkl.<32 hex>-<pid>-<thread>    joblib's temporary cache entry (pid, no host; the
                                           host is known when a writer mark is beside it)
     .nnpipe-writer-<pid>@<host>           the mark ``StageCache.store`` puts beside joblib's write
@@ -33,7 +34,7 @@ import socket
 import time
 from pathlib import Path
 
-#: Untouched for this long, a temporary whose owner is unknown is abandoned.
+#: Untouched for this long, a temporary whose owner is on another host is abandoned.
 UNKNOWN_OWNER_AGE = 24 * 3600.0
 #: Untouched for this long, a temporary whose pid is dead here (but whose host is not known) is
 #: abandoned: a live writer on another host keeps touching its file.
@@ -44,8 +45,8 @@ HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 _OWNED = r"(?P<pid>\d+)@(?P<host>[0-9a-f]{8})\."
 _RANDOM = r"[A-Za-z0-9_]{8}"
 PATTERNS = (
-    re.compile(rf"^\..+?\.(?:{_OWNED})?{_RANDOM}\.(?:tmp|partial)$"),
-    re.compile(r"^\..+\.old-(?P<pid>\d+)(?:@(?P<host>[0-9a-f]{8}))?$"),
+    re.compile(rf"^\..+?\.{_OWNED}{_RANDOM}\.(?:tmp|partial)$"),
+    re.compile(r"^\..+\.old-(?P<pid>\d+)@(?P<host>[0-9a-f]{8})$"),
     re.compile(r"^output\.pkl\.[0-9a-f]{32}-(?P<pid>\d+)-\d+$"),
     re.compile(rf"^\.nnpipe-probe-{_OWNED}{_RANDOM}$"),
     re.compile(r"^\.nnpipe-writer-(?P<pid>\d+)@(?P<host>[0-9a-f]{8})$"),

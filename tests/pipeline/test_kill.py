@@ -210,8 +210,9 @@ def test_sigterm_while_writing_a_cache_entry_is_like_ctrl_c(tmp_path):
 
 
 def test_the_next_run_removes_only_abandoned_temporaries(tmp_path):
-    """Owner gone (pid dead on this host) or untouched for a day: removed. A live owner, an owner
-    on another host, a fresh name without an owner, and the user's own files: kept."""
+    """Owner gone (pid dead on this host, or on another host and untouched for a day): removed.
+    A live owner, a fresh owner on another host, joblib's fresh file of a dead pid with no mark,
+    names without an owner tag (older versions', or the user's) and the user's files: kept."""
     from typer.testing import CliRunner
 
     from pipeline.cli import app
@@ -221,16 +222,21 @@ def test_the_next_run_removes_only_abandoned_temporaries(tmp_path):
     finished.wait()
     dead, alive = finished.pid, os.getpid()
     runs, entry = tmp_path / "runs", tmp_path / "cache" / "joblib" / "stages" / ("ab" * 32)
-    old = time.time() - 2 * 24 * 3600
+    old, minutes_ago = time.time() - 2 * 24 * 3600, time.time() - 20 * 60
     gone = {runs / f".run.{dead}@{HOST}.abcdefgh.partial": "dir",
             runs / f".model.npz.{dead}@{HOST}.k2j3h4g5.tmp": "file",
-            runs / ".metrics.json.abcdefgh.tmp": old, runs / f".run.old-{dead}@{HOST}": "dir",
+            runs / f".metrics.json.{alive}@00000000.abcdefgh.tmp": old,  # other host, a day
+            runs / f".run.old-{dead}@{HOST}": "dir",
             entry / f"output.pkl.{'c' * 32}-{dead}-7": "file",
             entry / f".nnpipe-writer-{dead}@{HOST}": "file",
-            tmp_path / "cache" / "records" / f".x.json.{dead}@{HOST}.abcdefgh.tmp": "file"}
+            tmp_path / "cache" / "records" / f".x.json.{dead}@{HOST}.abcdefgh.tmp": "file",
+            tmp_path / "cache" / "joblib" / "stages" / ("12" * 32) / f"output.pkl.{'f' * 32}-{dead}-7":
+                minutes_ago}  # joblib's, no mark, 20 minutes old, its pid dead here: removed
     kept = {runs / f".run.{alive}@{HOST}.abcdefgh.partial": "dir",
             runs / f".run.{dead}@00000000.abcdefgh.partial": "dir",
-            runs / ".fresh.npz.abcdefgh.tmp": "file",
+            runs / ".fresh.npz.abcdefgh.tmp": "file", runs / ".older.npz.abcdefgh.tmp": old,
+            tmp_path / "cache" / "joblib" / "stages" / ("ef" * 32) / f"output.pkl.{'e' * 32}-{alive}-7":
+                minutes_ago,  # joblib's, 20 minutes old, its pid alive: kept
             tmp_path / "cache" / "joblib" / "stages" / ("cd" * 32) / f"output.pkl.{'d' * 32}-{dead}-7":
                 "file",
             runs / ".notes.tmp": old, runs / "draft.partial": old, runs / "notes.txt": old}
