@@ -255,3 +255,20 @@ def test_the_next_run_removes_only_abandoned_temporaries(tmp_path):
     assert result.exit_code == 0, result.output
     assert [p.name for p in gone if p.exists()] == []
     assert [p.name for p in kept if not p.exists()] == []
+
+
+def test_sigterm_during_a_sweep(tmp_path):
+    """The sweep's parent ends like Ctrl-C; its killed workers' staging folders are hidden and
+    removed by the next sweep into the same directory, which completes."""
+    command, env, _, marker = _slow_save_run(tmp_path)
+    sweep = [*command[:3], "sweep", command[4], "--grid", "make_report.value=1,2", "--jobs", "2",
+             "--out", str(tmp_path / "sweep")]
+    assert_interrupted_line(kill_when(marker, sweep, env, signal.SIGTERM))
+    assert not [p for p in (tmp_path / "sweep").iterdir() if not p.name.startswith(".")
+                and p.name != "sweep.json"]  # no run directory, whole or half, in sight
+    env.pop("SLOW_SAVE_MARKER")
+    done = subprocess.run(sweep, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert nnpipe_temporaries(tmp_path / "sweep") == []
+    assert all((tmp_path / "sweep" / name / "second.txt").is_file()
+               for name in ("000-value=1", "001-value=2"))
