@@ -270,8 +270,10 @@ class StageCache:
         count = len(self.entries())
         for name in _MANAGED:
             path = self.location / name
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(
-                missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         return count
 
     def prune(self, max_size: int) -> int:

@@ -76,7 +76,7 @@ def reports_errors(command: Callable) -> Callable:
                        "last checkpoint when you run the pipeline again)", err=True)
             raise typer.Exit(TERMINATED if isinstance(exc, Terminated) else INTERRUPTED) from None
         finally:
-            if main_thread:
+            if main_thread and previous is not None:  # None: a handler not set from Python
                 signal.signal(signal.SIGTERM, previous)
 
     return wrapper
