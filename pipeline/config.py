@@ -20,7 +20,7 @@ from pipeline.engine.addressing import format_loc, stage_names
 from pipeline.engine.overrides import Loc, apply_overrides  # noqa: F401 (pipeline.config's API)
 from pipeline.errors import ConfigError, PluginError, UserError
 from pipeline.registry import Registry, closest, default_registry, unknown_name_message
-from pipeline.spec import StageSpec
+from pipeline.spec import Seed, StageSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,7 +57,7 @@ class PipelineBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(default="pipeline", description="A name for the runs of this pipeline.")
-    seed: int = Field(default=0, description="Seed every stage derives its randomness from.")
+    seed: Seed = Field(default=0, description="Seed every stage derives its randomness from.")
     description: str = ""
 
     @model_validator(mode="after")
