@@ -60,6 +60,7 @@ def read_bytes(path: Path | str, what: str = "file", limit: int = MAX_FILE_BYTES
     except IsADirectoryError:
         raise UserError(f"{path}: is a directory, not a {what}") from None
     except OSError as exc:
+        _refuse_special(path, what)  # a socket cannot even be opened (ENXIO): say what it is
         raise UserError(f"{path}: cannot open the {what}: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
@@ -84,6 +85,17 @@ def read_bytes(path: Path | str, what: str = "file", limit: int = MAX_FILE_BYTES
         raise UserError(f"{path}: is more than {limit} bytes; a {what} may be at most "
                         f"{limit} bytes")
     return data
+
+
+def _refuse_special(path: Path, what: str) -> None:
+    """Raise the 'not a regular file' error if ``path`` is a FIFO, socket or device."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise UserError(f"{path}: is {_file_type(mode)}, not a regular file; "
+                        f"a {what} must be a regular file")
 
 
 def _file_type(mode: int) -> str:

@@ -322,6 +322,8 @@ class IdxReader(StageSpec):
                                 f"{f.labels} holds {y.shape[0]} labels")
             if x.shape[0] == 0:
                 raise DataError(f"split {name!r}: {f.images} holds no items")
+            if 0 in x.shape[1:]:
+                raise DataError(f"{f.images}: samples of shape {x.shape[1:]} hold no values")
             if sample_shape is None:
                 sample_shape, first_images = x.shape[1:], f.images
             elif x.shape[1:] != sample_shape:
