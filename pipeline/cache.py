@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.cache_check import (check_content, checksum_fields, outputs_problem, read_record,
-                                  read_small_json, shape_of, type_name)
+from pipeline.cache_check import (MISSING, check_content, checksum_fields, outputs_problem,
+                                  read_record, read_small_json, shape_of, type_name)
 from pipeline.errors import UserError
 from pipeline.files import write_json
 
@@ -211,7 +211,7 @@ class StageCache:
         warning when the pointer file is there but is not a pointer)."""
         path = self._pointer_file(pipeline, stage_id)
         value, problem = read_small_json(path)
-        if value is None and problem is None:
+        if value is MISSING:
             return None
         if problem is None and not (isinstance(value, dict) and isinstance(value.get("key"), str)
                                     and _KEY.match(value["key"])):

@@ -84,13 +84,17 @@ def shape_of(value: Any) -> str:
             float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
+#: What ``read_small_json`` returns for a file that does not exist (JSON ``null`` is None).
+MISSING = object()
+
+
 def read_small_json(path: Path, limit: int = MAX_RECORD_BYTES) -> tuple[Any, str | None]:
-    """(value, None); (None, None) when ``path`` does not exist; (None, why) when it cannot be
-    read as JSON (not a regular file, too large, not UTF-8, bad syntax, duplicate keys)."""
+    """(value, None); (MISSING, None) when ``path`` does not exist; (None, why) when it cannot
+    be read as JSON (not a regular file, too large, not UTF-8, bad syntax, duplicate keys)."""
     try:
         return load_json(read_text(path, "cache file", limit), path.name), None
     except MissingFile:
-        return None, None
+        return MISSING, None
     except UserError as exc:
         return None, str(exc)
 
@@ -98,8 +102,10 @@ def read_small_json(path: Path, limit: int = MAX_RECORD_BYTES) -> tuple[Any, str
 def read_record(path: Path, key: str) -> tuple[dict[str, Any] | None, str | None]:
     """(record, None); (None, None) when there is no record; (None, why) for a bad one."""
     value, problem = read_small_json(path)
-    if problem or value is None:
-        return None, (f"its record cannot be read: {problem}" if problem else None)
+    if problem:
+        return None, f"its record cannot be read: {problem}"
+    if value is MISSING:
+        return None, None
     try:
         _Record.model_validate(value)
     except ValidationError as exc:
