@@ -97,14 +97,15 @@ app()
 """
 
 
-def timed_rerun(pipeline: Path, cache: Path, out: Path, always: bool) -> tuple[float, float]:
+def timed_rerun(pipeline: Path, cache: Path, out: Path, always: bool,
+                overrides: tuple[str, ...] = ()) -> tuple[float, float]:
     """(wall seconds of an unchanged rerun, seconds of it spent checking cache entries)."""
     env = dict(os.environ)
     env.pop("NNPIPE_CACHE_VERIFY", None)
     if always:
         env["NNPIPE_CACHE_VERIFY"] = "always"
     args = [sys.executable, "-c", TIMED, "run", str(pipeline), "--cache-dir", str(cache),
-            "--out", str(out)]
+            "--out", str(out), *(a for o in overrides for a in ("--set", o))]
     started = time.perf_counter()
     done = subprocess.run(args, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
@@ -129,16 +130,17 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores; BLAS: {', '.join(blas) or 'none found'}"
 
 
-def check_cost(pipeline: Path, cache: Path, out: Path, repeats: int) -> None:
+def check_cost(pipeline: Path, cache: Path, out: Path, repeats: int,
+               overrides: tuple[str, ...] = ()) -> None:
     """Print what content checking costs unchanged reruns, right after a cold run."""
     import statistics
 
-    first = timed_rerun(pipeline, cache, out, always=False)
+    first = timed_rerun(pipeline, cache, out, False, overrides)
     steady: list[tuple[float, float]] = []
     always: list[tuple[float, float]] = []
     for _ in range(repeats):  # interleaved: the machine's speed drifts between repeats
-        steady.append(timed_rerun(pipeline, cache, out, always=False))
-        always.append(timed_rerun(pipeline, cache, out, always=True))
+        steady.append(timed_rerun(pipeline, cache, out, False, overrides))
+        always.append(timed_rerun(pipeline, cache, out, True, overrides))
     entries = sum(p.stat().st_size for p in (cache / "joblib").rglob("output.pkl"))
     print(f"content checks on unchanged reruns ({entries / 2**20:.0f} MiB of entries; "
           f"{machine()}):")
@@ -158,7 +160,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=default_data)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5, help="interleaved timed reruns")
+    parser.add_argument("--checks-of", type=Path, metavar="PIPELINE",
+                        help="only measure the content checks, on this pipeline file "
+                             "(e.g. examples/fashion-mnist.yaml), after one cold run")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="with --checks-of: an override, e.g. mlp_train.epochs=2")
     options = parser.parse_args()
+    if options.checks_of is not None:
+        with tempfile.TemporaryDirectory(prefix="nnpipe-check-bench-") as tmp:
+            cache, out = Path(tmp) / "cache", Path(tmp) / "run"
+            run(options.checks_of, cache, out, *options.overrides)
+            check_cost(options.checks_of, cache, out, options.repeats, tuple(options.overrides))
+        return
 
     with tempfile.TemporaryDirectory(prefix="nnpipe-cache-bench-") as tmp:
         root = Path(tmp)

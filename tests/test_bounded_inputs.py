@@ -19,22 +19,11 @@ from pathlib import Path
 import pytest
 
 from bounded import run_bounded
+from test_bad_corpus import TINY
 
 GOOD = Path(__file__).resolve().parent / "data" / "good"
 PEAK_MB = 400  # nnpipe validate/run of a tiny pipeline peaks near 100-120 MB
 SECONDS = 30  # start-up is 2-3 s on a loaded 2-core machine; a bomb would take minutes
-
-STAGES = """\
-  - kind: normalize
-  - kind: one_hot
-    classes: 10
-  - kind: mlp_train
-    hidden: [8]
-    epochs: 1
-    batch_size: 16
-  - kind: evaluate
-"""
-
 
 def idx(code: int, shape: tuple[int, ...], payload: bytes) -> bytes:
     return bytes([0, 0, code, len(shape)]) + struct.pack(f">{len(shape)}I", *shape) + payload
@@ -176,14 +165,12 @@ def test_an_override_value_that_is_an_alias_bomb(tmp_path):
 
 
 def tiny_pipeline(tmp_path: Path, **replace: Path) -> Path:
+    """The bad corpus's tiny pipeline over the good fixtures, some files replaced."""
     files = {name: GOOD / f"{name.replace('_', '-')}.idx"
              for name in ("train_images", "train_labels", "test_images", "test_labels")}
     files.update(replace)
     path = tmp_path / "pipeline.yaml"
-    path.write_text(
-        "stages:\n  - kind: idx_reader\n"
-        f"    train: {{images: {files['train_images']}, labels: {files['train_labels']}}}\n"
-        f"    test: {{images: {files['test_images']}, labels: {files['test_labels']}}}\n" + STAGES)
+    path.write_text(TINY.format(**files))
     return path
 
 

@@ -6,31 +6,20 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import textwrap
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pipeline import cache_check
 from pipeline.cache import StageCache
-from pipeline.config import load_pipeline
 from pipeline.keys import FileHasher
 from pipeline.plan import plan
 from pipeline.runner import Runner
+from test_cache import load as load_toy
 
-TOY = """\
-    name: toy
-    stages:
-      - {kind: produce, count: 40}
-      - {kind: double, factor: 3}
-      - {kind: total}
-    """
-
-
-def load(tmp_path, text=TOY):
-    path = tmp_path / "p.yaml"
-    path.write_text(textwrap.dedent(text))
-    return load_pipeline(path)
+def load(tmp_path):
+    """test_cache's toy pipeline, with 40 numbers: a pickle with a middle worth changing."""
+    return load_toy(tmp_path, overrides=["produce.count=40"])
 
 
 def make_cache(tmp_path, **options):
