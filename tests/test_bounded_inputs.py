@@ -318,3 +318,40 @@ def test_a_saved_model_too_large_for_memory(tmp_path, saved_run):
     outcome = run_bounded("predict", str(run), str(GOOD / "test-images.idx"))
     assert_refused(outcome, str(run / "model.json"), "layer sizes [16, 100000000, 10]",
                    "memory is available")
+
+
+# --- run directories and sweep grids read by other commands ----------------------------------
+
+
+@pytest.mark.parametrize("name, text, fragments", [
+    ("manifest.json", "[1, 2, 3]", ["manifest.json: expected a JSON object, found list"]),
+    ("metrics.json", '{"accuracy": 0.5,\n "accuracy": 0.9}', ["metrics.json:2: duplicate key"]),
+    ("history.json", '{"epoch": 1}', ["history.json: expected a JSON list, found dict"]),
+    ("pipeline.yaml", billion_laughs(), ["pipeline.yaml:1:1: expands to more than 50000"]),
+])
+@pytest.mark.parametrize("command", [["runs", "list"], ["report"]])
+def test_run_directory_files_of_the_wrong_shape(tmp_path, saved_run, name, text, fragments,
+                                                command):
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    (run / name).write_text(text)
+    args = [*command, str(run)] + (["--out", str(tmp_path / "r.html")] if command == ["report"]
+                                   else [])
+    assert_refused(run_bounded(*args), str(run / name), *fragments)
+
+
+def test_a_run_directory_file_that_is_a_fifo(short_dir, saved_run):
+    run = short_dir / "run"
+    shutil.copytree(saved_run, run)
+    (run / "metrics.json").unlink()
+    os.mkfifo(run / "metrics.json")
+    assert_refused(run_bounded("runs", "list", str(run)), str(run / "metrics.json"),
+                   "is a FIFO (named pipe), not a regular file")
+
+
+def test_a_grid_value_that_is_an_alias_bomb(tmp_path):
+    value = billion_laughs().replace("\n", ", ").rstrip(", ")
+    outcome = run_bounded("sweep", str(GOOD / "pipeline.yaml"), "--grid",
+                          f"description={{{value}}}", "--out", str(tmp_path / "sweep"))
+    assert_refused(outcome, "--grid", "expands to more than 50000 values")
+    assert not (tmp_path / "sweep").exists()
