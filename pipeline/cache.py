@@ -9,8 +9,11 @@ milliseconds whatever its size. ``Memory.reduce_size`` prunes the store, least r
 The key is computed by ``pipeline.keys`` (kind, canonical spec, code fingerprint, numpy version,
 seed, input file content, previous key); the store never hashes Python objects itself, so a
 joblib upgrade cannot silently change keys. Beside each entry a small JSON *record* keeps what the
-key was made of, and a *last key* pointer per (pipeline name, stage id) lets ``nnpipe plan``
-explain what changed since the last run.
+key was made of, the sha256 of the entry's bytes and the type of each output, and a *last key*
+pointer per (pipeline name, stage id) lets ``nnpipe plan`` explain what changed since the last
+run. No entry is used before ``pipeline.cache_check`` has checked it against its record: the
+record's shape, the size, the checksum (hashed again whenever the file changed since), the
+output names and types. Anything else is a one-line warning and a recompute.
 
 The cache folder holds pickles: loading an entry runs code chosen by whoever wrote it. It is a
 trust boundary; use only a folder you control (see ``pipeline.settings``).
@@ -121,23 +124,26 @@ class StageCache:
     def verify(self, key: str) -> str | None:
         """Why ``key``'s entry cannot be trusted (no record, a record of the wrong shape, a size
         or checksum that does not match), or None when it can. Nothing is removed."""
+        return self._checked_record(key)[1]
+
+    def _checked_record(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
+        """(the record, None) when the entry's bytes are those it vouches for, else (None, why)."""
         record, problem = self._read_record(key)
-        if problem:
-            return problem
-        if record is None:
-            return "it has no record holding its checksum"
-        return check_content(self._entry_file(key), record, self._record_file(key),
-                             self.verify_always)
+        if problem or record is None:
+            return None, problem or "it has no record holding its checksum"
+        problem = check_content(self._entry_file(key), record, self._record_file(key),
+                                self.verify_always)
+        return (None, problem) if problem else (record, None)
 
     def lookup(self, key: str, label: str = "", outputs: tuple[str, ...] | None = None
                ) -> dict[str, Any] | None:
         """The stored outputs for ``key``, or None when there are none or the entry is damaged.
 
-        An entry without a record is a miss. A damaged entry (its checksum or size not what was
-        written, a record of the wrong shape, a pickle
-        that does not load, or outputs other than the names ``outputs`` and the types its record
-        lists) is reported with one warning line naming ``label``, removed and treated as a miss,
-        so the stage is recomputed and its entry rewritten; it is never used.
+        An entry without a record is a miss. A damaged entry (its size or checksum not what was
+        written, a record of the wrong shape, a pickle that does not load, outputs other than the
+        names ``outputs`` or of other types than its record lists) is reported with one warning
+        line naming ``label``, removed and treated as a miss, so the stage is recomputed and its
+        entry rewritten; it is never used.
         """
         if not self.contains(key):
             return None
@@ -145,7 +151,7 @@ class StageCache:
             # Being written by another process (entry first, record next), or its record was
             # deleted: a miss, not damage; the stage runs and its entry is written again.
             return None
-        problem = self.verify(key)
+        record, problem = self._checked_record(key)
         if problem:
             self._damaged(key, label, problem)
             return None
@@ -155,7 +161,7 @@ class StageCache:
             self._damaged(key, label, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
                           if str(exc) else type(exc).__name__)
             return None
-        problem = outputs_problem(loaded, outputs, self._read_record(key)[0] or {})
+        problem = outputs_problem(loaded, outputs, record)
         if problem:
             self._damaged(key, label, problem)
             return None
@@ -181,10 +187,15 @@ class StageCache:
             self.warn(f"could not store {record.get('label', key[:12]) if record else key[:12]} "
                       f"in the cache: {problems[0] if problems else 'no entry written'}")
             return
+        try:
+            checksum = checksum_fields(self._entry_file(key))
+        except OSError as exc:  # removed meanwhile by another process's prune or clear
+            self.warn(f"could not store {key[:12]} in the cache: {exc.strerror or exc}")
+            return
         entry = dict(record or {})
         entry.update(key=key, created=_dt.datetime.now().isoformat(timespec="seconds"),
                      outputs={name: type_name(value) for name, value in outputs.items()},
-                     **checksum_fields(self._entry_file(key)))
+                     **checksum)
         write_json(self._record_file(key), entry)
 
     # --- records and last-key pointers ----------------------------------------------------
