@@ -7,16 +7,17 @@ laughs"). Every reader here answers within seconds and bounded memory:
 - ``read_bytes`` opens with ``O_NONBLOCK`` (a FIFO cannot block the open), checks ``S_ISREG`` on
   the opened descriptor (no race between a check and the open) and reads at most ``limit`` + 1
   bytes, so a file over the cap is refused without reading the rest.
-- ``load_yaml`` composes with a loader that caps the nesting depth while composing, then counts
-  the nodes of the document with every alias expanded (memoised by node, so it costs what the file
-  costs, not what it expands to) before anything walks it; recursive aliases are refused.
-  Duplicate mapping keys are refused naming the key and both lines.
+- ``load_yaml`` composes with a loader that caps the nesting depth and the number of nodes while
+  composing, then counts the nodes and the characters of scalars of the document with every
+  alias expanded (memoised by node, so it costs what the file costs, not what it expands to)
+  before anything walks it; recursive aliases are refused. Duplicate mapping keys are refused
+  naming the key and both lines.
 - ``load_json`` refuses duplicate keys (naming the key and its line) and nesting that is too deep.
 
-The caps are module constants (``MAX_FILE_BYTES``, ``MAX_NODES``, ``MAX_DEPTH``): far above any
-real pipeline file (the examples are under 2 KB, 100 nodes, depth 5), and low enough that
-the pure-Python YAML parser reaches them in about a second. Tests and callers that need
-more pass ``limit=`` to ``read_bytes``.
+The caps are module constants (``MAX_FILE_BYTES``, ``MAX_NODES``, ``MAX_EXPANDED_CHARS``,
+``MAX_DEPTH``): far above any real pipeline file (the examples are under 2 KB, 100 nodes, depth
+5), and low enough that the pure-Python YAML parser reaches them in about a second. Callers that
+need more pass ``limit=`` to ``read_bytes``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ MAX_FILE_BYTES = 1 << 20
 MAX_RUN_FILE_BYTES = 32 << 20
 #: Most nodes a YAML document may hold once every alias is expanded.
 MAX_NODES = 50_000
+#: Most characters of scalar values a YAML document may hold once every alias is expanded (an
+#: alias repeats its anchor's text wherever the document is serialised, e.g. into a cache key).
+MAX_EXPANDED_CHARS = 4 << 20
 #: Deepest nesting of mappings and lists in a YAML or JSON document.
 MAX_DEPTH = 100
 
@@ -169,10 +173,11 @@ class BoundedLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def expanded_size(root: yaml.Node) -> int:
-    """How many nodes ``root`` holds with every alias expanded, computed once per distinct node
-    (iteratively: no recursion limit). A node that contains itself is a DocumentTooLarge."""
-    sizes: dict[int, int] = {}
+def expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """(nodes, characters of scalars) ``root`` holds with every alias expanded, computed once per
+    distinct node (iteratively: no recursion limit). A node that contains itself is a
+    DocumentTooLarge."""
+    sizes: dict[int, tuple[int, int]] = {}
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     open_nodes: set[int] = set()
     while stack:
@@ -182,10 +187,10 @@ def expanded_size(root: yaml.Node) -> int:
         children = _children(node)
         if children_done:
             open_nodes.discard(id(node))
-            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+            own = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
+            sizes[id(node)] = (1 + sum(sizes[id(c)][0] for c in children),
+                               own + sum(sizes[id(c)][1] for c in children))
             continue
-        if id(node) in open_nodes:
-            raise DocumentTooLarge("an alias refers to a node that contains it", node.start_mark)
         open_nodes.add(id(node))
         stack.append((node, True))
         for child in children:
@@ -217,10 +222,13 @@ def load_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
         node = loader.get_single_node()
         if node is None:
             return None, None
-        size = expanded_size(node)
-        if size > MAX_NODES:
+        nodes, characters = expanded_size(node)
+        if nodes > MAX_NODES:
             raise DocumentTooLarge(f"expands to more than {MAX_NODES} values (aliases included)",
                                    node.start_mark)
+        if characters > MAX_EXPANDED_CHARS:
+            raise DocumentTooLarge(f"expands to more than {MAX_EXPANDED_CHARS} characters of "
+                                   "values (aliases included)", node.start_mark)
         return loader.construct_document(node), node
     except DocumentTooLarge as exc:
         raise UserError(f"{source}{_where(exc.problem_mark)}: {exc.problem}") from None

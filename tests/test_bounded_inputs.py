@@ -109,6 +109,8 @@ def billion_laughs(levels: int = 9, width: int = 9) -> str:
     (billion_laughs(), ["expands to more than 50000 values"]),
     (billion_laughs(levels=30, width=2), ["expands to more than 50000 values"]),
     ("stages: &s [*s]\n", ["an alias refers to a node that contains it"]),
+    ("a: &a " + "x" * 500000 + "\nstages: [" + ", ".join(["*a"] * 40000) + "]\n",
+     ["expands to more than 4194304 characters of values"]),
     ("stages: " + "[" * 20000 + "]" * 20000 + "\n", ["nested more than 100 levels deep"]),
     ("stages: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n", ["nested more than 100 levels deep"]),
     ("stages:\n" + "  - 1\n" * 160000, ["holds more than 50000 values"]),

@@ -144,6 +144,9 @@ def predict(run_dir: Path | str, input_path: Path | str, top: int = 3,
     normalizer = Normalizer.load(run_dir) if (run_dir / "normalizer.json").exists() else None
     names, images = read_images(input_path)  # (n, h, w) raw pixels
     features = int(np.prod(images.shape[1:]))
+    # Normalising makes float64 copies of every sample: check before the first one.
+    require_memory(2 * images.shape[0] * features * 8, f"{input_path}: {images.shape[0]} samples "
+                   f"of {features} values as float64", "predict fewer samples at once")
     if features != model.sizes[0]:
         raise DataError(f"{input_path}: samples of shape {images.shape[1:]} ({features} values); "
                         f"the model expects {model.sizes[0]} values per sample")

@@ -289,3 +289,18 @@ def test_plan_says_a_damaged_entry_will_run(tmp_path, toy_registry):
     assert lines[1] == ("stages[1] double: will run: cache entry not usable (its content does "
                         "not match its checksum)")
     assert lines[2] == "stages[2] total: will run (after stages[1])"
+
+
+@shape_settings
+@given(value=JSON)
+def test_a_file_hash_index_of_any_shape_is_never_a_traceback(tmp_path, value):
+    memo = tmp_path / "file-hashes.json"
+    memo.write_text(json.dumps(value))
+    warnings: list[str] = []
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"abc")
+    hasher = FileHasher(memo, warn=warnings.append)
+    assert hasher.hash(data).startswith("ba7816bf")
+    assert len(warnings) <= 1 and all("\n" not in w for w in warnings)
+    # No generated value holds a 64-hex sha256, so only an empty object is a valid index.
+    assert bool(warnings) == (value != {})
