@@ -124,8 +124,9 @@ def read_text(path: Path | str, what: str = "file", limit: int = MAX_FILE_BYTES)
 # YAML
 
 
-class DocumentTooLarge(yaml.YAMLError):
-    """A YAML document over a cap; carries the mark of where it was found, like PyYAML's errors."""
+class DocumentRefused(yaml.YAMLError):
+    """A YAML document over a cap, with a duplicate key or a value that cannot be built; carries
+    the mark of where it was found, like PyYAML's errors."""
 
     def __init__(self, problem: str, mark=None):
         super().__init__(problem)
@@ -147,14 +148,22 @@ class BoundedLoader(yaml.SafeLoader):
         self._composed += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise DocumentTooLarge(f"nested more than {MAX_DEPTH} levels deep",
+                raise DocumentRefused(f"nested more than {MAX_DEPTH} levels deep",
                                        self.peek_event().start_mark)
             if self._composed > MAX_NODES:
-                raise DocumentTooLarge(f"holds more than {MAX_NODES} values",
+                raise DocumentRefused(f"holds more than {MAX_NODES} values",
                                        self.peek_event().start_mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            # e.g. an int of 5,000 digits, a date of month 13: not a traceback
+            problem = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise DocumentRefused(f"cannot read the value: {problem}", node.start_mark) from None
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}  # key -> the line it was first given on
@@ -167,7 +176,7 @@ class BoundedLoader(yaml.SafeLoader):
             except TypeError:
                 continue  # an unhashable key: SafeConstructor reports it
             if first is not None:
-                raise DocumentTooLarge(f"duplicate key {key!r} (first given on line {first})",
+                raise DocumentRefused(f"duplicate key {key!r} (first given on line {first})",
                                        key_node.start_mark)
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
@@ -176,7 +185,7 @@ class BoundedLoader(yaml.SafeLoader):
 def expanded_size(root: yaml.Node) -> tuple[int, int]:
     """(nodes, characters of scalars) ``root`` holds with every alias expanded, computed once per
     distinct node (iteratively: no recursion limit). A node that contains itself is a
-    DocumentTooLarge."""
+    DocumentRefused."""
     sizes: dict[int, tuple[int, int]] = {}
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     open_nodes: set[int] = set()
@@ -195,7 +204,7 @@ def expanded_size(root: yaml.Node) -> tuple[int, int]:
         stack.append((node, True))
         for child in children:
             if id(child) in open_nodes:
-                raise DocumentTooLarge("an alias refers to a node that contains it",
+                raise DocumentRefused("an alias refers to a node that contains it",
                                        child.start_mark)
             if id(child) not in sizes:
                 stack.append((child, False))
@@ -217,20 +226,21 @@ def load_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
         UserError: ``source:line:column: YAML syntax error: ...`` for bad syntax, and
             ``source:line:column: ...`` for a document over a cap or a duplicate key.
     """
-    loader = BoundedLoader(text)
+    loader = None
     try:
+        loader = BoundedLoader(text)  # reads the first characters: may refuse them already
         node = loader.get_single_node()
         if node is None:
             return None, None
         nodes, characters = expanded_size(node)
         if nodes > MAX_NODES:
-            raise DocumentTooLarge(f"expands to more than {MAX_NODES} values (aliases included)",
+            raise DocumentRefused(f"expands to more than {MAX_NODES} values (aliases included)",
                                    node.start_mark)
         if characters > MAX_EXPANDED_CHARS:
-            raise DocumentTooLarge(f"expands to more than {MAX_EXPANDED_CHARS} characters of "
+            raise DocumentRefused(f"expands to more than {MAX_EXPANDED_CHARS} characters of "
                                    "values (aliases included)", node.start_mark)
         return loader.construct_document(node), node
-    except DocumentTooLarge as exc:
+    except DocumentRefused as exc:
         raise UserError(f"{source}{_where(exc.problem_mark)}: {exc.problem}") from None
     except RecursionError:
         raise UserError(f"{source}: YAML nested too deeply") from None
@@ -239,7 +249,8 @@ def load_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UserError(f"{source}{_where(mark)}: YAML syntax error: {problem}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _where(mark) -> str:
@@ -309,6 +320,8 @@ def load_json(text: str, source: str) -> Any:
         raise UserError(f"{source}:{exc.lineno}: JSON syntax error: {exc.msg}") from None
     except RecursionError:
         raise UserError(f"{source}: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an int of more than 4,300 digits
+        raise UserError(f"{source}: cannot read a value: {str(exc)[:120]}") from None
 
 
 def read_json(path: Path | str, what: str = "JSON file", limit: int = MAX_FILE_BYTES) -> Any:
