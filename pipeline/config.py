@@ -119,6 +119,8 @@ def read_document(path: Path) -> tuple[Any, dict[Loc, int]]:
             raise UserError(f"{path}: TOML syntax error: {exc}") from None
         except RecursionError:
             raise UserError(f"{path}: TOML nested too deeply") from None
+        except ValueError as exc:  # e.g. an int of more than 4,300 digits
+            raise UserError(f"{path}: cannot read a value: {str(exc)[:120]}") from None
     document, node = load_yaml(text, str(path))
     lines = dict(_yaml_lines(node)) if node is not None else {}
     return document, lines

@@ -148,8 +148,11 @@ def test_duplicate_json_keys_are_refused_with_their_line(tmp_path, text, line, k
 @pytest.mark.parametrize("name, text, fragment", [
     ("deep.json", "[" * 200000, "JSON nested too deeply"),
     ("deep.toml", "a = " + "[" * 200000, "nested too deeply"),
+    ("long-int.toml", "seed = " + "1" * 5000, "cannot read a value"),
+    ("long-int.json", '{"seed": ' + "1" * 5000 + "}", "cannot read a value"),
+    ("long-int.yaml", "seed: " + "1" * 5000, "cannot read the value"),
 ])
-def test_deeply_nested_json_and_toml(tmp_path, name, text, fragment):
+def test_deep_nesting_and_huge_numbers(tmp_path, name, text, fragment):
     path = tmp_path / name
     path.write_text(text)
     line = assert_refused(run_bounded("validate", str(path)), str(path))
