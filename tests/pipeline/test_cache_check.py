@@ -167,19 +167,13 @@ RECORD_FIELDS = ["key", "size", "checksum", "stamp", "stamped", "outputs", "part
 
 
 @pytest.fixture
-def filled(tmp_path_factory):
-    """A cache holding the toy pipeline's three entries, and a way to restore them."""
-    from pipeline.registry import Registry, set_default_registry
-    from support import entry_points
-    from conftest import TOY_STAGES
-
-    set_default_registry(Registry(entry_points("nnpipe.stages", TOY_STAGES)))
+def filled(tmp_path_factory, toy_registry):
+    """A cache holding the toy pipeline's three entries (each example restores what it broke)."""
     tmp_path = tmp_path_factory.mktemp("filled")
     cache = make_cache(tmp_path)
     pipeline = load(tmp_path)
     result, _ = run(pipeline, cache)
-    yield tmp_path, cache, pipeline, result
-    set_default_registry(None)
+    return tmp_path, cache, pipeline, result
 
 
 def shape_settings(function):
