@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import os
 import re
 import shutil
 import sys
@@ -34,6 +33,7 @@ from typing import Any, Callable
 
 from pipeline.cache_check import (MISSING, check_content, checksum_fields, outputs_problem,
                                   read_record, read_small_json, shape_of, type_name)
+from pipeline import settings
 from pipeline.errors import UserError
 from pipeline.files import write_json
 
@@ -85,8 +85,8 @@ class StageCache:
         self.location = Path(location)
         self.warn = warn or _default_warn
         # Hash every entry on every load (NNPIPE_CACHE_VERIFY=always), not only changed ones.
-        self.verify_always = (os.environ.get("NNPIPE_CACHE_VERIFY") == "always"
-                              if verify_always is None else verify_always)
+        self.verify_always = (settings.cache_verify_always() if verify_always is None
+                              else verify_always)
         self._memory = None
 
     # --- the joblib store ----------------------------------------------------------------
