@@ -34,6 +34,7 @@ import numpy as np
 import pipeline
 from pipeline.errors import DataError, PluginError
 from pipeline.files import write_json, write_npz
+from pipeline.resources import require_memory
 from pipeline.registry import default_registry
 from plugins.mlp import activations, init as initializers, losses
 from plugins.mlp.activations import Activation
@@ -98,6 +99,9 @@ class MLP:
         self.depth = len(self.sizes) - 1  # number of affine layers
 
         n_params = sum(i * o + o for i, o in zip(self.sizes[:-1], self.sizes[1:]))
+        require_memory(2 * n_params * self.dtype.itemsize,  # parameters and gradients
+                       f"a network of layer sizes {list(self.sizes)} ({n_params} parameters)",
+                       "use fewer or smaller hidden layers")
         self.params = np.zeros(n_params, dtype=self.dtype)  # (P,) every weight and bias
         self.grads = np.zeros(n_params, dtype=self.dtype)  # (P,) dL/dparams, same layout
         self.W, self.b = self._views(self.params)  # W[l] (sizes[l], sizes[l+1]), b[l] (sizes[l+1],)
@@ -313,6 +317,8 @@ class MLP:
             return cls(sizes, meta["activation"], meta["loss"], meta["dtype"], init=None)
         except PluginError as exc:  # an activation or loss that is not installed
             raise PluginError(f"{path}: {exc}") from None
+        except DataError as exc:  # a network too large for memory
+            raise DataError(f"{path}: {exc}") from None
         except (ValueError, TypeError) as exc:
             raise DataError(f"{path}: not a valid model description: {exc}") from None
 

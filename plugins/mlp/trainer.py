@@ -41,6 +41,7 @@ from pipeline.artifacts import Dataset
 from pipeline.errors import DataError, PluginError, RunError
 from pipeline.files import write_json, write_npz
 from pipeline.registry import default_registry, unknown_name_message
+from pipeline.resources import require_memory
 from pipeline.spec import Seed, StageContext, StageSpec
 from plugins.mlp import activations, init as initializers, losses, optim, schedules
 from plugins.mlp.losses import as_one_hot, smooth_labels
@@ -204,6 +205,20 @@ class MLPTrain(StageSpec):
         return sorted({registry.entry(group, name).target.partition(":")[0]
                        for group, name in chosen})
 
+    def _check_memory(self, d: int, k: int, n: int, dtype: np.dtype, context: StageContext) -> None:
+        """Refuse, naming ``hidden`` and ``batch_size``, a network and batch that do not fit in
+        the memory available, before any of it is allocated."""
+        sizes = [d, *self.hidden, k]
+        params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
+        batch = min(self.batch_size, n)
+        # Weights, gradients, up to two optimiser slots (Adam) and the best weights kept for
+        # early stopping; per batch row: its inputs and targets, z and a per layer, and deltas.
+        per_row = d + k + 2 * sum(sizes[1:]) + sum(self.hidden)
+        needed = (5 * params + batch * per_row) * dtype.itemsize
+        require_memory(needed, f"stages[{context.stage_index}] ({self.kind}): hidden "
+                       f"{self.hidden} with batch_size {self.batch_size} ({params} parameters)",
+                       "use fewer or smaller hidden layers, or a smaller batch_size")
+
     def run(self, inputs: Mapping[str, Any], context: StageContext) -> dict[str, Any]:
         data: Dataset = inputs["data"]
         dtype = np.dtype(self.dtype)
@@ -234,6 +249,7 @@ class MLPTrain(StageSpec):
         n, d = x.shape
 
         # --- model, optimiser and the state a checkpoint carries -----------------------------
+        self._check_memory(d, k, n, dtype, context)
         seed = self.seed if self.seed is not None else context.seed
         rng = np.random.default_rng(seed)  # draws the initial weights, then orders and masks
         model = MLP([d, *self.hidden, k], self.activation, self.loss, self.dtype,
