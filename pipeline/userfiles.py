@@ -328,3 +328,16 @@ def read_json(path: Path | str, what: str = "JSON file", limit: int = MAX_FILE_B
     """``load_json`` of a regular file of at most ``limit`` bytes."""
     return load_json(read_text(path, what, limit), str(path))
 
+
+
+def load_json_file(path: Path | str, limit: int = MAX_RUN_FILE_BYTES) -> Any:
+    """``json.loads(path.read_text())`` within the caps above, raising what that raises: a
+    ``FileNotFoundError`` when ``path`` is missing, a one-line ``ValueError`` (naming the file)
+    for anything else it refuses (a FIFO or device, over ``limit``, duplicate keys, bad JSON).
+    A drop-in for readers of files nnpipe wrote that catch ``(OSError, ValueError)``."""
+    try:
+        return read_json(path, "JSON file", limit)
+    except MissingFile:
+        raise FileNotFoundError(2, "No such file or directory", str(path)) from None
+    except UserError as exc:
+        raise ValueError(str(exc)) from None

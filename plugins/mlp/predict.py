@@ -14,7 +14,6 @@ Returns a ``Prediction``: the class probabilities of every sample and its top cl
 from __future__ import annotations
 
 import io
-import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,10 @@ import numpy as np
 
 from pipeline.errors import DataError, UserError
 from pipeline.resources import require_memory
-from pipeline.userfiles import read_bytes
+from pipeline.userfiles import load_json_file, read_bytes
 from plugins.idx import read_idx
 from plugins.mlp.model import MLP
-from plugins.normalize import Normalizer
+from plugins.normalize import JSON_NAME, NPZ_NAME, Normalizer
 
 
 @dataclass
@@ -141,7 +140,7 @@ def predict(run_dir: Path | str, input_path: Path | str, top: int = 3,
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: not a run directory (expected model.npz and model.json)")
     model = MLP.load(run_dir)
-    normalizer = Normalizer.load(run_dir) if (run_dir / "normalizer.json").exists() else None
+    normalizer = _saved_normalizer(run_dir, model.sizes[0])
     names, images = read_images(input_path)  # (n, h, w) raw pixels
     features = int(np.prod(images.shape[1:]))
     # Normalising makes float64 copies of every sample: check before the first one.
@@ -152,7 +151,7 @@ def predict(run_dir: Path | str, input_path: Path | str, top: int = 3,
                         f"the model expects {model.sizes[0]} values per sample")
     if normalizer is not None:
         shape = normalizer.offset.shape  # () for scale, the training samples' shape otherwise
-        if shape and int(np.prod(shape)) == features:
+        if shape:
             images = images.reshape(images.shape[0], *shape)  # (n, *shape), e.g. (n, 784)
         images = normalizer.apply(images)  # as in training
     probabilities = model.predict_proba(images)  # (n, k)
@@ -167,9 +166,32 @@ def predict(run_dir: Path | str, input_path: Path | str, top: int = 3,
     return result
 
 
+def _saved_normalizer(run_dir: Path, features: int) -> Normalizer | None:
+    """The run's fitted input transform, checked against the model; None only when the run had
+    none: neither file is there and the run's manifest lists neither. A transform that is
+    missing, damaged or of another size than the model's input is a DataError naming the file,
+    never silently skipped (predictions on unnormalised inputs would look plausible and be
+    wrong)."""
+    names = (JSON_NAME, NPZ_NAME)
+    listed = set()
+    try:
+        files = load_json_file(run_dir / "manifest.json").get("files")
+        listed = {str(name) for name in files} if isinstance(files, list) else set()
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass  # no manifest: the files present decide
+    if not any((run_dir / name).exists() or name in listed for name in names):
+        return None
+    normalizer = Normalizer.load(run_dir)
+    shape = normalizer.offset.shape
+    if shape and int(np.prod(shape)) != features:
+        raise DataError(f"{run_dir / NPZ_NAME}: fitted on samples of shape {shape}, but "
+                        f"model.json expects {features} values per sample")
+    return normalizer
+
+
 def _class_names(run_dir: Path) -> list[str] | None:
     try:
-        names = json.loads((run_dir / "metrics.json").read_text()).get("class_names")
+        names = load_json_file(run_dir / "metrics.json").get("class_names")
     except (OSError, ValueError, AttributeError):
         return None
     return list(names) if isinstance(names, list) else None
