@@ -7,7 +7,6 @@ kinds validate exactly like the built-ins. Every problem is reported at once, ea
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Iterable, Union
@@ -18,12 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pipeline.errors import ConfigError, PluginError, UserError
 from pipeline.registry import Registry, closest, default_registry, unknown_name_message
 from pipeline.spec import Seed, StageSpec
-from pipeline.userfiles import load_json, load_yaml, read_text
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from pipeline.userfiles import load_json, load_toml, load_yaml, read_text
 
 #: A path into the raw pipeline document, e.g. ("stages", 4, "batch_size").
 Loc = tuple[Union[str, int], ...]
@@ -113,14 +107,7 @@ def read_document(path: Path) -> tuple[Any, dict[Loc, int]]:
     if suffix == ".json":
         return load_json(text, str(path)), {}
     if suffix == ".toml":
-        try:
-            return tomllib.loads(text), {}
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{path}: TOML syntax error: {exc}") from None
-        except RecursionError:
-            raise UserError(f"{path}: TOML nested too deeply") from None
-        except ValueError as exc:  # e.g. an int of more than 4,300 digits
-            raise UserError(f"{path}: cannot read a value: {str(exc)[:120]}") from None
+        return load_toml(text, str(path)), {}
     document, node = load_yaml(text, str(path))
     lines = dict(_yaml_lines(node)) if node is not None else {}
     return document, lines

@@ -26,12 +26,19 @@ import json
 import os
 import re
 import stat
+import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
 from pipeline.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 #: Largest pipeline file read (1 MiB; the examples are under 2 KB).
 MAX_FILE_BYTES = 1 << 20
@@ -308,19 +315,37 @@ def load_json(text: str, source: str) -> Any:
     Raises:
         UserError: ``source:line: JSON syntax error: ...``, ``source:line: duplicate key 'x'``.
     """
-    try:
+    with _value_errors(source, "JSON"):
         try:
-            return json.loads(text, object_pairs_hook=_refuse_duplicates)
-        except _Duplicate:
-            return _strict_decoder(text).decode(text)
-    except _Duplicate as exc:
-        line = text.count("\n", 0, max(exc.position, 0)) + 1
-        raise UserError(f"{source}:{line}: duplicate key {exc.key!r}") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{source}:{exc.lineno}: JSON syntax error: {exc.msg}") from None
+            try:
+                return json.loads(text, object_pairs_hook=_refuse_duplicates)
+            except _Duplicate:
+                return _strict_decoder(text).decode(text)
+        except _Duplicate as exc:
+            line = text.count("\n", 0, max(exc.position, 0)) + 1
+            raise UserError(f"{source}:{line}: duplicate key {exc.key!r}") from None
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{source}:{exc.lineno}: JSON syntax error: {exc.msg}") from None
+
+
+def load_toml(text: str, source: str) -> Any:
+    """Parse TOML (which refuses duplicate keys itself); every refusal is a one-line UserError."""
+    with _value_errors(source, "TOML"):
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{source}: TOML syntax error: {exc}") from None
+
+
+@contextmanager
+def _value_errors(source: str, language: str) -> Iterator[None]:
+    """Nesting deeper than Python follows, and values Python will not build (an int of more
+    than 4,300 digits), as one-line UserErrors."""
+    try:
+        yield
     except RecursionError:
-        raise UserError(f"{source}: JSON nested too deeply") from None
-    except ValueError as exc:  # e.g. an int of more than 4,300 digits
+        raise UserError(f"{source}: {language} nested too deeply") from None
+    except ValueError as exc:
         raise UserError(f"{source}: cannot read a value: {str(exc)[:120]}") from None
 
 
@@ -328,3 +353,16 @@ def read_json(path: Path | str, what: str = "JSON file", limit: int = MAX_FILE_B
     """``load_json`` of a regular file of at most ``limit`` bytes."""
     return load_json(read_text(path, what, limit), str(path))
 
+
+
+def load_json_file(path: Path | str, limit: int = MAX_RUN_FILE_BYTES) -> Any:
+    """``json.loads(path.read_text())`` within the caps above, raising what that raises: a
+    ``FileNotFoundError`` when ``path`` is missing, a one-line ``ValueError`` (naming the file)
+    for anything else it refuses (a FIFO or device, over ``limit``, duplicate keys, bad JSON).
+    A drop-in for readers of files nnpipe wrote that catch ``(OSError, ValueError)``."""
+    try:
+        return read_json(path, "JSON file", limit)
+    except MissingFile:
+        raise FileNotFoundError(2, "No such file or directory", str(path)) from None
+    except UserError as exc:
+        raise ValueError(str(exc)) from None

@@ -24,7 +24,6 @@ computed.
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -35,6 +34,7 @@ import pipeline
 from pipeline.errors import DataError, PluginError
 from pipeline.files import write_json, write_npz
 from pipeline.resources import require_memory
+from pipeline.userfiles import load_json_file
 from pipeline.registry import default_registry
 from plugins.mlp import activations, init as initializers, losses
 from plugins.mlp.activations import Activation
@@ -301,7 +301,7 @@ class MLP:
     def _from_description(cls, path: Path) -> "MLP":
         """An MLP of the architecture ``model.json`` describes, its parameters zero."""
         try:
-            meta = json.loads(path.read_text())
+            meta = load_json_file(path)  # bounded: a FIFO or a huge file is refused
         except FileNotFoundError:
             raise DataError(f"{path}: no such file (not a saved model?)") from None
         except (OSError, ValueError) as exc:
@@ -317,7 +317,7 @@ class MLP:
             return cls(sizes, meta["activation"], meta["loss"], meta["dtype"], init=None)
         except PluginError as exc:  # an activation or loss that is not installed
             raise PluginError(f"{path}: {exc}") from None
-        except DataError as exc:  # a network too large for memory
+        except DataError as exc:  # a network too large for the memory available
             raise DataError(f"{path}: {exc}") from None
         except (ValueError, TypeError) as exc:
             raise DataError(f"{path}: not a valid model description: {exc}") from None

@@ -14,7 +14,6 @@ Returns a ``Prediction``: the class probabilities of every sample and its top cl
 from __future__ import annotations
 
 import io
-import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from pipeline.errors import DataError, UserError
 from pipeline.resources import require_memory
-from pipeline.userfiles import read_bytes
+from pipeline.userfiles import load_json_file, read_bytes
 from plugins.idx import read_idx
 from plugins.mlp.model import MLP
 from plugins.normalize import JSON_NAME, NPZ_NAME, Normalizer
@@ -176,7 +175,7 @@ def _saved_normalizer(run_dir: Path, features: int) -> Normalizer | None:
     names = (JSON_NAME, NPZ_NAME)
     listed = set()
     try:
-        files = json.loads((run_dir / "manifest.json").read_text()).get("files")
+        files = load_json_file(run_dir / "manifest.json").get("files")
         listed = {str(name) for name in files} if isinstance(files, list) else set()
     except (OSError, ValueError, AttributeError, TypeError):
         pass  # no manifest: the files present decide
@@ -192,7 +191,7 @@ def _saved_normalizer(run_dir: Path, features: int) -> Normalizer | None:
 
 def _class_names(run_dir: Path) -> list[str] | None:
     try:
-        names = json.loads((run_dir / "metrics.json").read_text()).get("class_names")
+        names = load_json_file(run_dir / "metrics.json").get("class_names")
     except (OSError, ValueError, AttributeError):
         return None
     return list(names) if isinstance(names, list) else None
