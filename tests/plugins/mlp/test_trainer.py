@@ -76,8 +76,8 @@ def test_every_problem_is_reported_with_its_path():
 
 def test_unknown_or_missing_optimizer_kind():
     assert _errors(optimizer={"kind": "sdg", "lr": 0.1}) == {
-        ("optimizer", "kind"): "unknown optimizer 'sdg'; installed: adam, adamw, sgd (did you mean 'sgd'?)"}
-    assert _errors(optimizer={"lr": 0.1}) == {("optimizer", "kind"): "missing; installed: adam, adamw, sgd"}
+        ("optimizer", "kind"): "unknown optimizer 'sdg'; installed: adagrad, adam, adamw, nadam, rmsprop, sgd (did you mean 'sgd'?)"}
+    assert _errors(optimizer={"lr": 0.1}) == {("optimizer", "kind"): "missing; installed: adagrad, adam, adamw, nadam, rmsprop, sgd"}
     assert ("optimizer",) in _errors(optimizer="sgd")
 
 
@@ -180,8 +180,8 @@ def test_history_and_progress(tmp_path):
     saved = json.loads((tmp_path / "history.json").read_text())
     assert [row["epoch"] for row in saved] == [1, 2, 3]
     assert set(saved[0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                             "lr", "seconds"}
-    assert saved[0]["lr"] == 0.1 and saved[0]["seconds"] > 0
+                             "lr", "lr_end", "seconds"}
+    assert saved[0]["lr"] == saved[0]["lr_end"] == 0.1 and saved[0]["seconds"] > 0
     assert all(0 <= row["train_accuracy"] <= 1 and 0 <= row["val_accuracy"] <= 1 for row in saved)
 
     without_validation = Dataset({"train": blobs(100).split("train")})
@@ -268,7 +268,8 @@ def test_plateau_reduces_after_patience_epochs():
 def test_unknown_schedule_lists_the_installed_ones():
     errors = _errors(schedule={"kind": "cosin"})
     assert errors == {("schedule", "kind"): "unknown schedule 'cosin'; installed: constant, cosine, "
-                                            "exponential, plateau, step (did you mean 'cosine'?)"}
+                                            "exponential, one_cycle, plateau, step (did you mean "
+                                            "'cosine'?)"}
     assert ("schedule", "gamma") in _errors(schedule={"kind": "step", "gamma": 2})
 
 
