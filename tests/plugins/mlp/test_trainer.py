@@ -353,10 +353,19 @@ class StopAfter(ListProgress):
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("extra", [{}, {"dropout": 0.2, "early_stopping": {"patience": 50},
-                                        "schedule": {"kind": "plateau", "patience": 0},
-                                        "optimizer": {"kind": "adam", "lr": 0.01}}],
-                         ids=["sgd", "adam-dropout-plateau-early"])
+@pytest.mark.parametrize("extra", [
+    {},
+    {"dropout": 0.2, "early_stopping": {"patience": 50},
+     "schedule": {"kind": "plateau", "patience": 0}, "optimizer": {"kind": "adam", "lr": 0.01}},
+    {"optimizer": {"kind": "nadam", "lr": 0.01, "weight_decay": 0.01},
+     "schedule": {"kind": "one_cycle", "max_lr": 0.05}, "class_weight": "balanced",
+     "label_smoothing": 0.1, "l1": 1e-4, "decay_biases": False},
+    {"optimizer": {"kind": "rmsprop", "lr": 0.01, "momentum": 0.5, "centered": True},
+     "schedule": {"kind": "cosine", "warmup_steps": 7}, "class_weight": [1.0, 2.0, 0.5]},
+    {"optimizer": {"kind": "adagrad", "lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.001},
+     "decay_biases": False, "l1": 1e-3},
+], ids=["sgd", "adam-dropout-plateau-early", "nadam-one_cycle-weights-l1",
+        "rmsprop-cosine_warmup_steps", "adagrad-decay"])
 def test_interrupted_run_resumes_bit_identical(tmp_path, extra):
     spec = MLPTrain(**{**SMALL, "hidden": [16], "epochs": 5, **extra})
     whole, whole_history = train(spec, blobs())
@@ -372,6 +381,7 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, extra):
     assert any("resuming from the checkpoint of epoch 2" in line for line in progress.lines)
     assert np.array_equal(out["model"].params, whole.params)
     assert [e.val_loss for e in out["history"]] == [e.val_loss for e in whole_history]
+    assert [e.lr_end for e in out["history"]] == [e.lr_end for e in whole_history]
     assert not (tmp_path / "ckpt" / "checkpoint.npz").exists()  # removed once complete
 
 
