@@ -278,7 +278,9 @@ class NAdam(Optimizer):
     step number, ``mu_t = beta1 (1 - 0.96^(t momentum_decay) / 2)``,
     ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g^2``,
     ``m_hat = mu_{t+1} m / (1 - prod_{i<=t+1} mu_i) + (1 - mu_t) g / (1 - prod_{i<=t} mu_i)``,
-    ``params -= lr m_hat / (sqrt(v / (1 - beta2^t)) + eps)``."""
+    ``params -= lr m_hat / (sqrt(v / (1 - beta2^t)) + eps)``.
+
+    (``state`` keeps m / (1 - beta1) and v / (1 - beta2), as Adam's does: see ``update``.)"""
 
     kind: Literal["nadam"] = "nadam"
     lr: float = Field(default=0.002, gt=0, description="Learning rate (step size).")
@@ -292,36 +294,39 @@ class NAdam(Optimizer):
         return {"m": np.zeros_like(params), "v": np.zeros_like(params),  # (P,) each
                 "t": np.zeros((), dtype=np.int64),  # steps taken
                 "mu_product": np.ones((), dtype=np.float64),  # prod_{i<=t} mu_i, in float64
-                "_scratch": np.empty_like(params), "_scratch2": np.empty_like(params)}  # (P,)
+                "_denom": np.empty_like(params), "_scratch": np.empty_like(params)}  # (P,)
 
     def _mu(self, t: int) -> float:
         return self.beta1 * (1 - 0.5 * 0.96 ** (t * self.momentum_decay))
 
     def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
+        # With M = m / (1 - b1), V = v / (1 - b2) (so M = b1 M + g, V = b2 V + g^2) and
+        # c2 = sqrt((1 - b2) / (1 - b2^t)):  sqrt(v_hat) + eps = c2 (sqrt(V) + eps / c2), so
+        #     params -= (a M + b g) / (sqrt(V) + eps / c2),
+        #     a = lr mu_{t+1} (1 - b1) / (c2 (1 - prod_{i<=t+1} mu_i)),
+        #     b = lr (1 - mu_t) / (c2 (1 - prod_{i<=t} mu_i))
+        # in 13 whole-vector passes instead of the 16 of the textbook form.
         grads = self._with_l2(params, grads, state)  # (P,)
-        m, v, t = state["m"], state["v"], state["t"]  # (P,), (P,), ()
-        denom, work = state["_scratch"], state["_scratch2"]  # (P,) each
+        M, V, t = state["m"], state["v"], state["t"]  # (P,), (P,), ()
+        denom, work = state["_denom"], state["_scratch"]  # (P,) each
         t += 1
         mu, mu_next = self._mu(int(t)), self._mu(int(t) + 1)
         state["mu_product"] *= mu
         product = float(state["mu_product"])  # prod_{i<=t} mu_i
-        m *= self.beta1
-        np.multiply(grads, 1 - self.beta1, out=work)
-        m += work  # m = b1 m + (1 - b1) g
-        v *= self.beta2
+        c2 = math.sqrt((1 - self.beta2) / (1 - self.beta2 ** int(t)))
+        a = float(lr) * mu_next * (1 - self.beta1) / (c2 * (1 - product * mu_next))
+        b = float(lr) * (1 - mu) / (c2 * (1 - product))
+        M *= self.beta1
+        M += grads  # M = b1 M + g
+        V *= self.beta2
         np.multiply(grads, grads, out=work)
-        work *= 1 - self.beta2
-        v += work  # v = b2 v + (1 - b2) g^2
-        np.sqrt(v, out=denom)
-        denom *= 1 / math.sqrt(1 - self.beta2 ** int(t))
-        denom += self.eps  # sqrt(v_hat) + eps
-        np.divide(grads, denom, out=work)
-        work *= float(lr) * (1 - mu) / (1 - product)
-        params -= work  # the gradient's share of m_hat
-        np.divide(m, denom, out=work)
-        work *= float(lr) * mu_next / (1 - product * mu_next)
-        params -= work  # the momentum's share
-
+        V += work  # V = b2 V + g^2
+        np.sqrt(V, out=denom)
+        denom += self.eps / c2
+        np.multiply(grads, b, out=work)
+        params -= np.divide(work, denom, out=work)  # the gradient's share
+        np.multiply(M, a, out=work)
+        params -= np.divide(work, denom, out=work)  # the momentum's share
 
 def check(obj: Any) -> str | None:
     """None when ``obj`` is an ``Optimizer`` subclass, else what is wrong (for the registry)."""
