@@ -164,16 +164,21 @@ class Adam(Optimizer):
         # Python floats, not NumPy float64 scalars: NumPy 2 computes ``work += eps`` with a
         # float64 scalar in float64 and casts back, 6-7x slower than the float32 loop (NEP 50).
         step, eps = float(lr) * c1 / c2, self.eps / c2
-        M *= self.beta1
-        M += grads  # M = b1 M + g
-        V *= self.beta2
-        np.multiply(grads, grads, out=work)
-        V += work  # V = b2 V + g^2
+        self._moments(grads, M, V, work)
         np.sqrt(V, out=work)
         work += eps
         np.divide(M, work, out=work)
         work *= step
         params -= work
+
+    def _moments(self, grads: np.ndarray, M: np.ndarray, V: np.ndarray, work: np.ndarray) -> None:
+        """The unscaled moments in place: ``M = b1 M + g``, ``V = b2 V + g^2`` (``work`` (P,)
+        is overwritten)."""
+        M *= self.beta1
+        M += grads
+        V *= self.beta2
+        np.multiply(grads, grads, out=work)
+        V += work
 
 
 class AdamW(Adam):
@@ -273,28 +278,25 @@ class Adagrad(Optimizer):
         params -= work
 
 
-class NAdam(Optimizer):
+class NAdam(Adam):
     """NAdam (Dozat 2016), Adam with Nesterov momentum, as ``torch.optim.NAdam``: with ``t`` the
     step number, ``mu_t = beta1 (1 - 0.96^(t momentum_decay) / 2)``,
     ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g^2``,
     ``m_hat = mu_{t+1} m / (1 - prod_{i<=t+1} mu_i) + (1 - mu_t) g / (1 - prod_{i<=t} mu_i)``,
     ``params -= lr m_hat / (sqrt(v / (1 - beta2^t)) + eps)``.
 
-    (``state`` keeps m / (1 - beta1) and v / (1 - beta2), as Adam's does: see ``update``.)"""
+    (``state`` keeps m / (1 - beta1) and v / (1 - beta2), as Adam's does: see ``update``.
+    Adam's fields, with PyTorch's NAdam default lr.)"""
 
     kind: Literal["nadam"] = "nadam"
     lr: float = Field(default=0.002, gt=0, description="Learning rate (step size).")
-    beta1: float = Field(default=0.9, ge=0, lt=1)
-    beta2: float = Field(default=0.999, ge=0, lt=1)
-    eps: float = Field(default=1e-8, gt=0)
     momentum_decay: float = Field(default=0.004, ge=0, description="psi in mu_t's schedule.")
-    weight_decay: float = Field(default=0.0, ge=0, description="L2 penalty added to the gradient.")
 
     def init_state(self, params: np.ndarray) -> State:
-        return {"m": np.zeros_like(params), "v": np.zeros_like(params),  # (P,) each
-                "t": np.zeros((), dtype=np.int64),  # steps taken
-                "mu_product": np.ones((), dtype=np.float64),  # prod_{i<=t} mu_i, in float64
-                "_denom": np.empty_like(params), "_scratch": np.empty_like(params)}  # (P,)
+        state = super().init_state(params)  # m, v (P,) each; t; _scratch (P,)
+        state["mu_product"] = np.ones((), dtype=np.float64)  # prod_{i<=t} mu_i, in float64
+        state["_denom"] = np.empty_like(params)  # (P,)
+        return state
 
     def _mu(self, t: int) -> float:
         return self.beta1 * (1 - 0.5 * 0.96 ** (t * self.momentum_decay))
@@ -316,11 +318,7 @@ class NAdam(Optimizer):
         c2 = math.sqrt((1 - self.beta2) / (1 - self.beta2 ** int(t)))
         a = float(lr) * mu_next * (1 - self.beta1) / (c2 * (1 - product * mu_next))
         b = float(lr) * (1 - mu) / (c2 * (1 - product))
-        M *= self.beta1
-        M += grads  # M = b1 M + g
-        V *= self.beta2
-        np.multiply(grads, grads, out=work)
-        V += work  # V = b2 V + g^2
+        self._moments(grads, M, V, work)
         np.sqrt(V, out=denom)
         denom += self.eps / c2
         np.multiply(grads, b, out=work)

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pipeline.artifacts import Dataset, Split
 from pipeline.errors import DataError
 from pipeline.spec import StageContext
 from pipeline.testing import PluginCheckError, check_loss
@@ -16,14 +15,7 @@ from plugins.mlp.losses import Loss, cross_entropy, cross_entropy_weighted, mse
 from plugins.mlp.model import MLP
 from plugins.mlp.regularize import L1Penalty, class_weights, kind_mask
 from plugins.mlp.trainer import MLPTrain
-
-
-def blobs(n: int = 120, seed: int = 0) -> Dataset:
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, size=n)  # (n,)
-    x = 3.0 * np.eye(3, 4)[y] + rng.normal(size=(n, 4))  # (n, 4)
-    cut = int(0.8 * n)
-    return Dataset({"train": Split(x[:cut], y[:cut]), "validation": Split(x[cut:], y[cut:])})
+from support import blobs
 
 
 def one_step(data: Dataset, **fields) -> tuple[np.ndarray, np.ndarray]:

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pipeline.artifacts import Dataset, Split
 from pipeline.spec import StageContext
 from plugins.mlp.optim import SGD
 from plugins.mlp.schedules import Cosine, OneCycle, Schedule, epoch_rates
 from plugins.mlp.trainer import MLPTrain
+from support import blobs
 
 SEEN: list[float] = []  # the learning rate of every step the recording optimiser took
 
@@ -29,19 +29,12 @@ class RecordingSGD(SGD):
         super().update(params, grads, state, lr)
 
 
-def blobs(n: int = 100) -> Dataset:
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, size=n)  # (n,)
-    x = 3.0 * np.eye(3, 4)[y] + rng.normal(size=(n, 4))  # (n, 4)
-    return Dataset({"train": Split(x[:80], y[:80]), "validation": Split(x[80:], y[80:])})
-
-
 def rates_seen(schedule, epochs: int = 3, batch_size: int = 16, lr: float = 0.1):
     """Every step's rate and the history, for 80 rows in batches of 16: 5 steps per epoch."""
     SEEN.clear()
     spec = MLPTrain(hidden=[8], epochs=epochs, batch_size=batch_size, schedule=schedule,
                     optimizer=RecordingSGD(lr=lr), seed=0)
-    history = spec.run({"data": blobs()}, StageContext(seed=0))["history"]
+    history = spec.run({"data": blobs(100)}, StageContext(seed=0))["history"]
     return list(SEEN), history
 
 

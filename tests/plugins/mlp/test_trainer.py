@@ -18,16 +18,7 @@ from pipeline.spec import StageContext
 from plugins.mlp.model import MLP
 from plugins.mlp.optim import SGD
 from plugins.mlp.trainer import History, MLPTrain
-
-
-def blobs(n: int = 300, seed: int = 0, classes: int = 3) -> Dataset:
-    """``classes`` well-separated Gaussian blobs in 4-d: 80% train, 20% validation."""
-    rng = np.random.default_rng(seed)
-    centres = 4.0 * np.eye(classes, 4)  # (classes, 4)
-    y = rng.integers(0, classes, size=n)  # (n,)
-    x = centres[y] + rng.normal(size=(n, 4))  # (n, 4)
-    cut = int(0.8 * n)
-    return Dataset({"train": Split(x[:cut], y[:cut]), "validation": Split(x[cut:], y[cut:])})
+from support import blobs
 
 
 def train(spec: MLPTrain, data: Dataset, seed: int = 0, progress=None) -> tuple[MLP, History]:
