@@ -8,6 +8,7 @@ from typing import Literal
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from pydantic import ValidationError
 
 from pipeline.spec import StageContext
@@ -115,3 +116,18 @@ def test_a_schedule_with_only_the_per_epoch_form_keeps_working():
 def test_epoch_rates_are_python_floats():
     for schedule in (OneCycle(), Cosine(warmup_steps=3), Halving()):
         assert all(type(r) is float for r in epoch_rates(schedule, 1, 0.1, 2, 4, []))
+
+
+@settings(max_examples=60, deadline=None)
+@given(total=st.integers(2, 400), pct_start=st.floats(0.05, 0.95),
+       div=st.floats(1.5, 100), final_div=st.floats(1.5, 1e5))
+def test_one_cycle_stays_between_its_bounds_and_ends_at_the_lowest(total, pct_start, div,
+                                                                 final_div):
+    schedule = OneCycle(max_lr=1.0, pct_start=pct_start, div_factor=div, final_div_factor=final_div)
+    rates = [schedule.step_lr(t, total, 0.1, []) for t in range(total)]
+    low = 1.0 / div / final_div
+    assert all(low * (1 - 1e-12) <= r <= 1.0 + 1e-12 for r in rates)
+    assert rates[-1] == pytest.approx(low, rel=1e-9)
+    peak = int(np.argmax(rates))
+    assert all(a <= b + 1e-15 for a, b in zip(rates[:peak], rates[1:peak + 1]))  # rising
+    assert all(a >= b - 1e-15 for a, b in zip(rates[peak:], rates[peak + 1:]))  # then falling
