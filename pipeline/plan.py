@@ -123,12 +123,21 @@ def nearest_earlier(cache, stage: StageKey) -> StageKey | None:
     same = [r for r in cache.stage_records()
             if r.pipeline == stage.pipeline and r.kind == stage.kind and r.key != stage.key
             and (r.id == stage.id or r.index == stage.index)]
+
     def distance(record: StageKey) -> tuple[int, bool]:
         return (len(differences(record, stage)),
                 record.parts.get("previous") != stage.parts.get("previous"))
 
     # newest first, so min() keeps the most recent of equally near records
     return min(reversed(same), key=distance, default=None)
+
+
+def _damage(cache, key: str) -> str | None:
+    """Why the entry of ``key`` would not be loaded (a ``StageCache`` checks its record and
+    checksum as a run would; a cache without ``verify`` is trusted), or None."""
+    verify = getattr(cache, "verify", None)
+    problem = verify(key) if verify is not None else None
+    return f"cache entry not usable ({problem})" if problem else None
 
 
 def plan(pipeline: LoadedPipeline, cache, data_dir: Path | None = None,
@@ -147,6 +156,8 @@ def plan(pipeline: LoadedPipeline, cache, data_dir: Path | None = None,
             entry.status, entry.reason, first_miss = "will run", "forced by --from", link.index
         elif cache is None:
             entry.status, entry.reason, first_miss = "will run", "cache off", link.index
+        elif cache.contains(link.key) and (damage := _damage(cache, link.key)):
+            entry.status, entry.reason, first_miss = "will run", damage, link.index
         elif not cache.contains(link.key):
             entry.status, entry.reason = "will run", explain(nearest_earlier(cache, link), link)
             first_miss = link.index

@@ -166,7 +166,7 @@ class Runner:
     def _run_stage(self, stage, link: StageKey, artifacts, context, forced):
         index, stage_id = link.index, link.id
         if self.cache is not None and not forced:
-            cached = self.cache.lookup(link.key, link.label)
+            cached = self.cache.lookup(link.key, link.label, stage.outputs)
             if cached is not None and set(cached) == set(stage.outputs):
                 return cached, "cached"
         inputs = {name: artifacts[name] for name in stage.inputs}
