@@ -3,6 +3,7 @@
     resume from the stage's checkpoint, if one matches this spec
     for each epoch:
         lr = schedule.lr(epoch, optimizer.lr, epochs, history)   fixed within the epoch
+        the epoch's rows: the train split, plus fresh distorted copies with ``augment: fresh``
         shuffle the training rows with the stage's seeded generator
         for each batch of ``batch_size`` rows (the last one may be smaller):
             output = model.forward(x_batch, dropout, rng)   (b, k)
@@ -41,6 +42,7 @@ from pipeline.errors import DataError, PluginError, RunError
 from pipeline.files import write_json, write_npz
 from pipeline.registry import default_registry, unknown_name_message
 from pipeline.spec import StageContext, StageSpec
+from plugins.augment import TrainingArrays
 from plugins.mlp import activations, init as initializers, losses, optim, schedules
 from plugins.mlp.losses import as_one_hot, smooth_labels
 from plugins.mlp.model import MLP
@@ -162,6 +164,7 @@ class MLPTrain(StageSpec):
     shuffle: bool = True
 
     inputs = ("data",)
+    optional_inputs = ("augmentation", "normalizer")  # fresh distortions, drawn in pixel space
     outputs = ("model", "history")
 
     @field_validator("activation")
@@ -230,7 +233,10 @@ class MLPTrain(StageSpec):
             raise DataError(f"dataset {data.name}: {exc}") from exc
         if self.label_smoothing:
             y = smooth_labels(y, self.label_smoothing)  # (n, k) training targets only
-        n, d = x.shape
+        # each epoch's rows: these, or the originals and fresh distorted copies (augment)
+        epoch_rows = TrainingArrays(inputs.get("augmentation"), inputs.get("normalizer"),
+                                    x, y, labels)
+        n, d = epoch_rows.rows, x.shape[1]
 
         # --- model, optimiser and the state a checkpoint carries -----------------------------
         seed = self.seed if self.seed is not None else context.seed
@@ -256,6 +262,7 @@ class MLPTrain(StageSpec):
             # a float, whatever a schedule returns: a NumPy float64 would turn float32 updates
             # into float64 arithmetic (NEP 50)
             lr = float(self.schedule.lr(epoch, optimizer.lr, self.epochs, run.history.epochs))
+            x, y, labels = epoch_rows.epoch(epoch)  # (n, d), (n, k), (n,)
             order = rng.permutation(n) if self.shuffle else np.arange(n)  # (n,)
             loss_sum, correct = 0.0, 0
             progress.begin(f"epoch {epoch}/{self.epochs}", total=n_batches)
