@@ -37,6 +37,9 @@ PIPELINE_CASES = {
     "negative-batch-size.yaml": [":8:", "stages[3].batch_size: must be greater than 0 (got -4)"],
     "input-nothing-produces.yaml": ["stages[1] (evaluate) needs 'model'",
                                     "no earlier stage produces"],
+    "augment-bad-scale.yaml": [":6:", "stages[2].scale: a range [lo, hi] needs 0 < lo <= hi",
+                               "[1.3, 0.7]"],
+    "augment-fresh-validation.yaml": ["stages[2]", "split 'validation' cannot be fresh"],
 }
 
 TINY = """\
