@@ -2,8 +2,8 @@
 
 Two paths, chosen by what is asked for:
 
-* shifts only (today's ``max_shift``): one gather over the zero-padded images, exact and fast
-  (``shift_images``);
+* whole-pixel shifts and mirror images only (today's ``max_shift``, and ``flip``): one gather
+  over the zero-padded images, exact and fast (``shift_images``);
 * anything else: every distortion is folded into one map from output pixels to source points,
   and the batch is resampled once by ``scipy.ndimage.map_coordinates`` (bilinear, zero outside).
 
@@ -33,13 +33,19 @@ from scipy import ndimage
 CHUNK = 2048
 
 
-def shift_images(images: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
-    """Images (n, h, w) each moved down by dy[i] and right by dx[i] pixels, zero-filled."""
+def shift_images(images: np.ndarray, dy: np.ndarray, dx: np.ndarray,
+                 mirror: np.ndarray | None = None) -> np.ndarray:
+    """Images (n, h, w) each mirrored left-right where ``mirror[i]``, then moved down by dy[i]
+    and right by dx[i] pixels, zero-filled: output column j of a mirrored image reads source
+    column (w - 1) - (j - dx[i]), as the resampling path does."""
     n, h, w = images.shape
     s = int(max(np.abs(dy).max(initial=0), np.abs(dx).max(initial=0)))
     padded = np.pad(images, ((0, 0), (s, s), (s, s)))  # (n, h + 2s, w + 2s)
     rows = s - dy[:, None] + np.arange(h)  # (n, h): source row of each output row
-    cols = s - dx[:, None] + np.arange(w)  # (n, w)
+    cols = np.arange(w) - dx[:, None]  # (n, w): source column, before the padding offset
+    if mirror is not None:
+        cols = np.where(mirror[:, None], (w - 1) - cols, cols)  # (n, w)
+    cols = cols + s
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]  # (n, h, w)
 
 
@@ -68,8 +74,14 @@ class Distortion:
 
     @property
     def shifts_only(self) -> bool:
-        return (self.rotate == 0 and self.scale == (1.0, 1.0) and self.elastic is None
-                and not self.flip)
+        """Only whole-pixel shifts: the copies are what ``augment`` made before the other
+        fields existed."""
+        return self.whole_pixels and not self.flip
+
+    @property
+    def whole_pixels(self) -> bool:
+        """Only shifts and mirror images: every output pixel is a source pixel (a gather)."""
+        return self.rotate == 0 and self.scale == (1.0, 1.0) and self.elastic is None
 
     def apply(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One distorted copy of ``images`` (n, h, w), same shape and dtype; integer images are
@@ -81,6 +93,8 @@ class Distortion:
         theta = np.deg2rad(rng.uniform(-self.rotate, self.rotate, size=n))  # (n,)
         s = rng.uniform(*self.scale, size=n)  # (n,)
         mirror = rng.random(n) < 0.5 if self.flip else np.zeros(n, dtype=bool)  # (n,)
+        if self.whole_pixels:
+            return shift_images(images, dy, dx, mirror)
         out = np.empty(images.shape, dtype=np.float32)  # (n, h, w)
         for start in range(0, n, CHUNK):  # chunks of images bound memory; no loop over samples
             part = slice(start, start + CHUNK)

@@ -30,13 +30,32 @@ def test_alpha_zero_without_rotation_or_scaling_is_the_identity(dtype):
     np.testing.assert_array_equal(out, x)
 
 
-def test_flips_are_mirror_images_and_about_half_of_them():
+@pytest.mark.parametrize("elastic", [None, (0.0, 1.0)], ids=["gather", "resampling"])
+def test_flips_are_mirror_images_and_about_half_of_them(elastic):
     x = images(n=400)
-    out = Distortion(flip=True).apply(x, np.random.default_rng(3))  # the resampling path
+    out = Distortion(flip=True, elastic=elastic).apply(x, np.random.default_rng(3))
     same = np.all(out == x, axis=(1, 2))  # (n,)
     mirrored = np.all(out == x[:, :, ::-1], axis=(1, 2))
     assert np.all(same | mirrored)
     assert 150 < mirrored.sum() < 250  # p = 1/2: within 5 standard deviations of 200
+
+
+def test_shifted_mirror_images_are_the_same_through_the_gather_and_the_resampling():
+    x = images(n=60)
+    gather = Distortion(max_shift=2, flip=True).apply(x, np.random.default_rng(12))
+    resampled = Distortion(max_shift=2, flip=True, elastic=(0.0, 1.0)).apply(
+        x, np.random.default_rng(12))
+    np.testing.assert_array_equal(gather, resampled)
+    by_hand = np.fliplr(np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]]))  # mirrored, no shift
+    from plugins.augment.distort import shift_images
+
+    one = np.arange(1, 10).reshape(1, 3, 3)
+    np.testing.assert_array_equal(shift_images(one, np.array([0]), np.array([0]),
+                                               np.array([True]))[0], by_hand)
+    # mirrored, then moved right by one: column 2 (now first) ends at column 1
+    np.testing.assert_array_equal(shift_images(one, np.array([0]), np.array([1]),
+                                               np.array([True]))[0],
+                                  [[0, 3, 2], [0, 6, 5], [0, 9, 8]])
 
 
 def test_whole_pixel_shifts_through_the_resampling_match_the_gather():
