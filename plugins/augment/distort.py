@@ -54,7 +54,9 @@ def elastic_fields(rng: np.random.Generator, n: int, shape: tuple[int, int], alp
     """Displacements (2, n, h, w) float32 in pixels, (dy, dx): Simard's uniform [-1, 1] fields,
     smoothed by a Gaussian of standard deviation ``sigma`` pixels (zero beyond the border, as in
     the widely used reference implementation), times ``alpha``."""
-    noise = rng.uniform(-1.0, 1.0, size=(2, n, *shape)).astype(np.float32)  # (2, n, h, w)
+    noise = rng.random((2, n, *shape), dtype=np.float32)  # (2, n, h, w) in [0, 1)
+    noise *= 2
+    noise -= 1  # uniform in [-1, 1)
     # sigma 0 on the (dy/dx) and sample axes: each field is smoothed within its own image
     smooth = ndimage.gaussian_filter(noise, sigma=(0, 0, sigma, sigma), mode="constant")
     smooth *= np.float32(alpha)
