@@ -169,7 +169,8 @@ class Runner:
             cached = self.cache.lookup(link.key, link.label, stage.outputs)
             if cached is not None and set(cached) == set(stage.outputs):
                 return cached, "cached"
-        inputs = {name: artifacts[name] for name in stage.inputs}
+        inputs = {name: artifacts[name] for name in (*stage.inputs, *stage.optional_inputs)
+                  if name in artifacts}  # check_wiring made sure every required one is there
         try:
             outputs = stage.run(inputs, context)
         except NnpipeError:

@@ -47,6 +47,9 @@ class StageSpec(BaseModel):
 
     #: Names of the artifacts this stage reads; the runner checks an earlier stage produces each.
     inputs: ClassVar[tuple[str, ...]] = ()
+    #: Names of artifacts this stage reads when an earlier stage produced them (for example the
+    #: fitted normaliser); absent ones are simply not in ``run``'s inputs.
+    optional_inputs: ClassVar[tuple[str, ...]] = ()
     #: Names of the artifacts this stage writes (it may overwrite one it read).
     outputs: ClassVar[tuple[str, ...]] = ()
     #: Whether the result depends on the pipeline's seed (then the seed is part of its key).
@@ -62,8 +65,9 @@ class StageSpec(BaseModel):
         return []
 
     def run(self, inputs: Mapping[str, Any], context: "StageContext") -> dict[str, Any]:
-        """Do the stage's work: read ``inputs`` (only the names in ``self.inputs``), return a
-        dict with exactly the names in ``self.outputs``."""
+        """Do the stage's work: read ``inputs`` (the names in ``self.inputs``, and those in
+        ``self.optional_inputs`` that an earlier stage produced), return a dict with exactly the
+        names in ``self.outputs``."""
         raise NotImplementedError(f"stage {self.kind!r} does not implement run()")
 
 

@@ -4,6 +4,8 @@
     confusion.png     the confusion matrix as a heatmap, class names on axes (from ``metrics``)
     misclassified.png a grid of wrongly predicted images, "true -> predicted" (``data``, ``model``)
     weights.png       the first layer's weights, one image per hidden unit   (from ``model``)
+    augmentations.png a few training images and distortions drawn by the pipeline's augment
+                      recipe, one original per row                  (``data``, ``augmentation``)
 
 The figures are rendered once, after training, with matplotlib's Agg backend (no display), and
 kept as PNG bytes, so the artifact is cheap to cache and to write. Image grids are one mosaic
@@ -170,6 +172,32 @@ def plot_weights(weights: np.ndarray, shape: tuple[int, int], columns: int = 8) 
     return _png(figure)
 
 
+def plot_augmentations(originals: np.ndarray, distorted: np.ndarray, title: str) -> bytes:
+    """Originals (m, h, w) in the first column, their distortions (m, c, h, w) beside them."""
+    m, c, h, w = distorted.shape
+    tiles = np.concatenate([originals[:, None], distorted], axis=1)  # (m, 1 + c, h, w)
+    figure = plt.figure(figsize=(1.0 * (1 + c), 1.0 * m + 0.6))
+    ax = figure.add_axes((0.01, 0.01, 0.98, 0.98 - 0.6 / (1.0 * m + 0.6)))
+    ax.imshow(mosaic(tiles.reshape(-1, h, w), 1 + c), cmap="gray_r", interpolation="nearest")
+    ax.axvline(w + 0.5, color="firebrick", linewidth=1)  # originals | distortions
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    return _png(figure)
+
+
+def augmentation_examples(augmentation, x: np.ndarray, normalizer=None, count: int = 8,
+                          draws: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` samples of ``x`` (n, d) as pixel images (m, h, w), and ``draws``
+    distortions of each (m, draws, h, w), drawn in one batch from the recipe's generator for
+    draw 0 (the normaliser undone, so that they look as the augment stage saw them)."""
+    originals = augmentation.pixels(x[:count], normalizer)  # (m, h, w)
+    m, h, w = originals.shape
+    stacked = np.concatenate([originals] * draws)  # (draws * m, h, w), copy-major
+    distorted = augmentation.distortion.apply(stacked, augmentation.rng(0))
+    distorted = distorted.reshape(draws, m, h, w).transpose(1, 0, 2, 3)  # (m, draws, h, w)
+    return originals.astype(np.float64), distorted.astype(np.float64)
+
+
 def image_shape(data: Dataset, features: int) -> tuple[int, int] | None:
     """(h, w) of one sample as an image: the dataset's sample shape, else a square, else None."""
     shape = data.sample_shape
@@ -188,6 +216,7 @@ class PlotsStage(StageSpec):
     misclassified: PositiveInt = Field(default=32, description="How many mistakes to show.")
 
     inputs = ("data", "model", "history", "metrics")
+    optional_inputs = ("augmentation", "normalizer")  # augmentations.png, in pixel space
     outputs = ("plots",)
 
     def run(self, inputs: Mapping[str, Any], context: StageContext) -> dict[str, Any]:
@@ -216,4 +245,13 @@ class PlotsStage(StageSpec):
             x[wrong].reshape(-1, *shape).astype(np.float64),
             [names[t] for t in y[wrong]], [names[p] for p in predicted[wrong]])
         images["weights.png"] = plot_weights(np.asarray(model.W[0], dtype=np.float64), shape)
+        augmentation = inputs.get("augmentation")
+        if augmentation is not None:  # the train split's first rows are originals
+            train = data.split("train")
+            originals, distorted = augmentation_examples(
+                augmentation, train.x.reshape(len(train), -1), inputs.get("normalizer"))
+            mode = "fresh every epoch" if augmentation.fresh else "made once"
+            images["augmentations.png"] = plot_augmentations(
+                originals, distorted, f"training images (left) and distortions "
+                                      f"({augmentation.copies} per image, {mode})")
         return {"plots": Plots(images)}

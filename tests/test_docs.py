@@ -101,3 +101,22 @@ def test_every_readme_run_and_sweep_names_real_fields_and_stages():
         assert result.exit_code == 0, (args, result.output)
         checked += 1
     assert checked >= 3
+
+
+def test_the_readmes_pipeline_snippets_validate(tmp_path):
+    """Every ```yaml block of the README validates: whole pipeline files as they are, a list of
+    stages inside a pipeline of an idx_reader, a split and those stages."""
+    from pipeline.config import load_pipeline
+
+    readme = (GUIDE.parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) >= 2
+    for index, block in enumerate(blocks):
+        if not block.lstrip().startswith("- kind:"):
+            text = block
+        else:
+            text = ("stages:\n  - {kind: idx_reader, dataset: mnist-10k}\n  - {kind: split}\n"
+                    + block)
+        path = tmp_path / f"block-{index}.yaml"
+        path.write_text(text)
+        load_pipeline(path)  # raises with every problem if the snippet does not validate

@@ -78,3 +78,26 @@ class Affine(StageSpec):
 
     def run(self, inputs, context):
         return {"numbers": [n * self.scale + self.shift for n in inputs["numbers"]]}
+
+
+class MaybeScaled(StageSpec):
+    """Sums the numbers, times a ``factor`` artifact when an earlier stage produced one."""
+
+    kind: Literal["maybe_scaled"] = "maybe_scaled"
+    inputs = ("numbers",)
+    optional_inputs = ("factor",)
+    outputs = ("total",)
+
+    def run(self, inputs, context):
+        return {"total": (sum(inputs["numbers"]) * inputs.get("factor", 1), sorted(inputs))}
+
+
+class Factor(StageSpec):
+    """Produces a ``factor``."""
+
+    kind: Literal["factor"] = "factor"
+    value: int = 10
+    outputs = ("factor",)
+
+    def run(self, inputs, context):
+        return {"factor": self.value}
