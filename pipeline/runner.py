@@ -24,7 +24,7 @@ import yaml
 
 from pipeline.artifacts import Saveable
 from pipeline.config import LoadedPipeline
-from pipeline.errors import NnpipeError, RunError, UserError
+from pipeline.errors import NnpipeError, RunError, Stopped, UserError
 from pipeline.files import write_json, write_text
 from pipeline.keys import FileHasher, digest, input_hashes, stage_key_parts
 from pipeline.spec import StageContext
@@ -109,12 +109,17 @@ class Runner:
         state_dir: where stages keep state between runs (checkpoints), by stage key.
         force_from: the index of the first stage to run even when cached (``--from``); its
             entry and those of the stages after it are overwritten.
+        monitor: ``monitor(stage_id, step, values) -> bool``, called when a stage reports an
+            intermediate value (``StageContext.report``); True stops that stage. A stopped
+            stage's result is not cached and the run ends with ``Stopped`` (nothing written).
     """
 
     def __init__(self, data_dir: Path | None = None, progress=None,
                  on_stage: StageListener | None = None, cache=None,
-                 state_dir: Path | None = None, force_from: int | None = None):
+                 state_dir: Path | None = None, force_from: int | None = None,
+                 monitor: Callable[[str, int, Any], bool] | None = None):
         self.force_from = force_from
+        self.monitor = monitor
         self.data_dir = data_dir
         self.progress = progress
         self.on_stage = on_stage or (lambda report: None)
@@ -133,7 +138,8 @@ class Runner:
         previous_key: str | None = None
         for index, (stage, stage_id) in enumerate(zip(pipeline.stages, pipeline.stage_ids())):
             context = StageContext(seed=pipeline.spec.seed, data_dir=self.data_dir,
-                                   progress=self.progress, stage_index=index)
+                                   progress=self.progress, stage_index=index,
+                                   monitor=self._stage_monitor(stage_id))
             started = time.perf_counter()
             inputs = input_hashes(stage, context, self.hasher)  # path -> sha256
             parts = stage_key_parts(stage, previous_key, context, inputs=inputs)
@@ -146,6 +152,9 @@ class Runner:
             forced = self.force_from is not None and index >= self.force_from
             outputs, status = self._run_stage(stage, stage_id, index, key, artifacts, context,
                                               record, forced)
+            if context.stop_requested:  # a partial result: not cached, nothing after it runs
+                raise Stopped(f"stages[{index}] ({stage_id}) was stopped by its monitor",
+                              stage_id)
             if self.cache is not None:
                 self.cache.remember(pipeline.spec.name, stage_id, key)
             artifacts.update(outputs)
@@ -180,9 +189,15 @@ class Runner:
             got = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
             raise RunError(f"stage stages[{index}] ({stage_id}, {type(stage).__module__}) returned "
                            f"{got}, but declares outputs {sorted(stage.outputs)}")
-        if self.cache is not None:
+        if self.cache is not None and not context.stop_requested:
             self.cache.store(key, outputs, record)
         return outputs, "ran"
+
+    def _stage_monitor(self, stage_id: str):
+        """The ``StageContext.monitor`` of one stage: the runner's monitor with the stage's id."""
+        if self.monitor is None:
+            return None
+        return lambda step, values: self.monitor(stage_id, step, values)
 
 
 def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, Any],

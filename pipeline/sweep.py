@@ -22,7 +22,6 @@ import datetime as _dt
 import io
 import itertools
 import json
-import math
 import os
 import re
 import time
@@ -35,9 +34,10 @@ from typing import Any, Callable, Iterable, Iterator
 import yaml
 
 from pipeline.config import LoadedPipeline, load_pipeline
-from pipeline.errors import ConfigError, NnpipeError, UserError
+from pipeline.errors import ConfigError, NnpipeError, Stopped, UserError
 from pipeline.files import write_json, write_text
 from pipeline.keys import FileHasher, digest, stage_key_parts
+from pipeline.seedstats import compare_best, mean_std
 from pipeline.spec import StageContext
 
 BACKENDS = ("loky", "dask")
@@ -146,9 +146,10 @@ def read_metric(run_dir: Path, metric: str) -> float | None:
     return None
 
 
-def run_one(task: Task) -> dict[str, Any]:
+def run_one(task: Task, monitor=None) -> dict[str, Any]:
     """Run one configuration; return its outcome as plain data. Never raises for a failed run:
-    the failure is the outcome (``status: failed`` with the message)."""
+    the failure is the outcome (``status: failed`` with the message). ``monitor`` is the
+    Runner's (``nnpipe tune`` prunes through it); a run it stops has ``status: stopped``."""
     from threadpoolctl import threadpool_limits
 
     from pipeline.cache import StageCache
@@ -163,13 +164,16 @@ def run_one(task: Task) -> dict[str, Any]:
         with threadpool_limits(limits=task.threads):
             pipeline = load_pipeline(task.pipeline_file, task.all_overrides())
             runner = Runner(data_dir=Path(task.data_dir) if task.data_dir else None,
-                            cache=StageCache(task.cache_dir), state_dir=Path(task.cache_dir))
+                            cache=StageCache(task.cache_dir), state_dir=Path(task.cache_dir),
+                            monitor=monitor)
             result = runner.run(pipeline, out=Path(task.run_dir))
         outcome["stages"] = [dict(report.__dict__) for report in result.stages]
         outcome["metric"] = read_metric(Path(task.run_dir), task.metric)
         if outcome["metric"] is None:
             outcome.update(status="failed", error=f"the run produced no {task.metric!r} "
                                                   f"(in history.json or metrics.json)")
+    except Stopped as exc:
+        outcome.update(status="stopped", error=str(exc))
     except NnpipeError as exc:
         outcome.update(status="failed", error=" / ".join(str(exc).splitlines()) or
                        type(exc).__name__)
@@ -316,10 +320,7 @@ def summarise(configs: list[tuple[str, ...]], outcomes: list[dict], mode: str) -
         runs = by_config.get(number, [])
         values = [r["metric"] for r in runs if r["status"] == "ok"]
         failed = [r for r in runs if r["status"] != "ok"]
-        mean = sum(values) / len(values) if values else None
-        # The sample standard deviation over seeds; none for a single value.
-        std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-               if len(values) > 1 else None)
+        mean, std = mean_std(values)  # std: the sample standard deviation over seeds
         status = "ok" if not failed else ("failed" if not values else "partial")
         error = None
         if failed:
@@ -510,6 +511,8 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
                                     f"per job")
     rows = summarise(configs, outcomes, mode)
     seconds = time.perf_counter() - started
+    comparison = compare_best([(" ".join(r["overrides"]) or "base", r["values"]) for r in rows
+                               if r["status"] == "ok"]) if seeds and seeds > 1 else None
 
     best_file = None
     if rows and rows[0]["status"] == "ok":
@@ -518,7 +521,8 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
     info = {"pipeline": str(file), "metric": metric, "mode": mode, "backend": backend,
             "scheduler": scheduler, "jobs": jobs, "threads_per_job": threads,
             "set": list(fixed), "grid": {a.path: list(a.values) for a in axes}, "seeds": seeds,
-            "seconds": round(seconds, 3), "cache_dir": str(cache_dir)}
+            "seconds": round(seconds, 3), "cache_dir": str(cache_dir),
+            "seed_comparison": comparison.sentence() if comparison else None}
     write_json(out / "sweep.json", {**info, "shared": shared, "configurations": rows,
                                     "runs": outcomes})
     write_text(out / "sweep.csv", to_csv(rows, metric, axes))

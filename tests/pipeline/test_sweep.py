@@ -233,3 +233,16 @@ def test_dask_backend_without_dask_is_a_user_error(tiny, tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert result.output.strip() == ("error: --backend dask: dask is not installed "
                                      "(pip install 'nnpipe[dask]')")
+
+
+def test_sweep_seeds_compare_the_two_best_configurations_with_welch(loky_result):
+    from scipy import stats
+
+    best, second = loky_result.rows[:2]
+    sentence = loky_result.info["seed_comparison"]
+    assert sentence.startswith(f"{' '.join(best['overrides'])} ({best['mean']:.4f}) vs "
+                               f"{' '.join(second['overrides'])}")
+    p = stats.ttest_ind(best["values"], second["values"], equal_var=False).pvalue
+    if p == p:  # scipy gives nan for two constant samples; nnpipe then says 1 or 0
+        assert f"p = {p:.3g}" in sentence
+    assert "noise of 2 seeds" in sentence
