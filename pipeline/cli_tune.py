@@ -55,7 +55,6 @@ def register(app: typer.Typer, reports_errors, DataDirOption, CacheDirOption) ->
         data_dir: Optional[Path] = DataDirOption,
         cache_dir: Optional[Path] = CacheDirOption,
     ) -> None:
-        from pipeline.tune.results import table
         from pipeline.tune.run import TuneOptions, run_tune
         from pipeline.tune.space import parse_param
 
@@ -64,16 +63,23 @@ def register(app: typer.Typer, reports_errors, DataDirOption, CacheDirOption) ->
                               study, storage, tuple(overrides or ()), seeds, out, threads)
         result = run_tune(file, params, options, cache_dir=settings.cache_dir(cache_dir),
                           data_dir=settings.data_dir(data_dir), echo=typer.echo)
-        typer.echo("")
-        typer.echo(table(result.rows, params, metric, result.best))
-        states = [r["state"] for r in result.rows]
-        typer.echo(f"{states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, "
-                   f"{states.count('FAIL')} failed; {result.ran} trial(s) run now, "
-                   f"{result.seconds:.1f}s")
-        if result.best is not None:
-            typer.echo(f"best: trial {result.best['number']}, {metric} "
-                       f"{result.best['value']:.4f}: {' '.join(result.best['overrides'])}")
-            typer.echo(f"best configuration: {result.out / 'best.yaml'}")
-        if result.sentence:
-            typer.echo(result.sentence)
-        typer.echo(f"tune directory: {result.out}")
+        echo_result(result, params, metric)
+
+
+def echo_result(result, params, metric: str) -> None:
+    """The trials table, the counts, the best trial, the seed comparison, where it all is."""
+    from pipeline.tune.results import table
+
+    typer.echo("")
+    typer.echo(table(result.rows, params, metric, result.best))
+    states = [r["state"] for r in result.rows]
+    typer.echo(f"{states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, "
+               f"{states.count('FAIL')} failed; {result.ran} trial(s) run now, "
+               f"{result.seconds:.1f}s")
+    if result.best is not None:
+        typer.echo(f"best: trial {result.best['number']}, {metric} "
+                   f"{result.best['value']:.4f}: {' '.join(result.best['overrides'])}")
+        typer.echo(f"best configuration: {result.out / 'best.yaml'}")
+    if result.sentence:
+        typer.echo(result.sentence)
+    typer.echo(f"tune directory: {result.out}")

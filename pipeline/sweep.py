@@ -598,10 +598,12 @@ def shared_line(shared: dict[str, Any]) -> str:
             f"{shared['runs_reporting_shared']} completed runs")
 
 
-def write_best(path: Path, file: Path, row: dict, metric: str, fixed: Iterable[str] = ()) -> None:
-    """The pipeline file with the best configuration's overrides applied, every default resolved."""
+def write_best(path: Path, file: Path, row: dict, metric: str, fixed: Iterable[str] = (),
+               what: str = "a sweep") -> None:
+    """The pipeline file with the best configuration's overrides applied, every default resolved;
+    ``what`` names the search in the header (``a sweep``, ``a tune study``)."""
     pipeline = load_pipeline(file, [*fixed, *row["overrides"]])
     mean = f"{row['mean']:.4f}" + (f" ± {row['std']:.4f}" if row["runs"] > 1 else "")
-    header = (f"# best of a sweep of {file}: {metric} {mean}\n"
+    header = (f"# best of {what} of {file}: {metric} {mean}\n"
               f"# overrides: {' '.join([*fixed, *row['overrides']]) or '(none)'}\n")
     write_text(path, header + yaml.safe_dump(pipeline.resolved(), sort_keys=False))

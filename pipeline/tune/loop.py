@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from pipeline.tune.study import NUMBER, OWNER, counted, free_number, this_owner
-from pipeline.tune.trial import TrialTask, run_trial
+from pipeline.tune.trial import TrialTask, prepare, run_trial
 
 
 class Pool:
@@ -32,6 +32,12 @@ class Pool:
             from joblib.externals.loky import get_reusable_executor
 
             self.executor = get_reusable_executor(max_workers=jobs)
+
+    def prepare(self, url: str) -> None:
+        """Start the loky workers now, each importing and opening the storage (no waiting)."""
+        if self.executor is not None and self.backend != "dask":
+            for _ in range(self.jobs):
+                self.executor.submit(prepare, url)
 
     def submit(self, task: TrialTask):
         if self.executor is None:  # inline: a finished future holding the outcome

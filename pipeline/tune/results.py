@@ -96,7 +96,8 @@ def write_best_file(path: Path, file: Path, row: dict, metric: str, fixed) -> No
     """``best.yaml``: the pipeline with the best trial's parameters applied."""
     runs = max(1, len(row["values"]))
     write_best(path, file, {"overrides": row["overrides"], "mean": row["value"],
-                            "std": row["std"] or 0.0, "runs": runs}, metric, fixed)
+                            "std": row["std"] or 0.0, "runs": runs}, metric, fixed,
+               what=f"trial {row['number']} of a tune study")
 
 
 def seed_comparison(ranked: list[dict]) -> Comparison | None:

@@ -115,6 +115,8 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
         study = studies.open_study(url, name, "maximize" if mode == "max" else "minimize",
                                    options.sampler, options.pruner, params)
         recovered = studies.recover(study)
+        pool = Pool(options.backend, jobs)
+        pool.prepare(url)  # workers start while the shared stages are computed
         if recovered:
             echo(f"trial(s) {', '.join(map(str, recovered))} were running when their process "
                  f"died: marked failed, their budget given back")
@@ -122,7 +124,7 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
         if shared:
             echo(f"shared stages computed before the trials: {', '.join(shared)}")
         make_task = _task_maker(file, params, out, url, name, options, cache_dir, data_dir, threads)
-        outcomes = run_loop(study, params, _budget(options, params), Pool(options.backend, jobs),
+        outcomes = run_loop(study, params, _budget(options, params), pool,
                             make_task, lambda o: echo(_line(o, options.metric)))
     info = {"pipeline": str(file), "study": name, "storage": url, "metric": options.metric,
             "mode": mode, "sampler": options.sampler, "pruner": options.pruner,

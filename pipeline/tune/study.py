@@ -50,12 +50,15 @@ def storage_url(out: Path, url: str | None) -> str:
     return url or f"sqlite:///{(Path(out) / 'study.db').resolve()}"
 
 
-def open_storage(url: str):
-    """An Optuna storage for ``url``; SQLite with a 60 s busy timeout for concurrent writers."""
+def open_storage(url: str, created: bool = False):
+    """An Optuna storage for ``url``; SQLite with a 60 s busy timeout for concurrent writers.
+    ``created``: the parent made the tables and checked the schema (a worker skips both)."""
     optuna = require_optuna()
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs,
+                                          skip_compatibility_check=created,
+                                          skip_table_creation=created)
     except Exception as exc:  # sqlalchemy: bad URL, missing driver, unreachable server
         raise UserError(f"--storage {url}: cannot open it: {type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
@@ -106,9 +109,23 @@ def open_study(url: str, name: str, direction: str, sampler: str, pruner: str, p
     if study.direction.name.lower() != direction:
         raise UserError(f"--study {name}: the stored study is {study.direction.name.lower()}d, "
                         f"but --metric asks to {direction} (use another --study or --out)")
+    check_same_search(study, params)
     study.sampler = make_sampler(sampler, params, seed=len(study.trials))
     study.pruner = make_pruner(pruner)
     return study
+
+
+def check_same_search(study, params) -> None:
+    """Record the space on a new study; refuse to continue a study with another space (its
+    trials would be ranked and applied to ``best.yaml`` by parameters it no longer has)."""
+    space = {p.path: p.text.partition("=")[2].strip() for p in params}
+    stored = study.user_attrs.get("nnpipe_space")
+    if stored is None:
+        study.set_user_attr("nnpipe_space", space)
+    elif stored != space:
+        given = " ".join(f"--param {k}={v}" for k, v in stored.items())
+        raise UserError(f"study {study.study_name}: it was started with {given}; continue it "
+                        f"with the same --param options, or start another with --study NAME")
 
 
 def this_owner() -> str:

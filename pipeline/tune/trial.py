@@ -12,6 +12,7 @@ the mean; the first seed's run is the one watched for pruning.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -80,14 +81,32 @@ def _epochs(run_dir: str) -> int | None:
     return len(history) if isinstance(history, list) else None
 
 
+@functools.lru_cache(maxsize=4)
+def _storage(url: str):
+    """This worker's connection to the study's storage, opened once per process (a worker
+    runs many trials; opening costs about a second)."""
+    from pipeline.tune.study import open_storage
+
+    return open_storage(url, created=True)
+
+
+def prepare(url: str) -> None:
+    """Import what trials need and open the storage: a worker does it while the parent still
+    computes the shared stages, so the first trials do not pay for it."""
+    import plugins.mlp.trainer  # noqa: F401
+    import pipeline.runner  # noqa: F401
+
+    _storage(url)
+
+
 def _open_trial(task: TrialTask):
     """The Optuna trial in the storage, seen from this worker (pruner included)."""
     import optuna
 
-    from pipeline.tune.study import make_pruner, open_storage
+    from pipeline.tune.study import make_pruner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=task.study, storage=open_storage(task.storage),
+    study = optuna.load_study(study_name=task.study, storage=_storage(task.storage),
                               pruner=make_pruner(task.pruner))
     return optuna.trial.Trial(study, task.trial_id)
 

@@ -302,3 +302,11 @@ def test_tune_help_shows_the_readme_example():
     flat = " ".join(result.output.split())
     for word in readme_command()[1:]:
         assert word in flat, word
+
+
+def test_a_study_is_continued_only_with_the_space_it_was_started_with(tiny, tmp_path):
+    params = [parse_param("mlp_train.dropout=float(0,0.5)")]
+    run_tune(tiny, params, options(tmp_path, trials=1), cache_dir=tmp_path / "cache")
+    other = [parse_param("mlp_train.dropout=float(0,0.3)")]
+    with pytest.raises(UserError, match=r"started with --param mlp_train.dropout=float\(0,0.5\)"):
+        run_tune(tiny, other, options(tmp_path, trials=2), cache_dir=tmp_path / "cache")
