@@ -63,11 +63,11 @@ class Budget:
 
     trials: int
     timeout: float | None
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.perf_counter)  # the command's start
     failures: int = 0
 
     def timed_out(self) -> bool:
-        return self.timeout is not None and time.monotonic() - self.started >= self.timeout
+        return self.timeout is not None and time.perf_counter() - self.started >= self.timeout
 
     def may_ask(self, study, in_flight: int) -> bool:
         # Every trial failing (a pipeline that cannot run) must not loop for ever.

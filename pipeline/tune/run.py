@@ -118,13 +118,13 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
         pool = Pool(options.backend, jobs)
         pool.prepare(url)  # workers start while the shared stages are computed
         if recovered:
-            echo(f"trial(s) {', '.join(map(str, recovered))} were running when their process "
-                 f"died: marked failed, their budget given back")
+            echo(f"Optuna trial(s) {', '.join(map(str, recovered))} were running when their "
+                 f"process died: marked failed, their budget given back")
         shared = _warm(file, params, options, cache_dir, data_dir)
         if shared:
             echo(f"shared stages computed before the trials: {', '.join(shared)}")
         make_task = _task_maker(file, params, out, url, name, options, cache_dir, data_dir, threads)
-        outcomes = run_loop(study, params, _budget(options, params), pool,
+        outcomes = run_loop(study, params, _budget(options, params, started), pool,
                             make_task, lambda o: echo(_line(o, options.metric)))
     info = {"pipeline": str(file), "study": name, "storage": url, "metric": options.metric,
             "mode": mode, "sampler": options.sampler, "pruner": options.pruner,
@@ -135,14 +135,16 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
     return _finish(study, file, params, options, out, info, recovered, outcomes)
 
 
-def _budget(options: TuneOptions, params: list[Param]) -> Budget:
+def _budget(options: TuneOptions, params: list[Param], started: float) -> Budget:
+    """``--trials`` (at most the grid's size for ``--sampler grid``) and ``--timeout``, counted
+    from the command's start."""
     trials = options.trials
     if options.sampler == "grid":  # a grid has so many points; asking more repeats them
         size = 1
         for param in params:
             size *= len(param.grid())
         trials = min(trials, size)
-    return Budget(trials, options.timeout)
+    return Budget(trials, options.timeout, started)
 
 
 def _task_maker(file, params, out, url, name, options, cache_dir, data_dir, threads):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from pathlib import Path
 
 from pipeline.errors import UserError
@@ -79,17 +80,20 @@ def make_sampler(name: str, params, seed: int):
                 pass
 
         return AskTellGrid({p.path: p.grid() for p in params}, seed=seed)
-    # Few random start-up trials: a study of a dozen trials should spend most of them on TPE.
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+    # Three random start-up trials, then TPE over all parameters together (multivariate):
+    # a study of a dozen trials should spend most of them learning from the others.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # multivariate is "experimental" in Optuna
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=3, multivariate=True)
 
 
 def make_pruner(name: str):
     """``median``: stop a trial whose value at an epoch is worse than the median of the earlier
-    trials' values at that epoch (after 3 complete trials); ``none``: never stop."""
+    trials' values at that epoch (once 2 trials are complete); ``none``: never stop."""
     optuna = require_optuna()
     if name == "none":
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
 
 
 def check_choices(sampler: str, pruner: str) -> None:

@@ -32,28 +32,8 @@ from pipeline.tune.space import parse_param
 from pipeline.tune.study import COUNTED, NUMBER, open_storage
 from pipeline.tune.trial import PruningMonitor
 
-GOOD = Path(__file__).parent.parent / "data" / "good"
 ROOT = Path(__file__).resolve().parent.parent.parent
 cli = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A six-stage pipeline over the 4x4 fixtures, with a validation split."""
-    path = tmp_path_factory.mktemp("tiny") / "tiny.yaml"
-    path.write_text(yaml.safe_dump({"name": "tiny", "stages": [
-        {"kind": "idx_reader",
-         "train": {"images": str(GOOD / "train-images.idx"),
-                   "labels": str(GOOD / "train-labels.idx")},
-         "test": {"images": str(GOOD / "test-images.idx"),
-                  "labels": str(GOOD / "test-labels.idx")}},
-        {"kind": "split", "validation_fraction": 0.25},
-        {"kind": "normalize"},
-        {"kind": "one_hot", "classes": 10},
-        {"kind": "mlp_train", "hidden": [8], "epochs": 2, "batch_size": 16,
-         "optimizer": {"kind": "sgd", "lr": 0.1}},
-        {"kind": "evaluate"}]}, sort_keys=False))
-    return path
 
 
 @pytest.fixture(autouse=True)
@@ -168,8 +148,13 @@ def test_a_stopped_stage_ends_within_its_epoch_and_is_never_cached(tiny, tmp_pat
     assert cache.lookup(keys[3], "one_hot") is not None  # complete stages are cached
     assert cache.lookup(keys[4], "mlp_train") is None  # the partial training is not
     assert not (tmp_path / "run").exists()
-    # no monitor: the same pipeline runs to the end and is cached then
-    Runner(cache=cache, state_dir=tmp_path / "cache").run(pipeline, out=tmp_path / "run")
+    # a monitor that never says stop: every epoch but the last (the result) is reported, and
+    # the complete training is cached
+    steps = []
+    Runner(cache=cache, state_dir=tmp_path / "cache",
+           monitor=lambda stage_id, step, values: steps.append(step) and False).run(
+        pipeline, out=tmp_path / "run")
+    assert steps == [1, 2, 3, 4]
     assert cache.lookup(keys[4], "mlp_train") is not None
 
 
