@@ -103,6 +103,7 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
     file = Path(file).resolve()
     base = load_pipeline(file, options.fixed)
     check_space(file, params, options.fixed)
+    budget = _budget(options, params, started)  # --sampler grid: refuses float ranges now
     name = options.study or base.spec.name
     out = Path(options.out) if options.out is not None else outdir.default_out(name)
     outdir.check_out(out)
@@ -124,7 +125,7 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
         if shared:
             echo(f"shared stages computed before the trials: {', '.join(shared)}")
         make_task = _task_maker(file, params, out, url, name, options, cache_dir, data_dir, threads)
-        outcomes = run_loop(study, params, _budget(options, params, started), pool,
+        outcomes = run_loop(study, params, budget, pool,
                             make_task, lambda o: echo(_line(o, options.metric)))
     info = {"pipeline": str(file), "study": name, "storage": url, "metric": options.metric,
             "mode": mode, "sampler": options.sampler, "pruner": options.pruner,

@@ -93,6 +93,21 @@ def test_bad_spaces_exit_2_naming_them_before_anything_runs(tiny, tmp_path, para
     assert not (tmp_path / "t").exists()
 
 
+@pytest.mark.parametrize("extra, words", [
+    (["--sampler", "grid"], "--sampler grid needs choice(...) or int(LOW,HIGH)"),
+    (["--sampler", "cmaes"], "--sampler cmaes: choose one of tpe, random, grid"),
+    (["--trials", "0"], "--trials 0: must be at least 1"),
+    (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open it"),
+])
+def test_bad_options_exit_2_naming_them(tiny, tmp_path, extra, words):
+    result = cli.invoke(app, ["tune", str(tiny), "--param", "mlp_train.dropout=float(0,0.5)",
+                              "--out", str(tmp_path / "t"), *extra])
+    assert result.exit_code == 2, result.output
+    assert words in result.output and "Traceback" not in result.output
+    if "--storage" not in extra:
+        assert not (tmp_path / "t").exists()  # refused before anything was written
+
+
 def test_missing_optuna_is_exit_2_saying_what_to_install(tiny, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna -> ImportError
     result = cli.invoke(app, ["tune", str(tiny), "--param", "mlp_train.dropout=float(0,0.5)",
