@@ -18,6 +18,17 @@ from pipeline.tune.study import NUMBER, OWNER, counted, free_number, this_owner
 from pipeline.tune.trial import TrialTask, prepare, run_trial
 
 
+class _Deferred:
+    """A trial to run in this process when its result is asked for (``--jobs 1`` on loky), so
+    it is in flight (and told FAIL if interrupted) while it runs."""
+
+    def __init__(self, task: TrialTask):
+        self.task = task
+
+    def result(self) -> dict[str, Any]:
+        return run_trial(self.task)
+
+
 class Pool:
     """``submit`` a trial, ``wait`` for at least one to finish: loky, Dask, or inline."""
 
@@ -40,15 +51,19 @@ class Pool:
                 self.executor.submit(prepare, url)
 
     def submit(self, task: TrialTask):
-        if self.executor is None:  # inline: a finished future holding the outcome
-            future: concurrent.futures.Future = concurrent.futures.Future()
-            future.set_result(run_trial(task))
-            return future
+        if self.executor is None:  # inline: the trial runs when its result is asked for
+            return _Deferred(task)
         if self.backend == "dask":
             return self.executor.submit(run_trial, task, pure=False)
+        from joblib.externals.loky import get_reusable_executor
+
+        # the same executor, or a new one if a killed worker broke it
+        self.executor = get_reusable_executor(max_workers=self.jobs)
         return self.executor.submit(run_trial, task)
 
     def wait(self, futures) -> list:
+        if self.executor is None:
+            return list(futures)
         if self.backend == "dask":
             from dask.distributed import wait
 
@@ -119,7 +134,7 @@ def run_loop(study, params, budget: Budget, pool: Pool, make_task, on_outcome) -
                 trial, number, task = _ask(study, params, make_task, in_flight)
                 in_flight[pool.submit(task)] = (trial, number)
                 if pool.executor is None:
-                    break  # inline: the trial already ran; tell it before asking again
+                    break  # inline: run and tell this trial before asking for the next
             if not in_flight:
                 return outcomes
             for future in pool.wait(in_flight):
