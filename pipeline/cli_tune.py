@@ -35,7 +35,7 @@ def register(app: typer.Typer, reports_errors, DataDirOption, CacheDirOption) ->
         sampler: str = typer.Option("tpe", "--sampler", help="tpe, random or grid."),
         pruner: str = typer.Option("median", "--pruner", help="median or none."),
         timeout: Optional[float] = typer.Option(
-            None, "--timeout", help="Start no new trial this many seconds after the command started."),
+            None, "--timeout", help="Start no new trial this many seconds after the start."),
         jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Trials at a time (1)."),
         threads: Optional[int] = typer.Option(
             None, "--threads", help="BLAS threads per trial (default: cores / jobs)."),

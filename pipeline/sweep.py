@@ -550,15 +550,14 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
                                     f"per job")
     rows = summarise(configs, outcomes, mode)
     seconds = time.perf_counter() - started
-
     best_file = None
     if rows and rows[0]["status"] == "ok":
         best_file = out / "best.yaml"
         write_best(best_file, file, rows[0], metric, fixed)
     info = {"pipeline": str(file), "metric": metric, "mode": mode, "backend": backend,
-            "scheduler": scheduler, "jobs": jobs, "threads_per_job": threads,
-            "set": list(fixed), "grid": {a.path: list(a.values) for a in axes}, "seeds": seeds,
-            "seconds": round(seconds, 3), "cache_dir": str(cache_dir),
+            "scheduler": scheduler, "jobs": jobs, "threads_per_job": threads, "set": list(fixed),
+            "grid": {a.path: list(a.values) for a in axes}, "seeds": seeds, "cache_dir":
+            str(cache_dir), "seconds": round(seconds, 3),
             "seed_comparison": seed_sentence(rows, seeds)}
     write_json(out / "sweep.json", {"format": SWEEP_FORMAT, "status": "done", **info,
                                     "shared": shared, "configurations": rows, "runs": outcomes})

@@ -78,8 +78,8 @@ def _number(kind: str, text: str, where: str):
     try:
         return int(text) if kind == "int" else float(text)
     except ValueError:
-        raise UserError(f"--param {where}: {text!r} is not {'an int' if kind == 'int' else 'a number'}"
-                        ) from None
+        what = "an int" if kind == "int" else "a number"
+        raise UserError(f"--param {where}: {text!r} is not {what}") from None
 
 
 def _range(path: str, kind: str, args: list[str], text: str) -> Param:
