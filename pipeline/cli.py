@@ -296,6 +296,10 @@ from pipeline.cli_sweep import register as register_sweep  # noqa: E402
 
 register_sweep(app, reports_errors, DataDirOption, CacheDirOption)
 
+from pipeline.cli_tune import register as register_tune  # noqa: E402
+
+register_tune(app, reports_errors, DataDirOption, CacheDirOption)
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -24,7 +24,7 @@ import yaml
 
 from pipeline.artifacts import Saveable
 from pipeline.config import LoadedPipeline
-from pipeline.errors import NnpipeError, RunError, UserError
+from pipeline.errors import NnpipeError, RunError, Stopped, UserError
 from pipeline.engine.chain import StageKey, key_chain
 from pipeline.files import DiskFullError, disk_full, write_json, write_text
 from pipeline.keys import FileHasher
@@ -115,12 +115,17 @@ class Runner:
         state_dir: where stages keep state between runs (checkpoints), by stage key.
         force_from: the index of the first stage to run even when cached (``--from``); its
             entry and those of the stages after it are overwritten.
+        monitor: ``monitor(stage_id, step, values) -> bool``, called when a stage reports an
+            intermediate value (``StageContext.report``); True stops that stage. A stopped
+            stage's result is not cached and the run ends with ``Stopped`` (nothing written).
     """
 
     def __init__(self, data_dir: Path | None = None, progress=None,
                  on_stage: StageListener | None = None, cache=None,
-                 state_dir: Path | None = None, force_from: int | None = None):
+                 state_dir: Path | None = None, force_from: int | None = None,
+                 monitor: Callable[[str, int, Any], bool] | None = None):
         self.force_from = force_from
+        self.monitor = monitor
         self.data_dir = data_dir
         self.progress = progress
         self.on_stage = on_stage or (lambda report: None)
@@ -142,11 +147,15 @@ class Runner:
         chain = key_chain(pipeline, self.data_dir, self.hasher, self.progress)
         for stage, link in zip(pipeline.stages, chain):
             context = StageContext(seed=pipeline.spec.seed, data_dir=self.data_dir,
-                                   progress=self.progress, stage_index=link.index)
+                                   progress=self.progress, stage_index=link.index,
+                                   monitor=self._stage_monitor(link.id))
             if self.state_dir is not None:
                 context.checkpoint_dir = self.state_dir / "checkpoints" / link.key
             forced = self.force_from is not None and link.index >= self.force_from
             outputs, status = self._run_stage(stage, link, artifacts, context, forced)
+            if context.stop_requested:  # a partial result: not cached, nothing after it runs
+                raise Stopped(f"stages[{link.index}] ({link.id}) was stopped by its monitor",
+                              link.id)
             if self.cache is not None:
                 self.cache.remember(pipeline.spec.name, link.id, link.key)
             artifacts.update(outputs)
@@ -184,9 +193,15 @@ class Runner:
             got = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
             raise RunError(f"stage stages[{index}] ({stage_id}, {type(stage).__module__}) returned "
                            f"{got}, but declares outputs {sorted(stage.outputs)}")
-        if self.cache is not None:
+        if self.cache is not None and not context.stop_requested:
             self.cache.store(link.key, outputs, link)
         return outputs, "ran"
+
+    def _stage_monitor(self, stage_id: str):
+        """The ``StageContext.monitor`` of one stage: the runner's monitor with the stage's id."""
+        if self.monitor is None:
+            return None
+        return lambda step, values: self.monitor(stage_id, step, values)
 
 
 def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, Any],

@@ -191,6 +191,39 @@ def compare_text(runs: list[RunInfo]) -> str:
     return f"{settings}\n\n{table(['metric', *names], metric_rows)}"
 
 
+#: Settings that only pick the random stream: runs differing in these alone are one configuration.
+SEED_KEYS = ("seed",)
+
+
+def _is_seed(key: str) -> bool:
+    return key in SEED_KEYS or key.rpartition(".")[2] in SEED_KEYS
+
+
+def seed_groups(runs: list[RunInfo], metric: str = "accuracy") -> str | None:
+    """Runs that differ only in their seeds, grouped: per group the mean and standard deviation
+    of ``metric`` over its seeds, best first, and Welch's t-test between the two best groups.
+    None when no two runs differ only in seed."""
+    from pipeline.seedstats import compare_best, mean_std
+
+    varying = [key for key in differences(runs) if not _is_seed(key)]
+    groups: dict[str, list[RunInfo]] = {}
+    for run in runs:
+        flat = run.settings()
+        label = " ".join(f"{k}={show(flat.get(k))}" for k in varying) or "same settings"
+        groups.setdefault(label, []).append(run)
+    if all(len(members) < 2 for members in groups.values()):
+        return None
+    values = {label: [float(r.metrics[metric]) for r in members
+                      if isinstance(r.metrics.get(metric), (int, float))]
+              for label, members in groups.items()}
+    ranked = sorted(values, key=lambda label: -(mean_std(values[label])[0] or float("-inf")))
+    rows = [[label, str(len(groups[label])), show(mean_std(values[label])[0]),
+             show(mean_std(values[label])[1])] for label in ranked]
+    text = table(["configuration", "seeds", f"{metric} mean", "std"], rows)
+    comparison = compare_best([(label, values[label]) for label in ranked])
+    return text + (f"\n{comparison.sentence()}" if comparison else "")
+
+
 def make_app(reports_errors: Callable[[Callable], Callable]) -> typer.Typer:
     """The ``runs`` command group; ``reports_errors`` turns nnpipe errors into exit statuses."""
     app = typer.Typer(help="List and compare run directories.", no_args_is_help=True)
@@ -215,6 +248,10 @@ def make_app(reports_errors: Callable[[Callable], Callable]) -> typer.Typer:
         """The settings that differ between runs, then their metrics side by side."""
         if len(runs) < 2:
             raise UserError("compare needs at least two run directories")
-        typer.echo(compare_text([load_run(path) for path in runs]))
+        infos = [load_run(path) for path in runs]
+        typer.echo(compare_text(infos))
+        grouped = seed_groups(infos)
+        if grouped:
+            typer.echo(f"\nruns that differ only in seed, grouped:\n{grouped}")
 
     return app

@@ -79,10 +79,14 @@ class StageContext:
         data_dir: where registered datasets are looked for (``NNPIPE_DATA``), or None.
         progress: a callable receiving progress events (see ``pipeline.progress``).
         stage_index: the stage's position in the pipeline.
+        monitor: called by ``report`` with ``(step, values)``; returns True when whoever runs the
+            pipeline (a tuner) wants this stage to stop. None: nobody is watching.
+        stop_requested: True once a report was answered with "stop"; the runner then neither
+            caches the stage's (partial) result nor runs the stages after it.
     """
 
     def __init__(self, seed: int, data_dir: Path | None = None, progress=None, stage_index: int = 0,
-                 checkpoint_dir: Path | None = None):
+                 checkpoint_dir: Path | None = None, monitor=None):
         from pipeline.progress import NullProgress
 
         self.seed = seed
@@ -90,3 +94,15 @@ class StageContext:
         self.progress = progress if progress is not None else NullProgress()
         self.stage_index = stage_index
         self.checkpoint_dir = checkpoint_dir
+        self.monitor = monitor
+        self.stop_requested = False
+
+    def report(self, step: int, values: Mapping[str, Any]) -> bool:
+        """Report intermediate values (for example one epoch's ``val_accuracy`` at ``step`` =
+        the epoch); True means "stop now": return what you have, it will not be kept.
+
+        A no-op answering False unless the pipeline runs under a monitor (``nnpipe tune``).
+        """
+        if self.monitor is not None and not self.stop_requested:
+            self.stop_requested = bool(self.monitor(step, values))
+        return self.stop_requested

@@ -176,7 +176,7 @@ def plot_augmentations(originals: np.ndarray, distorted: np.ndarray, title: str)
     """Originals (m, h, w) in the first column, their distortions (m, c, h, w) beside them."""
     m, c, h, w = distorted.shape
     tiles = np.concatenate([originals[:, None], distorted], axis=1)  # (m, 1 + c, h, w)
-    figure = plt.figure(figsize=(1.0 * (1 + c), 1.0 * m + 0.6))
+    figure = _pyplot().figure(figsize=(1.0 * (1 + c), 1.0 * m + 0.6))
     ax = figure.add_axes((0.01, 0.01, 0.98, 0.98 - 0.6 / (1.0 * m + 0.6)))
     ax.imshow(mosaic(tiles.reshape(-1, h, w), 1 + c), cmap="gray_r", interpolation="nearest")
     ax.axvline(w + 0.5, color="firebrick", linewidth=1)  # originals | distortions

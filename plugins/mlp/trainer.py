@@ -369,6 +369,8 @@ class MLPTrain(StageSpec):
             run.history.epochs.append(record)
             run.epoch = epoch
             progress.log(_epoch_line(record, self.epochs))
+            if epoch < self.epochs and context.report(epoch, asdict(record)):
+                break  # a tuner pruned this run (the last epoch is the result, not reported)
             if self.early_stopping is not None:
                 run.watch(self.early_stopping, record, model)
                 if run.stopped:
