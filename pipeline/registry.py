@@ -23,6 +23,7 @@ GROUPS: dict[str, str] = {
     "optimizers": "nnpipe.optimizers",
     "initializers": "nnpipe.initializers",
     "schedules": "nnpipe.schedules",
+    "layers": "nnpipe.layers",
     "metrics": "nnpipe.metrics",
     "datasets": "nnpipe.datasets",
     "predictors": "nnpipe.predictors",
@@ -31,7 +32,7 @@ GROUPS: dict[str, str] = {
 #: Short group name -> the word for one of its plugins, for messages ("unknown loss 'x'").
 SINGULAR: dict[str, str] = {
     "stages": "stage", "activations": "activation", "losses": "loss", "optimizers": "optimizer",
-    "initializers": "initializer", "schedules": "schedule", "metrics": "metric", "datasets": "dataset",
+    "initializers": "initializer", "schedules": "schedule", "layers": "layer", "metrics": "metric", "datasets": "dataset",
     "predictors": "predictor",
 }
 

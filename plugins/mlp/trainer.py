@@ -236,7 +236,7 @@ class MLPTrain(StageSpec):
         seed = self.seed if self.seed is not None else context.seed
         rng = np.random.default_rng(seed)  # draws the initial weights, then orders and masks
         model = MLP([d, *self.hidden, k], self.activation, self.loss, self.dtype,
-                    init=self.init, rng=rng)
+                    init=self.init, rng=rng, dropout=self.dropout)
         loss_fn, optimizer = model.loss_fn, self.optimizer
         state = optimizer.init_state(model.params)
         run = _RunState()
@@ -268,7 +268,7 @@ class MLPTrain(StageSpec):
                         # default "raise" it gathers straight into the buffer
                         xb = np.take(x, rows, axis=0, out=xb_buffer[:b], mode="clip")  # (b, d)
                         yb = np.take(y, rows, axis=0, out=yb_buffer[:b], mode="clip")  # (b, k)
-                        output = model.forward(xb, self.dropout, rng)  # (b, k)
+                        output = model.forward(xb, rng)  # (b, k)
                         batch_loss, output_grad = losses.value_and_gradient(loss_fn, output, yb)
                         if not math.isfinite(batch_loss):
                             raise RunError(
