@@ -115,3 +115,10 @@ class Layer(BaseModel):
     def label(self) -> str:
         """A short name for plots and messages, e.g. ``dense 256``."""
         return self.kind
+
+    @classmethod
+    def plugin_check(cls) -> None:
+        """The contract check ``nnpipe plugins --check`` runs (``check_layer``)."""
+        from plugins.mlp.layers.gradcheck import check_layer  # it imports this module
+
+        check_layer(cls)
