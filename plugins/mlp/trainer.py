@@ -5,15 +5,17 @@
         lr = schedule.lr(epoch, optimizer.lr, epochs, history)   fixed within the epoch
         shuffle the training rows with the stage's seeded generator
         for each batch of ``batch_size`` rows (the last one may be smaller):
-            output = model.forward(x_batch, dropout, rng)   (b, k)
+            output = model.forward(x_batch, rng)            (b, k) training mode
             value, gradient = the loss and dL/doutput (b, k) (one softmax for cross-entropy)
             a non-finite loss stops the run (RunError naming epoch and step)
             model.backward(gradient)                        fills model.grads (P,)
             optimizer.step(model.params, model.grads, ...)  updates model.params (P,) in place
+            (diagnostics: gradient norms per layer; update ratios on sampled steps)
         train loss / accuracy come from the batch outputs (no second pass over the train split);
-        val loss / accuracy from one batched pass over the ``validation`` split, if there is one.
+        val loss / accuracy from one batched pass over the ``validation`` split, if there is one
+        (evaluation mode: running statistics, no dropout; dead/saturated units per activation).
         early stopping watches val_loss or val_accuracy and keeps the best weights
-        checkpoint: weights, optimiser state, generator state, epoch, history (atomic)
+        checkpoint: weights, running statistics, optimiser state, generator state, epoch, history
     restore the best weights (early stopping), delete the checkpoint
 
 Everything is cast to the model's dtype once, before the first epoch, and the batch buffers are
@@ -33,7 +35,7 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, SerializeAsAny, ValidationError,
-                      field_validator)
+                      field_validator, model_serializer, model_validator)
 from pydantic_core import PydanticCustomError
 
 from pipeline.artifacts import Dataset
@@ -41,7 +43,10 @@ from pipeline.errors import DataError, PluginError, RunError
 from pipeline.files import write_json, write_npz
 from pipeline.registry import default_registry, unknown_name_message
 from pipeline.spec import StageContext, StageSpec
-from plugins.mlp import activations, init as initializers, losses, optim, schedules
+from plugins.mlp import activations, init as initializers, layers as layer_plugins, losses, optim, \
+    schedules
+from plugins.mlp.diagnostics import LayerDiagnostics
+from plugins.mlp.layers import Layer
 from plugins.mlp.losses import as_one_hot, smooth_labels
 from plugins.mlp.model import MLP
 from plugins.mlp.optim import SGD, Optimizer
@@ -59,6 +64,7 @@ class Epoch:
     val_accuracy: float | None
     lr: float
     seconds: float
+    layers: list[dict[str, Any]] | None = None  # per-layer diagnostics (plugins/mlp/diagnostics.py)
 
 
 @dataclass
@@ -139,6 +145,20 @@ def _from_registry(group: str, what: str, base: type, check, value: Any, example
     return cls.model_validate(value)  # its errors keep their paths: optimizer.lr
 
 
+def _layer_at(index: int, entry: Any) -> Layer:
+    """``layers[index]`` as a ``Layer``; its problems reported at ``<index>.<field>`` (pydantic
+    prefixes ``layers``)."""
+    try:
+        return layer_plugins.resolve(entry)
+    except ValidationError as exc:  # the layer's own fields
+        problems = [{"type": _plugin_error(e["msg"]), "loc": (index, *e["loc"]), "input": e["input"]}
+                    for e in exc.errors()]
+    except (ValueError, PluginError) as exc:  # an unknown kind, fields on an activation
+        at = (index, "kind") if isinstance(entry, Mapping) and "kind" in entry else (index,)
+        problems = [{"type": _plugin_error(str(exc)), "loc": at, "input": entry}]
+    raise ValidationError.from_exception_data("layer", problems)
+
+
 class MLPTrain(StageSpec):
     """Train a multilayer perceptron on the ``train`` split (mini-batch, seeded, reproducible)."""
 
@@ -153,6 +173,12 @@ class MLPTrain(StageSpec):
     epochs: PositiveInt = 10
     dropout: float = Field(default=0.0, ge=0, lt=1,
                            description="Probability of dropping each hidden unit while training.")
+    layers: SerializeAsAny[list[Layer]] | None = Field(
+        default=None, description="The stack before the output layer, e.g. [{kind: dense, units: "
+                                  "256}, {kind: batch_norm}, relu]; instead of hidden, activation "
+                                  "and dropout (their short form).")
+    diagnostics: bool = Field(default=True, description="Record per-layer gradient and weight "
+                                                        "norms, update ratios and dead units.")
     label_smoothing: float = Field(default=0.0, ge=0, lt=1,
                                    description="Mix this much of the uniform distribution into "
                                                "the one-hot training targets.")
@@ -168,6 +194,32 @@ class MLPTrain(StageSpec):
     @classmethod
     def _activation_is_registered(cls, name: str) -> str:
         return _check_name("activations", "activation", name, activations.check)
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _layers_from_registry(cls, value: Any) -> Any:
+        """Each entry -> a ``Layer``; a problem is reported at ``layers.<i>[.<field>]``."""
+        if value is None:
+            return None
+        if not isinstance(value, (list, tuple)):
+            raise _plugin_error("expected a list such as [{kind: dense, units: 256}, relu]")
+        return [_layer_at(i, entry) for i, entry in enumerate(value)]
+
+    @model_validator(mode="after")
+    def _one_form_of_the_stack(self) -> "MLPTrain":
+        short = sorted({"hidden", "activation", "dropout"} & self.model_fields_set)
+        if self.layers is not None and short:
+            raise ValueError(f"give either layers or {', '.join(short)} (the short form of the "
+                             f"same stack), not both")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump_one_form(self, handler: Any) -> dict[str, Any]:
+        """Only the form the stack was given in (so a dump validates again)."""
+        data = handler(self)
+        for name in ("hidden", "activation", "dropout") if self.layers is not None else ("layers",):
+            data.pop(name, None)
+        return data
 
     @field_validator("loss")
     @classmethod
@@ -197,9 +249,11 @@ class MLPTrain(StageSpec):
         """The modules of the activation, loss, initializer, optimizer and schedule it uses by
         name: a third party's activation is part of what this stage computes."""
         registry = default_registry()
-        chosen = [("activations", self.activation), ("losses", self.loss),
-                  ("initializers", self.init), ("optimizers", self.optimizer.kind),
-                  ("schedules", self.schedule.kind)]
+        chosen = [("losses", self.loss), ("initializers", self.init),
+                  ("optimizers", self.optimizer.kind), ("schedules", self.schedule.kind)]
+        for layer in self.layers if self.layers is not None else [self.activation]:
+            kind = getattr(layer, "kind", layer)
+            chosen.append(("layers" if kind in registry.names("layers") else "activations", kind))
         return sorted({registry.entry(group, name).target.partition(":")[0]
                        for group, name in chosen})
 
@@ -235,8 +289,12 @@ class MLPTrain(StageSpec):
         # --- model, optimiser and the state a checkpoint carries -----------------------------
         seed = self.seed if self.seed is not None else context.seed
         rng = np.random.default_rng(seed)  # draws the initial weights, then orders and masks
-        model = MLP([d, *self.hidden, k], self.activation, self.loss, self.dtype,
-                    init=self.init, rng=rng, dropout=self.dropout)
+        if self.layers is not None:
+            model = MLP([d, k], loss=self.loss, dtype=self.dtype, init=self.init, rng=rng,
+                        layers=self.layers)
+        else:
+            model = MLP([d, *self.hidden, k], self.activation, self.loss, self.dtype,
+                        init=self.init, rng=rng, dropout=self.dropout)
         loss_fn, optimizer = model.loss_fn, self.optimizer
         state = optimizer.init_state(model.params)
         run = _RunState()
@@ -246,6 +304,8 @@ class MLPTrain(StageSpec):
 
         B = min(self.batch_size, n)
         n_batches = math.ceil(n / B)
+        _check_batch_rows(model, n, B)
+        diagnostics = LayerDiagnostics(model, n_batches) if self.diagnostics else None
         xb_buffer = np.empty((B, d), dtype=dtype)  # (B, d) batch rows gathered here
         yb_buffer = np.empty((B, k), dtype=dtype)  # (B, k)
         progress = context.progress
@@ -258,6 +318,8 @@ class MLPTrain(StageSpec):
             lr = float(self.schedule.lr(epoch, optimizer.lr, self.epochs, run.history.epochs))
             order = rng.permutation(n) if self.shuffle else np.arange(n)  # (n,)
             loss_sum, correct = 0.0, 0
+            if diagnostics is not None:
+                diagnostics.begin_epoch()
             progress.begin(f"epoch {epoch}/{self.epochs}", total=n_batches)
             try:  # overflow ends as a non-finite loss, reported with epoch and step: no warnings
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -277,7 +339,11 @@ class MLPTrain(StageSpec):
                                 f"learning rate, gradient clipping (optimizer.clip_norm) or "
                                 f"standardized inputs")
                         model.backward(output_grad)  # (b, k) in; fills model.grads (P,)
+                        if diagnostics is not None:
+                            diagnostics.after_backward(step)
                         optimizer.step(model.params, model.grads, state, lr)  # model.params (P,)
+                        if diagnostics is not None:
+                            diagnostics.after_update()
                         loss_sum += batch_loss * b
                         correct += int(np.count_nonzero(output.argmax(axis=1) == labels[rows]))
                         progress.advance(1, loss=batch_loss, samples=b)
@@ -289,9 +355,11 @@ class MLPTrain(StageSpec):
 
             record = Epoch(epoch, loss_sum / n, correct / n, None, None, lr, 0.0)
             if validation is not None:
-                output = model.output(x_val)  # (n_val, k)
+                output = model.output(x_val, watch=diagnostics and diagnostics.watch)  # (n_val, k)
                 record.val_loss = loss_fn.value(output, y_val)
                 record.val_accuracy = float(np.mean(output.argmax(axis=1) == labels_val))
+            if diagnostics is not None:
+                record.layers = diagnostics.record()
             record.seconds = time.perf_counter() - started
             run.history.epochs.append(record)
             run.epoch = epoch
@@ -306,7 +374,8 @@ class MLPTrain(StageSpec):
 
         if self.early_stopping is not None and self.early_stopping.restore_best \
                 and run.best_params is not None:
-            model.params[...] = run.best_params  # the best epoch's weights
+            model.params[...] = run.best_params  # the best epoch's weights and statistics
+            model.stats[...] = run.best_stats
         if checkpoint is not None:
             checkpoint.remove()  # the stage's result is complete; the stage cache keeps it
         return {"model": model, "history": run.history}
@@ -323,12 +392,14 @@ class _RunState:
     bad_epochs: int = 0
     stopped: bool = False
     best_params: np.ndarray | None = None
+    best_stats: np.ndarray | None = None
 
     def watch(self, rule: EarlyStopping, record: Epoch, model: MLP) -> None:
         value = getattr(record, rule.monitor)
         if rule.improved(value, self.best):
             self.best, self.best_epoch, self.bad_epochs = value, record.epoch, 0
             self.best_params = model.params.copy()  # (P,)
+            self.best_stats = model.stats.copy()  # (S,)
         else:
             self.bad_epochs += 1
             self.stopped = self.bad_epochs > rule.patience
@@ -351,11 +422,11 @@ class Checkpoint:
                 "epoch": run.epoch, "history": run.history.to_json(),
                 "best": run.best, "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs,
                 "stopped": run.stopped, "rng": rng.bit_generator.state}
-        arrays = {"params": model.params, "meta": np.array(json.dumps(meta))}
+        arrays = {"params": model.params, "stats": model.stats, "meta": np.array(json.dumps(meta))}
         arrays.update({f"state.{name}": np.asarray(value) for name, value in state.items()
                        if not name.startswith("_")})  # "_name": a work buffer
         if run.best_params is not None:
-            arrays["best_params"] = run.best_params
+            arrays["best_params"], arrays["best_stats"] = run.best_params, run.best_stats
         write_npz(self.path, arrays)
 
     def load(self, model: MLP, state: dict, rng: np.random.Generator, run: _RunState,
@@ -370,10 +441,13 @@ class Checkpoint:
                         or npz["params"].shape != model.params.shape:
                     return False  # another configuration's: start afresh (it is overwritten)
                 model.params[...] = npz["params"]
+                model.stats[...] = npz["stats"]
                 for name, value in state.items():
                     if not name.startswith("_"):
                         value[...] = npz[f"state.{name}"]
-                run.best_params = npz["best_params"].copy() if "best_params" in npz.files else None
+                if "best_params" in npz.files:
+                    run.best_params = npz["best_params"].copy()
+                    run.best_stats = npz["best_stats"].copy()
         except (OSError, ValueError, KeyError) as exc:
             raise DataError(f"{self.path}: unreadable checkpoint ({exc}); delete it to start "
                             f"afresh") from exc
@@ -385,6 +459,18 @@ class Checkpoint:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _check_batch_rows(model: MLP, n: int, batch: int) -> None:
+    """A ``DataError`` when a layer needs more rows per training batch than a batch (the last,
+    partial one included) has: batch norm's unbiased variance needs 2."""
+    need = max(getattr(layer, "min_rows", 1) for layer in model.layers)
+    smallest = n % batch or batch
+    if smallest < need:
+        kinds = sorted({l.kind for l in model.layers if getattr(l, "min_rows", 1) == need})
+        raise DataError(f"{', '.join(kinds)} needs at least {need} rows per training batch, but "
+                        f"{n} training rows in batches of {batch} leave a last batch of "
+                        f"{smallest}; change batch_size")
 
 
 def _n_classes(data: Dataset) -> int:

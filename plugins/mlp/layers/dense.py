@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, field_validator
+
+from pipeline.registry import default_registry, unknown_name_message
 
 from plugins.mlp.layers.base import Arrays, Initializer, Layer, Pass, Shapes
 
@@ -24,6 +26,14 @@ class Dense(Layer):
     units: PositiveInt = Field(description="Output features.")
     initializer: str | None = Field(default=None, description="This layer's initializer (a "
                                     "registered name; default: the stage's init).")
+
+    @field_validator("initializer")
+    @classmethod
+    def _registered(cls, name: str | None) -> str | None:
+        names = default_registry().names("initializers")
+        if name is not None and name not in names:
+            raise ValueError(unknown_name_message("initializer", name, names))
+        return name
 
     @classmethod
     def example(cls) -> "Dense":

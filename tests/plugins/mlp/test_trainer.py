@@ -180,7 +180,7 @@ def test_history_and_progress(tmp_path):
     saved = json.loads((tmp_path / "history.json").read_text())
     assert [row["epoch"] for row in saved] == [1, 2, 3]
     assert set(saved[0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                             "lr", "seconds"}
+                             "lr", "seconds", "layers"}
     assert saved[0]["lr"] == 0.1 and saved[0]["seconds"] > 0
     assert all(0 <= row["train_accuracy"] <= 1 and 0 <= row["val_accuracy"] <= 1 for row in saved)
 
