@@ -23,9 +23,16 @@ MNIST = Path(__file__).resolve().parent.parent / "plugins" / "data" / "mnist-10k
 NNPIPE = [sys.executable, "-c", "from pipeline.cli import app; app()"]
 
 
+#: A stack with batch norm (running statistics saved, checkpointed and used in evaluation),
+#: layer norm and dropout, in place of ``hidden`` and ``dropout``.
+STACK = ("layers: [{kind: dense, units: 32}, {kind: batch_norm}, relu, {kind: dropout, p: 0.1}, "
+         "{kind: dense, units: 16}, {kind: layer_norm}, tanh]")
+
+
 def pipeline_file(tmp_path: Path, epochs: int, hidden: str = "[32]", batch: int = 64,
-                  normalize: str = "standardize") -> Path:
+                  normalize: str = "standardize", stack: str | None = None) -> Path:
     path = tmp_path / "tiny.yaml"
+    network = stack or f"hidden: {hidden}\n            dropout: 0.1"
     path.write_text(textwrap.dedent(f"""\
         name: tiny
         seed: 3
@@ -39,9 +46,8 @@ def pipeline_file(tmp_path: Path, epochs: int, hidden: str = "[32]", batch: int 
           - kind: one_hot
             classes: 10
           - kind: mlp_train
-            hidden: {hidden}
+            {network}
             optimizer: {{kind: adam, lr: 0.002}}
-            dropout: 0.1
             batch_size: {batch}
             epochs: {epochs}
           - kind: evaluate
@@ -52,11 +58,12 @@ def pipeline_file(tmp_path: Path, epochs: int, hidden: str = "[32]", batch: int 
 
 # --- predict -----------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def saved_run(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=[None, STACK], ids=["hidden", "batch-norm-stack"])
+def saved_run(tmp_path_factory, request) -> Path:
     tmp = tmp_path_factory.mktemp("predict")
     out = tmp / "run"
-    result = CliRunner().invoke(app, ["run", str(pipeline_file(tmp, epochs=1)), "--out", str(out),
+    pipeline = pipeline_file(tmp, epochs=1, stack=request.param)
+    result = CliRunner().invoke(app, ["run", str(pipeline), "--out", str(out),
                                       "--quiet", "--cache-dir", str(tmp / "cache")])
     assert result.exit_code == 0, result.output
     return out
@@ -123,9 +130,10 @@ def checkpoint_epoch(cache: Path) -> int:
     return 0
 
 
-def test_a_run_killed_after_epoch_k_resumes_to_identical_weights(tmp_path):
+@pytest.mark.parametrize("stack", [None, STACK], ids=["hidden", "batch-norm-stack"])
+def test_a_run_killed_after_epoch_k_resumes_to_identical_weights(tmp_path, stack):
     epochs, k = 4, 2
-    pipeline = pipeline_file(tmp_path, epochs=epochs, hidden="[128]", batch=32)
+    pipeline = pipeline_file(tmp_path, epochs=epochs, hidden="[128]", batch=32, stack=stack)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
 
     reference = tmp_path / "reference"
@@ -151,12 +159,14 @@ def test_a_run_killed_after_epoch_k_resumes_to_identical_weights(tmp_path):
     assert f"resuming from the checkpoint of epoch {killed_at}" in rerun.stdout + rerun.stderr
     with np.load(reference / "model.npz") as a, np.load(tmp_path / "resumed" / "model.npz") as b:
         assert a.files == b.files
+        assert stack is None or "batch_norm0.running_var" in a.files
         for name in a.files:
             assert np.array_equal(a[name], b[name]), name
     assert checkpoint_epoch(cache) == 0  # the checkpoint is removed once the stage completes
     history = json.loads((tmp_path / "resumed" / "history.json").read_text())
     reference_history = json.loads((reference / "history.json").read_text())
     assert [e["val_loss"] for e in history] == [e["val_loss"] for e in reference_history]
+    assert [e["layers"] for e in history] == [e["layers"] for e in reference_history]
 
 
 def test_a_nan_loss_stops_the_run_and_writes_no_run_directory(tmp_path):

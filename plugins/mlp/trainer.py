@@ -145,18 +145,22 @@ def _from_registry(group: str, what: str, base: type, check, value: Any, example
     return cls.model_validate(value)  # its errors keep their paths: optimizer.lr
 
 
-def _layer_at(index: int, entry: Any) -> Layer:
-    """``layers[index]`` as a ``Layer``; its problems reported at ``<index>.<field>`` (pydantic
-    prefixes ``layers``)."""
-    try:
-        return layer_plugins.resolve(entry)
-    except ValidationError as exc:  # the layer's own fields
-        problems = [{"type": _plugin_error(e["msg"]), "loc": (index, *e["loc"]), "input": e["input"]}
-                    for e in exc.errors()]
-    except (ValueError, PluginError) as exc:  # an unknown kind, fields on an activation
-        at = (index, "kind") if isinstance(entry, Mapping) and "kind" in entry else (index,)
-        problems = [{"type": _plugin_error(str(exc)), "loc": at, "input": entry}]
-    raise ValidationError.from_exception_data("layer", problems)
+def _layers(entries: list[Any]) -> list[Layer]:
+    """Each entry as a ``Layer``; every problem of every entry reported at once, at
+    ``<index>[.<field>]`` (pydantic prefixes ``layers``)."""
+    resolved, problems = [], []
+    for index, entry in enumerate(entries):
+        try:
+            resolved.append(layer_plugins.resolve(entry))
+        except ValidationError as exc:  # the layer's own fields
+            problems += [{"type": _plugin_error(e["msg"]), "loc": (index, *e["loc"]),
+                          "input": e["input"]} for e in exc.errors()]
+        except (ValueError, PluginError) as exc:  # an unknown kind, fields on an activation
+            at = (index, "kind") if isinstance(entry, Mapping) and "kind" in entry else (index,)
+            problems.append({"type": _plugin_error(str(exc)), "loc": at, "input": entry})
+    if problems:
+        raise ValidationError.from_exception_data("layers", problems)
+    return resolved
 
 
 class MLPTrain(StageSpec):
@@ -203,7 +207,7 @@ class MLPTrain(StageSpec):
             return None
         if not isinstance(value, (list, tuple)):
             raise _plugin_error("expected a list such as [{kind: dense, units: 256}, relu]")
-        return [_layer_at(i, entry) for i, entry in enumerate(value)]
+        return _layers(list(value))
 
     @model_validator(mode="after")
     def _one_form_of_the_stack(self) -> "MLPTrain":
