@@ -458,6 +458,13 @@ def _optimizer_type(obj: Any) -> str | None:
     return f"expected an optimizer class with init_state and step, got {obj!r}"
 
 
+def _layer_type(obj: Any) -> str | None:
+    if isinstance(obj, type) and not _has(obj, "shapes", "forward", "backward", "plugin_check"):
+        return None
+    return (f"expected a layer class with shapes, forward, backward and plugin_check (subclass "
+            f"plugins.mlp.layers.Layer), got {obj!r}")
+
+
 def _callable(obj: Any) -> str | None:
     return None if callable(obj) else f"expected a function, got {type(obj).__name__}"
 
@@ -469,6 +476,7 @@ TYPE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "losses": _methods("a loss", "value", "gradient"),
     "optimizers": _optimizer_type,
     "initializers": _callable,
+    "layers": _layer_type,
 }
 
 #: Short group name -> the full check ``nnpipe plugins --check`` runs on a loaded object.

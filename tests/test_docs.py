@@ -8,6 +8,7 @@ import types
 from pathlib import Path
 
 from pipeline.testing import check_activation, check_initializer, check_optimizer
+from plugins.mlp.layers.gradcheck import check_layer
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 
@@ -32,6 +33,7 @@ def test_the_guides_plugins_pass_their_checks():
     check_optimizer(examples["SignSGD"])
     check_initializer(examples["orthogonal"])
     check_initializer(examples["orthogonal"], fan_in=3, fan_out=5)
+    check_layer(examples["GaussianNoise"])
 
 
 def test_the_readme_links_the_guide():

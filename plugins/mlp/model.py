@@ -128,7 +128,7 @@ class MLP:
         self._first_trained = next((i for i, sh in enumerate(self.shapes) if sh.params), 0)
         self._cache: list[Any] | None = None  # set by forward, read by backward
         self._passes: list[Pass] = []
-        self._work: dict[int, list[dict[str, np.ndarray]]] = {}  # batch size -> per-layer buffers
+        self._work: dict[int, list[Pass]] = {}  # batch size -> each layer's Pass and buffers
 
     def _views(self, flat: np.ndarray, kind: str) -> list[dict[str, np.ndarray]]:
         """Cut ``flat`` into per-layer dicts of views, in stack order, names in declared order."""
@@ -179,12 +179,15 @@ class MLP:
     def _training_passes(self, n: int, rng: np.random.Generator | None) -> list[Pass]:
         """One ``Pass`` per layer, with work buffers allocated once per batch size (training
         sees at most two: the batch size and the last, partial batch)."""
-        work = self._work.get(n)
-        if work is None:
+        passes = self._work.get(n)
+        if passes is None:
             if len(self._work) >= 4:
                 self._work.clear()
-            work = self._work[n] = [{} for _ in self.layers]
-        return [Pass(True, rng, work[i], i > self._first_trained) for i in range(len(self.layers))]
+            passes = self._work[n] = [Pass(True, None, {}, i > self._first_trained)
+                                      for i in range(len(self.layers))]
+        for ctx in passes:
+            ctx.rng = rng
+        return passes
 
     def forward(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """The raw output (n, k) for a batch ``x`` (n, d) in training mode (batch statistics,

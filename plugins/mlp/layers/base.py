@@ -65,21 +65,23 @@ class Pass:
 
     def buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """An uninitialised (shape) array, the same one at every step of a training run."""
-        return self._array(name, shape, np.dtype(dtype), None)
+        work = self.work
+        if work is None:
+            return np.empty(shape, dtype)
+        array = work.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = work[name] = np.empty(shape, dtype)
+        return array
 
     def ones(self, n: int, dtype: np.dtype) -> np.ndarray:
         """(n,) ones: a sum over the batch as ``ones @ x``, one BLAS call (3-5x faster than
         ``np.sum(x, axis=0)`` for a batch of 128, a row-by-row reduction)."""
-        return self._array("ones", (n,), np.dtype(dtype), 1)
-
-    def _array(self, name: str, shape: tuple[int, ...], dtype: np.dtype, fill: float | None) -> np.ndarray:
-        array = None if self.work is None else self.work.get(name)
-        if array is None or array.shape != shape or array.dtype != dtype:
-            array = np.empty(shape, dtype)
-            if fill is not None:
-                array.fill(fill)
-            if self.work is not None:
-                self.work[name] = array
+        work = self.work
+        array = None if work is None else work.get("ones")
+        if array is None or array.shape != (n,) or array.dtype != dtype:
+            array = np.ones(n, dtype)
+            if work is not None:
+                work["ones"] = array
         return array
 
 
