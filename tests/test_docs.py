@@ -39,3 +39,18 @@ def test_the_guides_plugins_pass_their_checks():
 def test_the_readme_links_the_guide():
     readme = (GUIDE.parent.parent / "README.md").read_text()
     assert "(docs/plugins.md)" in readme
+
+
+def test_the_readmes_layer_stack_is_the_one_examples_layers_trains():
+    import yaml
+
+    from plugins.mlp.trainer import MLPTrain
+
+    readme = (GUIDE.parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if "layers:" in b)
+    spec = MLPTrain.model_validate(yaml.safe_load(block)[0])
+    example = yaml.safe_load((GUIDE.parent.parent / "examples" / "layers.yaml").read_text())
+    trained = next(s for s in example["stages"] if s["kind"] == "mlp_train")
+    assert spec.layers == MLPTrain.model_validate(trained).layers
+    assert [layer.kind for layer in spec.layers] == ["dense", "batch_norm", "relu", "dropout",
+                                                     "dense", "layer_norm", "gelu"]

@@ -154,6 +154,23 @@ class MLP:
             except ValueError as exc:
                 raise ValueError(f"layer {layer.label()}, initializer {init!r}: {exc}") from None
 
+    def parameter_groups(self) -> dict[str, tuple[str, slice]]:
+        """Where each parameter array lives in the flat vector: its model.npz name -> (kind,
+        slice of ``params``), in layout order, e.g. ``{"dense0.W": ("weight", slice(0, 3136)),
+        "dense0.b": ("bias", slice(3136, 3140)), "batch_norm0.gamma": ("bias", ...)}``. Kinds:
+        ``weight`` (what a layer's ``Shapes.weights`` names) and ``bias`` (everything else)."""
+        groups, offset, names = {}, 0, iter(name for name, _ in self.array_names())
+        for shapes in self.shapes:
+            for param, shape in shapes.params.items():
+                name = next(names)
+                size = int(np.prod(shape))
+                kind = "weight" if param in shapes.weights else "bias"
+                groups[name] = (kind, slice(offset, offset + size))
+                offset += size
+            for _ in shapes.state:
+                next(names)
+        return groups
+
     def param_slices(self) -> list[tuple[int, slice]]:
         """(layer index, its slice of ``params``) for every layer with parameters."""
         slices, offset = [], 0

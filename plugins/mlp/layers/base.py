@@ -4,10 +4,11 @@ A layer is a pydantic model (the pipeline file configures it: ``{kind: dropout, 
 three methods, read like the course assignments' ``layers.py`` (forward and backward side by side,
 a cache of what backward needs):
 
-    shapes(fan_in) -> Shapes(width, params, state)
+    shapes(fan_in) -> Shapes(width, params, state, weights)
         the output width for an input of ``fan_in`` features, the trainable arrays it needs
-        (name -> shape, in the order they lie in the flat parameter vector) and its
-        non-trainable state (name -> shape; running statistics, saved in model.npz)
+        (name -> shape, in the order they lie in the flat parameter vector), its
+        non-trainable state (name -> shape; running statistics, saved in model.npz) and which
+        params are weights (L1 and weight decay without ``decay_biases`` act on those only)
     init(params, state, rng, initializer)
         fill its parameter and state views (default: leave them at zero)
     forward(x, params, state, ctx) -> (y, cache)
@@ -45,6 +46,9 @@ class Shapes:
     width: int  # output features
     params: dict[str, tuple[int, ...]] = field(default_factory=dict)  # trainable, in order
     state: dict[str, tuple[int, ...]] = field(default_factory=dict)  # saved, not trained
+    #: the params that are weights (a dense layer's W): L1, and weight decay with
+    #: ``decay_biases: false``, act on these only, not on biases, scales and shifts
+    weights: tuple[str, ...] = ()
 
 
 @dataclass

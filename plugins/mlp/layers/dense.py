@@ -40,7 +40,7 @@ class Dense(Layer):
         return cls(units=3)
 
     def shapes(self, fan_in: int) -> Shapes:
-        return Shapes(self.units, {"W": (fan_in, self.units), "b": (self.units,)})
+        return Shapes(self.units, {"W": (fan_in, self.units), "b": (self.units,)}, weights=("W",))
 
     def init(self, params: Arrays, state: Arrays, rng: np.random.Generator,
              initializer: Initializer) -> None:

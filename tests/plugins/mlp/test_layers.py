@@ -205,3 +205,17 @@ def test_batch_norm_model_save_load_and_evaluation_mode(tmp_path):
     np.testing.assert_allclose(model.output(x[:1])[0], model.output(x)[0], rtol=1e-6)
     with np.load(tmp_path / "model.npz") as npz:
         assert "batch_norm1.running_mean" in npz.files and "dense2.W" in npz.files
+
+
+def test_parameter_groups_mark_the_dense_weights_only():
+    model = MLP([4, 3], layers=STACKS["bn_relu"], rng=0)
+    groups = model.parameter_groups()
+    assert list(groups) == ["dense0.W", "dense0.b", "batch_norm0.gamma", "batch_norm0.beta",
+                            "dense1.W", "dense1.b", "batch_norm1.gamma", "batch_norm1.beta",
+                            "dense2.W", "dense2.b"]
+    assert [kind for kind, _ in groups.values()].count("weight") == 3
+    for name, (kind, part) in groups.items():  # each slice is exactly that array's view
+        view = dict(model.array_names())[name]
+        assert np.shares_memory(model.params[part], view) and model.params[part].size == view.size
+        assert (kind == "weight") == name.endswith(".W")
+    assert sum(p.stop - p.start for _, p in groups.values()) == model.params.size
