@@ -98,3 +98,21 @@ class LayerDiagnostics:
             what = "saturated" if getattr(layers[i].activation, "saturates", False) else "dead"
             entries.append({"layer": i, "kind": layers[i].kind, what: float(np.mean(off))})
         return sorted(entries, key=lambda e: e["layer"])
+
+
+class NoDiagnostics:
+    """``diagnostics: false``: the same hooks, doing nothing."""
+
+    watch = None  # MLP.output watches nothing
+
+    def begin_epoch(self) -> None:
+        pass
+
+    def after_backward(self, step: int) -> None:
+        pass
+
+    def after_update(self) -> None:
+        pass
+
+    def record(self) -> None:
+        return None

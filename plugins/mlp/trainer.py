@@ -45,7 +45,7 @@ from pipeline.registry import default_registry, unknown_name_message
 from pipeline.spec import StageContext, StageSpec
 from plugins.mlp import activations, init as initializers, layers as layer_plugins, losses, optim, \
     schedules
-from plugins.mlp.diagnostics import LayerDiagnostics
+from plugins.mlp.diagnostics import LayerDiagnostics, NoDiagnostics
 from plugins.mlp.layers import Layer
 from plugins.mlp.losses import as_one_hot, smooth_labels
 from plugins.mlp.model import MLP
@@ -261,6 +261,14 @@ class MLPTrain(StageSpec):
         return sorted({registry.entry(group, name).target.partition(":")[0]
                        for group, name in chosen})
 
+    def _model(self, d: int, k: int, rng: np.random.Generator) -> MLP:
+        """The network for ``d`` input features and ``k`` classes, its weights drawn from ``rng``."""
+        if self.layers is not None:
+            return MLP([d, k], loss=self.loss, dtype=self.dtype, init=self.init, rng=rng,
+                       layers=self.layers)
+        return MLP([d, *self.hidden, k], self.activation, self.loss, self.dtype, init=self.init,
+                   rng=rng, dropout=self.dropout)
+
     def run(self, inputs: Mapping[str, Any], context: StageContext) -> dict[str, Any]:
         data: Dataset = inputs["data"]
         dtype = np.dtype(self.dtype)
@@ -293,12 +301,7 @@ class MLPTrain(StageSpec):
         # --- model, optimiser and the state a checkpoint carries -----------------------------
         seed = self.seed if self.seed is not None else context.seed
         rng = np.random.default_rng(seed)  # draws the initial weights, then orders and masks
-        if self.layers is not None:
-            model = MLP([d, k], loss=self.loss, dtype=self.dtype, init=self.init, rng=rng,
-                        layers=self.layers)
-        else:
-            model = MLP([d, *self.hidden, k], self.activation, self.loss, self.dtype,
-                        init=self.init, rng=rng, dropout=self.dropout)
+        model = self._model(d, k, rng)
         loss_fn, optimizer = model.loss_fn, self.optimizer
         state = optimizer.init_state(model.params)
         run = _RunState()
@@ -309,7 +312,7 @@ class MLPTrain(StageSpec):
         B = min(self.batch_size, n)
         n_batches = math.ceil(n / B)
         _check_batch_rows(model, n, B)
-        diagnostics = LayerDiagnostics(model, n_batches) if self.diagnostics else None
+        diagnostics = LayerDiagnostics(model, n_batches) if self.diagnostics else NoDiagnostics()
         xb_buffer = np.empty((B, d), dtype=dtype)  # (B, d) batch rows gathered here
         yb_buffer = np.empty((B, k), dtype=dtype)  # (B, k)
         progress = context.progress
@@ -322,8 +325,7 @@ class MLPTrain(StageSpec):
             lr = float(self.schedule.lr(epoch, optimizer.lr, self.epochs, run.history.epochs))
             order = rng.permutation(n) if self.shuffle else np.arange(n)  # (n,)
             loss_sum, correct = 0.0, 0
-            if diagnostics is not None:
-                diagnostics.begin_epoch()
+            diagnostics.begin_epoch()
             progress.begin(f"epoch {epoch}/{self.epochs}", total=n_batches)
             try:  # overflow ends as a non-finite loss, reported with epoch and step: no warnings
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -343,11 +345,9 @@ class MLPTrain(StageSpec):
                                 f"learning rate, gradient clipping (optimizer.clip_norm) or "
                                 f"standardized inputs")
                         model.backward(output_grad)  # (b, k) in; fills model.grads (P,)
-                        if diagnostics is not None:
-                            diagnostics.after_backward(step)
+                        diagnostics.after_backward(step)
                         optimizer.step(model.params, model.grads, state, lr)  # model.params (P,)
-                        if diagnostics is not None:
-                            diagnostics.after_update()
+                        diagnostics.after_update()
                         loss_sum += batch_loss * b
                         correct += int(np.count_nonzero(output.argmax(axis=1) == labels[rows]))
                         progress.advance(1, loss=batch_loss, samples=b)
@@ -359,11 +359,10 @@ class MLPTrain(StageSpec):
 
             record = Epoch(epoch, loss_sum / n, correct / n, None, None, lr, 0.0)
             if validation is not None:
-                output = model.output(x_val, watch=diagnostics and diagnostics.watch)  # (n_val, k)
+                output = model.output(x_val, watch=diagnostics.watch)  # (n_val, k)
                 record.val_loss = loss_fn.value(output, y_val)
                 record.val_accuracy = float(np.mean(output.argmax(axis=1) == labels_val))
-            if diagnostics is not None:
-                record.layers = diagnostics.record()
+            record.layers = diagnostics.record()
             record.seconds = time.perf_counter() - started
             run.history.epochs.append(record)
             run.epoch = epoch

@@ -149,13 +149,18 @@ def test_a_third_party_stage_is_validated_and_in_the_schema(tmp_path, third_part
     assert schema["$defs"]["Echo"]["properties"]["kind"]["const"] == "echo"
 
 
-def test_plugins_check_catches_a_wrong_derivative(tmp_path, third_party):
-    third_party("nnpipe-softplus", "0.1", {"nnpipe.activations": {"softplus_bad": "sp_mod:softplus"}},
-                {"sp_mod.py": WRONG_ACTIVATION})
+def failed_check(name: str) -> tuple[list[str], int]:
+    """``nnpipe plugins --check``'s lines (it must exit 1) and the index of ``name``'s line."""
     result = runner.invoke(app, ["plugins", "--check"])
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    at = next(i for i, l in enumerate(lines) if "softplus_bad" in l)
+    return lines, next(i for i, l in enumerate(lines) if name in l)
+
+
+def test_plugins_check_catches_a_wrong_derivative(tmp_path, third_party):
+    third_party("nnpipe-softplus", "0.1", {"nnpipe.activations": {"softplus_bad": "sp_mod:softplus"}},
+                {"sp_mod.py": WRONG_ACTIVATION})
+    lines, at = failed_check("softplus_bad")
     assert lines[at].split()[:3] == ["FAIL", "softplus_bad", "nnpipe-softplus"]
     assert "relative error" in lines[at + 1] and "worst at element" in lines[at + 1]
     assert any(l.split()[:2] == ["PASS", "relu"] for l in lines)
@@ -223,10 +228,7 @@ def test_plugins_check_catches_a_wrong_layer_gradient_and_a_non_layer(tmp_path, 
     third_party("nnpipe-scale", "0.1", {"nnpipe.layers": {"scale_bad": "scale_mod:Scale",
                                                           "not_a_layer": "scale_mod:NotALayer"}},
                 {"scale_mod.py": WRONG_LAYER})
-    result = runner.invoke(app, ["plugins", "--check"])
-    assert result.exit_code == 1
-    lines = result.output.splitlines()
-    at = next(i for i, l in enumerate(lines) if "scale_bad" in l)
+    lines, at = failed_check("scale_bad")
     assert lines[at].split()[:3] == ["FAIL", "scale_bad", "nnpipe-scale"]
     assert "backward: dL/ds: relative error" in lines[at + 1]
     at = next(i for i, l in enumerate(lines) if "not_a_layer" in l)
