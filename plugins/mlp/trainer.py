@@ -31,11 +31,11 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import numpy as np
 from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, SerializeAsAny, ValidationError,
-                      field_validator, model_serializer, model_validator)
+                      WithJsonSchema, field_validator, model_serializer, model_validator)
 from pydantic_core import PydanticCustomError
 
 from pipeline.artifacts import Dataset
@@ -163,6 +163,13 @@ def _layers(entries: list[Any]) -> list[Layer]:
     return resolved
 
 
+#: What an editor may check of a ``layers:`` list (each kind's own fields are checked on load).
+_LAYERS_SCHEMA = {"anyOf": [{"type": "null"}, {"type": "array", "items": {"anyOf": [
+    {"type": "string", "description": "an activation's name, e.g. relu"},
+    {"type": "object", "required": ["kind"], "properties": {"kind": {"type": "string"}},
+     "description": "a registered layer, e.g. {kind: dense, units: 256}"}]}}]}
+
+
 class MLPTrain(StageSpec):
     """Train a multilayer perceptron on the ``train`` split (mini-batch, seeded, reproducible)."""
 
@@ -177,7 +184,7 @@ class MLPTrain(StageSpec):
     epochs: PositiveInt = 10
     dropout: float = Field(default=0.0, ge=0, lt=1,
                            description="Probability of dropping each hidden unit while training.")
-    layers: SerializeAsAny[list[Layer]] | None = Field(
+    layers: Annotated[SerializeAsAny[list[Layer]] | None, WithJsonSchema(_LAYERS_SCHEMA)] = Field(
         default=None, description="The stack before the output layer, e.g. [{kind: dense, units: "
                                   "256}, {kind: batch_norm}, relu]; instead of hidden, activation "
                                   "and dropout (their short form).")
