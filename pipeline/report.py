@@ -16,6 +16,8 @@ from typing import Any, Optional
 import typer
 
 from pipeline.files import write_text
+from pipeline.leftovers import remove_abandoned
+from pipeline.outputs import REPORT, REPORT_SIGNATURE, checked_out
 from pipeline.runs import METRIC_KEYS, RunInfo, load_run, show
 
 STYLE = """
@@ -67,7 +69,7 @@ def render(run: RunInfo) -> str:
     settings_text = settings.read_text() if settings.is_file() else "(no pipeline.yaml)"
     title = f"nnpipe run {run.name}"
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<html lang="en"><head><meta charset="utf-8">{REPORT_SIGNATURE.decode()}<title>{escape(title)}</title>
 <style>{STYLE}</style></head><body>
 <h1>{escape(title)}</h1>
 {_table(["", ""], overview)}
@@ -92,6 +94,7 @@ def command(
 ) -> None:
     """Write one self-contained HTML page of a run: settings, metrics, plots."""
     info = load_run(run)
-    target = out if out is not None else info.path / "report.html"
+    target = checked_out(out, REPORT, lambda: info.path / "report.html")
+    remove_abandoned(target.parent)  # what a killed report left beside it
     write_text(target, render(info))
     typer.echo(f"report written to {target}")

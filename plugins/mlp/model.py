@@ -26,13 +26,14 @@ Nothing below the first layer with parameters is backpropagated (dL/dx is never 
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 import pipeline
-from pipeline.errors import DataError
+from pipeline.errors import DataError, PluginError
 from pipeline.files import write_json, write_npz
 from pipeline.registry import default_registry
 from plugins.mlp import activations, init as initializers, losses
@@ -59,6 +60,22 @@ def lookup(group: str, value: Any, check: Callable[[Any], str | None]) -> Any:
 
 #: (i, layer, input (n, fan_in), output (n, width)) for every layer of an evaluation pass.
 Watch = Callable[[int, Layer, np.ndarray, np.ndarray], None]
+
+
+def _weights(path: Path, npz, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Array ``name`` of an opened ``model.npz``: present, real numbers of ``shape``, all finite."""
+    if name not in npz.files:
+        raise DataError(f"{path}: no array {name} (model.json describes it)")
+    array = npz[name]
+    if array.shape != shape:
+        raise DataError(f"{path}: {name} has shape {array.shape}; model.json implies {shape}")
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise DataError(f"{path}: {name} holds {array.dtype} values, not real numbers")
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise DataError(f"{path}: {name} has {bad} NaN or infinite weight(s); the model cannot "
+                        f"predict")
+    return array
 
 
 class MLP:
@@ -296,43 +313,68 @@ class MLP:
     @classmethod
     def load(cls, directory: Path | str) -> "MLP":
         """The model saved in ``directory``; layers, activation and loss are looked up by name in
-        the registry. Raises ``DataError`` for missing or inconsistent files."""
+        the registry.
+
+        Raises:
+            DataError: naming the file, when ``model.json`` or ``model.npz`` is missing, is not
+                what ``save`` writes, or the two do not match (arrays missing, extra or of another
+                shape), or a weight or statistic is NaN or infinite.
+        """
         directory = Path(directory)
-        try:
-            meta = json.loads((directory / "model.json").read_text())
-            sizes = meta["sizes"]
-            if "layers" in meta:  # format /2
-                model = cls([sizes[0], sizes[-1]], loss=meta["loss"], dtype=meta["dtype"],
-                            init=None, layers=meta["layers"])
-            else:  # format /1: dense layers with one activation, arrays W0, b0, W1, ...
-                model = cls(sizes, meta["activation"], meta["loss"], meta["dtype"], init=None)
-        except FileNotFoundError:
-            raise DataError(f"{directory}: no model.json here (not a saved model?)") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{directory / 'model.json'}: not a valid model description: {exc}") from exc
-        model._read_arrays(directory / "model.npz", legacy="layers" not in meta)
+        model, legacy = cls._from_description(directory / "model.json")
+        model._read_arrays(directory / "model.npz", legacy)
         return model
 
-    def _read_arrays(self, path: Path, legacy: bool) -> None:
-        """Fill every parameter and state view from ``path``, checking names and shapes."""
+    def _read_arrays(self, npz_path: Path, legacy: bool) -> None:
+        """Fill every parameter and state view from ``npz_path``: no array missing or extra,
+        each of its view's shape, all finite."""
         named = self.array_names()
         if legacy:  # /1 named the dense layers' arrays W0, b0, ... (they are all there was)
             named = [(f"{name.split('.')[1]}{name.split('.')[0][len('dense'):]}", view)
                      for name, view in named]
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with np.load(npz_path, allow_pickle=False) as npz:
+                extra = sorted(set(npz.files) - {name for name, _ in named})
+                if extra:
+                    raise DataError(f"{npz_path}: arrays {', '.join(extra)} that model.json "
+                                    f"({self.sizes[0]} -> {', '.join(l.label() for l in self.layers)}) "
+                                    f"has no layer for")
                 for name, view in named:
-                    if name not in npz.files:
-                        raise DataError(f"{path}: no array {name}")
-                    array = npz[name]
-                    if array.shape != view.shape:
-                        raise DataError(f"{path}: {name} has shape {array.shape}; model.json "
-                                        f"implies {view.shape}")
-                    view[...] = array
+                    view[...] = _weights(npz_path, npz, name, view.shape)
         except FileNotFoundError:
-            raise DataError(f"{path.parent}: no model.npz beside model.json") from None
-        except (ValueError, OSError) as exc:  # object arrays (pickles), corrupt zip
-            raise DataError(f"{path}: cannot read: {exc}") from exc
+            raise DataError(f"{npz_path}: no such file (the weights beside model.json)") from None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # pickles, corrupt zip
+            raise DataError(f"{npz_path}: cannot read: {exc}") from None
+
+    @classmethod
+    def _from_description(cls, path: Path) -> tuple["MLP", bool]:
+        """An MLP of the architecture ``model.json`` describes, its parameters zero, and whether
+        the description is the first format (sizes and one activation, no layer stack)."""
+        try:
+            meta = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file (not a saved model?)") from None
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: not a valid model description: {exc}") from None
+        legacy = isinstance(meta, dict) and "layers" not in meta
+        fields = ("sizes", "activation" if legacy else "layers", "loss", "dtype")
+        if not isinstance(meta, dict) or any(name not in meta for name in fields):
+            raise DataError(f"{path}: not a valid model description (expected an object with "
+                            f"{', '.join(fields)})")
+        sizes = meta["sizes"]
+        if not isinstance(sizes, list) or len(sizes) < 2 or not all(type(n) is int for n in sizes):
+            raise DataError(f"{path}: sizes must be a list of layer widths, got {sizes!r}")
+        if not legacy and not isinstance(meta["layers"], list):
+            raise DataError(f"{path}: layers must be a list, got {meta['layers']!r}")
+        try:
+            if legacy:
+                return cls(sizes, meta["activation"], meta["loss"], meta["dtype"], init=None), True
+            return cls([sizes[0], sizes[-1]], loss=meta["loss"], dtype=meta["dtype"], init=None,
+                       layers=meta["layers"]), False
+        except PluginError as exc:  # a layer, activation or loss that is not installed
+            raise PluginError(f"{path}: {exc}") from None
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+            raise DataError(f"{path}: not a valid model description: {exc}") from None
 
     # ------------------------------------------------------------------------------------------
     # pickling (the stage cache) keeps the views: only the flat vectors and the architecture travel

@@ -22,7 +22,7 @@ import numpy as np
 from pipeline.errors import DataError
 from plugins.idx import read_idx
 from plugins.mlp.model import MLP
-from plugins.normalize import Normalizer
+from plugins.normalize import JSON_NAME, NPZ_NAME, Normalizer
 
 
 @dataclass
@@ -106,7 +106,7 @@ def predict(run_dir: Path | str, input_path: Path | str, top: int = 3,
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: not a run directory (expected model.npz and model.json)")
     model = MLP.load(run_dir)
-    normalizer = Normalizer.load(run_dir) if (run_dir / "normalizer.json").exists() else None
+    normalizer = _saved_normalizer(run_dir, model.sizes[0])
     names, images = read_images(input_path)  # (n, h, w) raw pixels
     features = int(np.prod(images.shape[1:]))
     if features != model.sizes[0]:
@@ -114,7 +114,7 @@ def predict(run_dir: Path | str, input_path: Path | str, top: int = 3,
                         f"the model expects {model.sizes[0]} values per sample")
     if normalizer is not None:
         shape = normalizer.offset.shape  # () for scale, the training samples' shape otherwise
-        if shape and int(np.prod(shape)) == features:
+        if shape:
             images = images.reshape(images.shape[0], *shape)  # (n, *shape), e.g. (n, 784)
         images = normalizer.apply(images)  # as in training
     probabilities = model.predict_proba(images)  # (n, k)
@@ -127,6 +127,29 @@ def predict(run_dir: Path | str, input_path: Path | str, top: int = 3,
             raise DataError(f"{labels}: {truth.shape[0]} labels for {len(names)} samples")
         result.accuracy = float(np.mean(result.labels == truth))
     return result
+
+
+def _saved_normalizer(run_dir: Path, features: int) -> Normalizer | None:
+    """The run's fitted input transform, checked against the model; None only when the run had
+    none: neither file is there and the run's manifest lists neither. A transform that is
+    missing, damaged or of another size than the model's input is a DataError naming the file,
+    never silently skipped (predictions on unnormalised inputs would look plausible and be
+    wrong)."""
+    names = (JSON_NAME, NPZ_NAME)
+    listed = set()
+    try:
+        files = json.loads((run_dir / "manifest.json").read_text()).get("files")
+        listed = {str(name) for name in files} if isinstance(files, list) else set()
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass  # no manifest: the files present decide
+    if not any((run_dir / name).exists() or name in listed for name in names):
+        return None
+    normalizer = Normalizer.load(run_dir)
+    shape = normalizer.offset.shape
+    if shape and int(np.prod(shape)) != features:
+        raise DataError(f"{run_dir / NPZ_NAME}: fitted on samples of shape {shape}, but "
+                        f"model.json expects {features} values per sample")
+    return normalizer
 
 
 def _class_names(run_dir: Path) -> list[str] | None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
@@ -42,7 +43,7 @@ from pipeline.artifacts import Dataset
 from pipeline.errors import DataError, PluginError, RunError
 from pipeline.files import write_json, write_npz
 from pipeline.registry import default_registry, unknown_name_message
-from pipeline.spec import StageContext, StageSpec
+from pipeline.spec import Seed, StageContext, StageSpec
 from plugins.mlp import activations, init as initializers, layers as layer_plugins, losses, optim, \
     schedules
 from plugins.mlp.diagnostics import LayerDiagnostics, NoDiagnostics
@@ -195,7 +196,7 @@ class MLPTrain(StageSpec):
                                                "the one-hot training targets.")
     early_stopping: EarlyStopping | None = None
     dtype: Literal["float32", "float64"] = "float32"
-    seed: int | None = None
+    seed: Seed | None = None
     shuffle: bool = True
 
     inputs = ("data",)
@@ -458,7 +459,7 @@ class Checkpoint:
                 if "best_params" in npz.files:
                     run.best_params = npz["best_params"].copy()
                     run.best_stats = npz["best_stats"].copy()
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise DataError(f"{self.path}: unreadable checkpoint ({exc}); delete it to start "
                             f"afresh") from exc
         rng.bit_generator.state = meta["rng"]
