@@ -4,9 +4,9 @@ For every layer with parameters (its slice ``params[lo:hi]`` of the flat vector,
 
     grad_norm      mean over the epoch's steps of |grads[lo:hi]|   (one dot product per step)
     weight_norm    |params[lo:hi]| at the end of the epoch
-    update_ratio   mean of |params_after - params_before| / |params_before| over about
-                   ``SAMPLED_STEPS`` evenly spaced steps (a copy of the vector costs as much as
-                   a small matmul, so not every step)
+    update_ratio   mean of |params_after - params_before| / |params_before| over the steps
+                   1, 1 + s, 1 + 2s, ... with s = max(MIN_STRIDE, steps // SAMPLED_STEPS) (a copy
+                   of the vector costs as much as a small matmul, so not every step)
 
 For every activation layer, over the validation split in evaluation mode (no entry without one):
 
@@ -15,7 +15,7 @@ For every activation layer, over the validation split in evaluation mode (no ent
     saturated      saturating activations (``saturates = True``: sigmoid, tanh): the fraction of
                    units whose derivative is below 1% of its value at 0 on every sample
 
-All of this costs about 1-2% of an epoch of the benchmark network (benchmarks/bench_layers.py
+All of this costs about 1% of a training step of the benchmark network (benchmarks/bench_layers.py
 measures it).
 """
 
