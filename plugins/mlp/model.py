@@ -369,12 +369,15 @@ class MLP:
         try:
             if legacy:
                 return cls(sizes, meta["activation"], meta["loss"], meta["dtype"], init=None), True
-            return cls([sizes[0], sizes[-1]], loss=meta["loss"], dtype=meta["dtype"], init=None,
-                       layers=meta["layers"]), False
+            model = cls([sizes[0], sizes[-1]], loss=meta["loss"], dtype=meta["dtype"], init=None,
+                        layers=meta["layers"])
         except PluginError as exc:  # a layer, activation or loss that is not installed
             raise PluginError(f"{path}: {exc}") from None
         except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
             raise DataError(f"{path}: not a valid model description: {exc}") from None
+        if list(model.sizes) != sizes:
+            raise DataError(f"{path}: sizes {sizes} but its layers give {list(model.sizes)}")
+        return model, False
 
     # ------------------------------------------------------------------------------------------
     # pickling (the stage cache) keeps the views: only the flat vectors and the architecture travel
