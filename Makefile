@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 NNPIPE_DATA ?= $(abspath ../shared/datasets)
 export NNPIPE_DATA
 
-.PHONY: demo demo-plugin test bench clean
+.PHONY: demo demo-plugin test bench bench-layers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_fashion.py $(BENCH_ARGS)
+
+# The layer stack against PyTorch: default and batch-norm networks, batch x width matrix,
+# the diagnostics' cost (benchmarks/README.md). OPENBLAS_CORETYPE/L2_SIZE unset for this only.
+bench-layers: $(VENV)/.installed-bench
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/bench_layers.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs

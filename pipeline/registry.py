@@ -23,6 +23,7 @@ GROUPS: dict[str, str] = {
     "optimizers": "nnpipe.optimizers",
     "initializers": "nnpipe.initializers",
     "schedules": "nnpipe.schedules",
+    "layers": "nnpipe.layers",
     "datasets": "nnpipe.datasets",
     "predictors": "nnpipe.predictors",
 }
@@ -30,7 +31,7 @@ GROUPS: dict[str, str] = {
 #: Short group name -> the word for one of its plugins, for messages ("unknown loss 'x'").
 SINGULAR: dict[str, str] = {
     "stages": "stage", "activations": "activation", "losses": "loss", "optimizers": "optimizer",
-    "initializers": "initializer", "schedules": "schedule", "datasets": "dataset",
+    "initializers": "initializer", "schedules": "schedule", "layers": "layer", "datasets": "dataset",
     "predictors": "predictor",
 }
 

@@ -134,14 +134,30 @@ def differences(runs: list[RunInfo], ignore: Iterable[str] = ("name",)) -> dict[
 
 
 def show(value: Any) -> str:
-    """A value as a table cell: floats to 4 decimals, lists compact, missing as ``-``."""
+    """A value as a table cell: floats to 4 decimals, lists compact, missing as ``-``; a
+    ``{kind: ...}`` mapping as ``kind(field=value)`` (unset fields left out), so a list of
+    them (a layer stack) reads ``dense(units=256) relu dropout(p=0.2)``."""
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.4f}"
+    if isinstance(value, list) and value and all(_has_kind(v) for v in value):
+        return " ".join(_kind_cell(v) for v in value)
+    if _has_kind(value):
+        return _kind_cell(value)
     if isinstance(value, (list, dict)):
         return json.dumps(value, separators=(",", ":"))
     return str(value)
+
+
+def _has_kind(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("kind"), str)
+
+
+def _kind_cell(value: dict[str, Any]) -> str:
+    fields = ",".join(f"{key}={show(item)}" for key, item in value.items()
+                      if key != "kind" and item is not None)
+    return f"{value['kind']}({fields})" if fields else value["kind"]
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

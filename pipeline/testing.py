@@ -13,7 +13,10 @@ The framework knows nothing about networks, so the objects are duck-typed:
 - an **optimizer** is a class (a pydantic model whose fields all have defaults) with
   ``init_state(params) -> state`` and ``step(params, grads, state, lr)`` updating ``params`` in place;
 - an **initializer** is a function ``(fan_in, fan_out, rng) -> (W (fan_in, fan_out), b (fan_out,))``;
-- a **stage** is a ``StageSpec`` subclass (or an instance of one).
+- a **stage** is a ``StageSpec`` subclass (or an instance of one);
+- a member of a group declared outside the framework (the network's ``layers``) carries its own
+  full check as a callable ``plugin_check`` attribute (``Layer.plugin_check`` runs
+  ``plugins.mlp.layers.gradcheck.check_layer``), which ``check_plugin`` runs.
 
 Every check raises ``PluginCheckError`` (an ``AssertionError``, so pytest reports it like an
 ``assert``) whose message says what failed and where: the relative error of a derivative, the
@@ -484,6 +487,13 @@ def _optimizer_type(obj: Any) -> str | None:
     return f"expected an optimizer class with init_state and step, got {obj!r}"
 
 
+def _layer_type(obj: Any) -> str | None:
+    if isinstance(obj, type) and not _has(obj, "shapes", "forward", "backward", "plugin_check"):
+        return None
+    return (f"expected a layer class with shapes, forward, backward and plugin_check (subclass "
+            f"plugins.mlp.layers.Layer), got {obj!r}")
+
+
 def _callable(obj: Any) -> str | None:
     return None if callable(obj) else f"expected a function, got {type(obj).__name__}"
 
@@ -495,6 +505,7 @@ TYPE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "losses": _methods("a loss", "value", "gradient"),
     "optimizers": _optimizer_type,
     "initializers": _callable,
+    "layers": _layer_type,
 }
 
 #: Short group name -> the full check ``nnpipe plugins --check`` runs on a loaded object.
@@ -508,7 +519,8 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
 
 
 def check_plugin(group: str, obj: Any) -> None:
-    """Run the check of ``group`` on ``obj`` (only the type check for groups without one).
+    """Run the check of ``group`` on ``obj``, else the object's own ``plugin_check()``, else
+    only the type check.
 
     Raises:
         PluginCheckError: the object fails its contract.
@@ -519,3 +531,5 @@ def check_plugin(group: str, obj: Any) -> None:
     check = CHECKS.get(group)
     if check is not None:
         check(obj)
+    elif callable(getattr(obj, "plugin_check", None)):
+        obj.plugin_check()  # a group the framework does not declare: the object's own check

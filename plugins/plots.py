@@ -3,7 +3,9 @@
     curves.png        train and validation loss and accuracy per epoch       (from ``history``)
     confusion.png     the confusion matrix as a heatmap, class names on axes (from ``metrics``)
     misclassified.png a grid of wrongly predicted images, "true -> predicted" (``data``, ``model``)
-    weights.png       the first layer's weights, one image per hidden unit   (from ``model``)
+    weights.png       the first dense layer's weights, one image per unit    (from ``model``)
+    diagnostics.png   per layer and epoch: gradient and weight norms, update-to-weight ratios,
+                      dead or saturated units                                (from ``history``)
     augmentations.png a few training images and distortions drawn by the pipeline's augment
                       recipe, one original per row                  (``data``, ``augmentation``)
 
@@ -66,6 +68,45 @@ def _png(figure) -> bytes:
     figure.savefig(buffer, format="png", dpi=100)
     _pyplot().close(figure)
     return buffer.getvalue()
+
+
+#: history's per-layer measures drawn by ``plot_diagnostics``, with their axis titles.
+DIAGNOSTICS = (("grad_norm", "gradient norm (mean over steps)"), ("weight_norm", "weight norm"),
+               ("update_ratio", "update / weight norm"), ("dead", "dead units (fraction)"),
+               ("saturated", "saturated units (fraction)"))
+
+
+def plot_diagnostics(history: list[dict[str, Any]]) -> bytes | None:
+    """One panel per measure in the epochs' ``layers`` entries, one line per layer ("2 dense");
+    None when the history has no per-layer entries."""
+    series: dict[str, dict[str, tuple[list, list]]] = {}  # measure -> layer -> (epochs, values)
+    for epoch in history:
+        for entry in epoch.get("layers") or []:
+            for measure, _ in DIAGNOSTICS:
+                if entry.get(measure) is not None:
+                    line = series.setdefault(measure, {}).setdefault(
+                        f"{entry['layer']} {entry['kind']}", ([], []))
+                    line[0].append(epoch["epoch"])
+                    line[1].append(entry[measure])
+    if not series:
+        return None
+    shown = [(m, title) for m, title in DIAGNOSTICS if m in series]
+    figure, axes = _pyplot().subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), squeeze=False)
+    from matplotlib.ticker import MaxNLocator  # after _pyplot() chose the backend
+
+    figure.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.9, wspace=0.3)
+    for ax, (measure, title) in zip(axes[0], shown):
+        for label, (epochs, values) in series[measure].items():
+            ax.plot(epochs, values, "o-", markersize=3, label=label)
+        if measure in ("grad_norm", "weight_norm", "update_ratio") and \
+                all(v > 0 for _, values in series[measure].values() for v in values):
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, title="layer", title_fontsize=7)
+    return _png(figure)
 
 
 def plot_curves(history: list[dict[str, Any]]) -> bytes:
@@ -208,7 +249,8 @@ def image_shape(data: Dataset, features: int) -> tuple[int, int] | None:
 
 
 class PlotsStage(StageSpec):
-    """Draw the run's pictures: learning curves, confusion matrix, misclassified images, weights."""
+    """Draw the run's pictures: learning curves, per-layer diagnostics, confusion matrix,
+    misclassified images, first-layer weights."""
 
     kind: Literal["plots"] = "plots"
     uses_seed = False  # deterministic: the first misclassified samples in split order
@@ -225,12 +267,16 @@ class PlotsStage(StageSpec):
         data: Dataset = inputs["data"]
         model, metrics = inputs["model"], inputs["metrics"]
         names = [metrics.name_of(k) for k in range(metrics.confusion.shape[0])]
+        history = inputs["history"].to_json()
         images = {
-            "curves.png": plot_curves(inputs["history"].to_json()),
+            "curves.png": plot_curves(history),
             "confusion.png": plot_confusion(
                 metrics.confusion, names,
                 f"confusion matrix, {metrics.split} (accuracy {metrics.accuracy:.4f})"),
         }
+        diagnostics = plot_diagnostics(history)
+        if diagnostics is not None:
+            images["diagnostics.png"] = diagnostics
         part = data.split(self.split)
         x = part.x.reshape(len(part), -1)  # (n, d)
         shape = image_shape(data, x.shape[1])
@@ -244,7 +290,12 @@ class PlotsStage(StageSpec):
         images["misclassified.png"] = plot_misclassified(
             x[wrong].reshape(-1, *shape).astype(np.float64),
             [names[t] for t in y[wrong]], [names[p] for p in predicted[wrong]])
-        images["weights.png"] = plot_weights(np.asarray(model.W[0], dtype=np.float64), shape)
+        weights = getattr(model, "W", [None])[0]  # the first dense layer's (fan_in, units)
+        if weights is not None and weights.shape[0] == x.shape[1]:
+            images["weights.png"] = plot_weights(np.asarray(weights, dtype=np.float64), shape)
+        else:
+            context.progress.log("plots: the first dense layer does not read the pixels; "
+                                 "no weights plot")
         augmentation = inputs.get("augmentation")
         if augmentation is not None:  # the train split's first rows are originals
             train = data.split("train")

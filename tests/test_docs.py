@@ -8,6 +8,7 @@ import types
 from pathlib import Path
 
 from pipeline.testing import check_activation, check_initializer, check_optimizer
+from plugins.mlp.layers.gradcheck import check_layer
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 
@@ -33,6 +34,7 @@ def test_the_guides_plugins_pass_their_checks():
     check_optimizer(examples["SignSGDW"])
     check_initializer(examples["orthogonal"])
     check_initializer(examples["orthogonal"], fan_in=3, fan_out=5)
+    check_layer(examples["GaussianNoise"])
 
 
 def test_the_guides_schedules_give_the_rates_they_promise():
@@ -120,3 +122,18 @@ def test_the_readmes_pipeline_snippets_validate(tmp_path):
         path = tmp_path / f"block-{index}.yaml"
         path.write_text(text)
         load_pipeline(path)  # raises with every problem if the snippet does not validate
+
+
+def test_the_readmes_layer_stack_is_the_one_examples_layers_trains():
+    import yaml
+
+    from plugins.mlp.trainer import MLPTrain
+
+    readme = (GUIDE.parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if "layers:" in b)
+    spec = MLPTrain.model_validate(yaml.safe_load(block)[0])
+    example = yaml.safe_load((GUIDE.parent.parent / "examples" / "layers.yaml").read_text())
+    trained = next(s for s in example["stages"] if s["kind"] == "mlp_train")
+    assert spec.layers == MLPTrain.model_validate(trained).layers
+    assert [layer.kind for layer in spec.layers] == ["dense", "batch_norm", "relu", "dropout",
+                                                     "dense", "layer_norm", "gelu"]

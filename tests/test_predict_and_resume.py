@@ -23,11 +23,20 @@ MNIST = Path(__file__).resolve().parent.parent / "plugins" / "data" / "mnist-10k
 NNPIPE = [sys.executable, "-c", "from pipeline.cli import app; app()"]
 
 
+#: A stack with batch norm (running statistics saved, checkpointed and used in evaluation),
+#: layer norm and dropout, in place of ``hidden`` and ``dropout``.
+STACK = ("layers: [{kind: dense, units: 32}, {kind: batch_norm}, relu, {kind: dropout, p: 0.1}, "
+         "{kind: dense, units: 16}, {kind: layer_norm}, tanh]")
+
+
 def pipeline_file(tmp_path: Path, epochs: int, hidden: str = "[32]", batch: int = 64,
-                  normalize: str = "standardize", augment: str | None = None) -> Path:
-    """A small MNIST-sample pipeline; ``augment`` is an augment stage in flow style, or none."""
+                  normalize: str = "standardize", augment: str | None = None,
+                  stack: str | None = None) -> Path:
+    """A small MNIST-sample pipeline; ``augment`` is an augment stage in flow style, or none;
+    ``stack`` a ``layers:`` line instead of ``hidden`` and ``dropout``."""
     path = tmp_path / "tiny.yaml"
     augment = f"\n{' ' * 10}- {augment}" if augment else ""  # indented as the stages below
+    network = stack or f"hidden: {hidden}\n            dropout: 0.1"
     path.write_text(textwrap.dedent(f"""\
         name: tiny
         seed: 3
@@ -41,9 +50,8 @@ def pipeline_file(tmp_path: Path, epochs: int, hidden: str = "[32]", batch: int 
           - kind: one_hot
             classes: 10
           - kind: mlp_train
-            hidden: {hidden}
+            {network}
             optimizer: {{kind: adam, lr: 0.002}}
-            dropout: 0.1
             batch_size: {batch}
             epochs: {epochs}
           - kind: evaluate
@@ -54,11 +62,12 @@ def pipeline_file(tmp_path: Path, epochs: int, hidden: str = "[32]", batch: int 
 
 # --- predict -----------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def saved_run(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=[None, STACK], ids=["hidden", "batch-norm-stack"])
+def saved_run(tmp_path_factory, request) -> Path:
     tmp = tmp_path_factory.mktemp("predict")
     out = tmp / "run"
-    result = CliRunner().invoke(app, ["run", str(pipeline_file(tmp, epochs=1)), "--out", str(out),
+    pipeline = pipeline_file(tmp, epochs=1, stack=request.param)
+    result = CliRunner().invoke(app, ["run", str(pipeline), "--out", str(out),
                                       "--quiet", "--cache-dir", str(tmp / "cache")])
     assert result.exit_code == 0, result.output
     return out
@@ -131,10 +140,12 @@ FRESH = ("{kind: augment, fresh: true, max_shift: 2, rotate: 10, scale: 0.1, "
          "elastic: {alpha: 34, sigma: 4}}")
 
 
-@pytest.mark.parametrize("augment", [None, FRESH], ids=["plain", "fresh-augment"])
-def test_a_run_killed_after_epoch_k_resumes_to_identical_weights(tmp_path, augment):
+@pytest.mark.parametrize("augment, stack", [(None, None), (FRESH, None), (None, STACK)],
+                         ids=["plain", "fresh-augment", "batch-norm-stack"])
+def test_a_run_killed_after_epoch_k_resumes_to_identical_weights(tmp_path, augment, stack):
     epochs, k = 4, 2
-    pipeline = pipeline_file(tmp_path, epochs=epochs, hidden="[128]", batch=32, augment=augment)
+    pipeline = pipeline_file(tmp_path, epochs=epochs, hidden="[128]", batch=32, augment=augment,
+                             stack=stack)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
 
     reference = tmp_path / "reference"
@@ -160,12 +171,14 @@ def test_a_run_killed_after_epoch_k_resumes_to_identical_weights(tmp_path, augme
     assert f"resuming from the checkpoint of epoch {killed_at}" in rerun.stdout + rerun.stderr
     with np.load(reference / "model.npz") as a, np.load(tmp_path / "resumed" / "model.npz") as b:
         assert a.files == b.files
+        assert stack is None or "batch_norm0.running_var" in a.files
         for name in a.files:
             assert np.array_equal(a[name], b[name]), name
     assert checkpoint_epoch(cache) == 0  # the checkpoint is removed once the stage completes
     history = json.loads((tmp_path / "resumed" / "history.json").read_text())
     reference_history = json.loads((reference / "history.json").read_text())
     assert [e["val_loss"] for e in history] == [e["val_loss"] for e in reference_history]
+    assert [e["layers"] for e in history] == [e["layers"] for e in reference_history]
 
 
 def test_a_nan_loss_stops_the_run_and_writes_no_run_directory(tmp_path):

@@ -37,6 +37,8 @@ class Activation:
     #: ``delta`` by f'(z) in place. Without them the two functions above are used.
     value_into: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     backprop: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
+    #: Saturating (sigmoid, tanh): the per-layer diagnostics count saturated units, not dead ones.
+    saturates: bool = False
 
 
 # The model calls these two, not methods: a plugin's activation may be any object with ``value``
@@ -184,9 +186,9 @@ def identity_derivative(z: np.ndarray, a: np.ndarray) -> np.ndarray:
     return np.ones_like(z)  # (n, h)
 
 
-sigmoid = Activation("sigmoid", sigmoid_value, sigmoid_derivative)
+sigmoid = Activation("sigmoid", sigmoid_value, sigmoid_derivative, saturates=True)
 relu = Activation("relu", relu_value, relu_derivative, relu_into, relu_backprop)
-tanh = Activation("tanh", tanh_value, tanh_derivative)
+tanh = Activation("tanh", tanh_value, tanh_derivative, saturates=True)
 leaky_relu = Activation("leaky_relu", leaky_relu_value, leaky_relu_derivative)
 elu = Activation("elu", elu_value, elu_derivative)
 gelu = Activation("gelu", gelu_value, gelu_derivative)

@@ -6,7 +6,7 @@
         the epoch's rows: the train split, plus fresh distorted copies with ``augment: fresh``
         shuffle the training rows with the stage's seeded generator
         for each batch of ``batch_size`` rows (the last one may be smaller):
-            output = model.forward(x_batch, dropout, rng)   (b, k)
+            output = model.forward(x_batch, rng)            (b, k) training mode
             value, gradient = the loss and dL/doutput (b, k) (one softmax for cross-entropy;
                               class-weighted with ``class_weight``)
             a non-finite loss stops the run (RunError naming epoch and step)
@@ -14,10 +14,12 @@
             l1 > 0: model.grads += l1 * sign(W) on the dense weights
             optimizer.step(model.params, model.grads, ...)  updates model.params (P,) in place
                               (decaying the weights only with ``decay_biases: false``)
+            (diagnostics: gradient norms per layer; update ratios on sampled steps)
         train loss / accuracy come from the batch outputs (no second pass over the train split);
-        val loss / accuracy from one batched pass over the ``validation`` split, if there is one.
+        val loss / accuracy from one batched pass over the ``validation`` split, if there is one
+        (evaluation mode: running statistics, no dropout; dead/saturated units per activation).
         early stopping watches val_loss or val_accuracy and keeps the best weights
-        checkpoint: weights, optimiser state, generator state, epoch, history (atomic)
+        checkpoint: weights, running statistics, optimiser state, generator state, epoch, history
     restore the best weights (early stopping), delete the checkpoint
 
 Everything is cast to the model's dtype once, before the first epoch, and the batch buffers are
@@ -36,11 +38,12 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import numpy as np
 from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, SerializeAsAny,
-                      ValidationError, ValidationInfo, field_validator)
+                      ValidationError, ValidationInfo, WithJsonSchema, field_validator,
+                      model_serializer, model_validator)
 from pydantic_core import PydanticCustomError
 
 from pipeline.artifacts import Dataset
@@ -50,7 +53,10 @@ from pipeline.registry import default_registry, unknown_name_message
 from pipeline.resources import require_memory
 from pipeline.spec import Seed, StageContext, StageSpec
 from plugins.augment import TrainingArrays
-from plugins.mlp import activations, init as initializers, losses, optim, regularize, schedules
+from plugins.mlp import activations, init as initializers, layers as layer_plugins, losses, optim, \
+    regularize, schedules
+from plugins.mlp.diagnostics import LayerDiagnostics, NoDiagnostics
+from plugins.mlp.layers import Layer
 from plugins.mlp.losses import as_one_hot, smooth_labels
 from plugins.mlp.model import MLP
 from plugins.mlp.optim import SGD, Optimizer
@@ -69,6 +75,7 @@ class Epoch:
     lr: float  # the epoch's first step's learning rate
     seconds: float
     lr_end: float | None = None  # its last step's (differs from lr for a per-step schedule)
+    layers: list[dict[str, Any]] | None = None  # per-layer diagnostics (plugins/mlp/diagnostics.py)
 
 
 @dataclass
@@ -149,6 +156,31 @@ def _from_registry(group: str, what: str, base: type, check, value: Any, example
     return cls.model_validate(value)  # its errors keep their paths: optimizer.lr
 
 
+def _layers(entries: list[Any]) -> list[Layer]:
+    """Each entry as a ``Layer``; every problem of every entry reported at once, at
+    ``<index>[.<field>]`` (pydantic prefixes ``layers``)."""
+    resolved, problems = [], []
+    for index, entry in enumerate(entries):
+        try:
+            resolved.append(layer_plugins.resolve(entry))
+        except ValidationError as exc:  # the layer's own fields
+            problems += [{"type": _plugin_error(e["msg"]), "loc": (index, *e["loc"]),
+                          "input": e["input"]} for e in exc.errors()]
+        except (ValueError, PluginError) as exc:  # an unknown kind, fields on an activation
+            at = (index, "kind") if isinstance(entry, Mapping) and "kind" in entry else (index,)
+            problems.append({"type": _plugin_error(str(exc)), "loc": at, "input": entry})
+    if problems:
+        raise ValidationError.from_exception_data("layers", problems)
+    return resolved
+
+
+#: What an editor may check of a ``layers:`` list (each kind's own fields are checked on load).
+_LAYERS_SCHEMA = {"anyOf": [{"type": "null"}, {"type": "array", "items": {"anyOf": [
+    {"type": "string", "description": "an activation's name, e.g. relu"},
+    {"type": "object", "required": ["kind"], "properties": {"kind": {"type": "string"}},
+     "description": "a registered layer, e.g. {kind: dense, units: 256}"}]}}]}
+
+
 class MLPTrain(StageSpec):
     """Train a multilayer perceptron on the ``train`` split (mini-batch, seeded, reproducible)."""
 
@@ -163,6 +195,12 @@ class MLPTrain(StageSpec):
     epochs: PositiveInt = 10
     dropout: float = Field(default=0.0, ge=0, lt=1,
                            description="Probability of dropping each hidden unit while training.")
+    layers: Annotated[SerializeAsAny[list[Layer]] | None, WithJsonSchema(_LAYERS_SCHEMA)] = Field(
+        default=None, description="The stack before the output layer, e.g. [{kind: dense, units: "
+                                  "256}, {kind: batch_norm}, relu]; instead of hidden, activation "
+                                  "and dropout (their short form).")
+    diagnostics: bool = Field(default=True, description="Record per-layer gradient and weight "
+                                                        "norms, update ratios and dead units.")
     label_smoothing: float = Field(default=0.0, ge=0, lt=1,
                                    description="Mix this much of the uniform distribution into "
                                                "the one-hot training targets.")
@@ -192,6 +230,32 @@ class MLPTrain(StageSpec):
     @classmethod
     def _activation_is_registered(cls, name: str) -> str:
         return _check_name("activations", "activation", name, activations.check)
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _layers_from_registry(cls, value: Any) -> Any:
+        """Each entry -> a ``Layer``; a problem is reported at ``layers.<i>[.<field>]``."""
+        if value is None:
+            return None
+        if not isinstance(value, (list, tuple)):
+            raise _plugin_error("expected a list such as [{kind: dense, units: 256}, relu]")
+        return _layers(list(value))
+
+    @model_validator(mode="after")
+    def _one_form_of_the_stack(self) -> "MLPTrain":
+        short = sorted({"hidden", "activation", "dropout"} & self.model_fields_set)
+        if self.layers is not None and short:
+            raise ValueError(f"give either layers or {', '.join(short)} (the short form of the "
+                             f"same stack), not both")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump_one_form(self, handler: Any) -> dict[str, Any]:
+        """Only the form the stack was given in (so a dump validates again)."""
+        data = handler(self)
+        for name in ("hidden", "activation", "dropout") if self.layers is not None else ("layers",):
+            data.pop(name, None)
+        return data
 
     @field_validator("loss")
     @classmethod
@@ -247,25 +311,39 @@ class MLPTrain(StageSpec):
         """The modules of the activation, loss, initializer, optimizer and schedule it uses by
         name: a third party's activation is part of what this stage computes."""
         registry = default_registry()
-        chosen = [("activations", self.activation), ("losses", self.loss),
-                  ("initializers", self.init), ("optimizers", self.optimizer.kind),
-                  ("schedules", self.schedule.kind)]
+        chosen = [("losses", self.loss), ("initializers", self.init),
+                  ("optimizers", self.optimizer.kind), ("schedules", self.schedule.kind)]
+        for layer in self.layers if self.layers is not None else [self.activation]:
+            kind = getattr(layer, "kind", layer)
+            chosen.append(("layers" if kind in registry.names("layers") else "activations", kind))
         return sorted({registry.entry(group, name).target.partition(":")[0]
                        for group, name in chosen})
 
     def _check_memory(self, d: int, k: int, n: int, dtype: np.dtype, context: StageContext) -> None:
-        """Refuse, naming ``hidden`` and ``batch_size``, a network and batch that do not fit in
-        the memory available, before any of it is allocated."""
-        sizes = [d, *self.hidden, k]
+        """Refuse, naming ``hidden`` (or ``layers``) and ``batch_size``, a network and batch that
+        do not fit in the memory available, before any of it is allocated."""
+        field = "hidden" if self.layers is None else "layers"
+        units = list(self.hidden) if self.layers is None else [
+            int(getattr(entry, "units")) for entry in self.layers
+            if getattr(entry, "kind", entry) == "dense" and hasattr(entry, "units")]
+        sizes = [d, *units, k]
         params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
         batch = min(self.batch_size, n)
         # Weights, gradients, up to two optimiser slots (Adam) and the best weights kept for
         # early stopping; per batch row: its inputs and targets, z and a per layer, and deltas.
-        per_row = d + k + 2 * sum(sizes[1:]) + sum(self.hidden)
+        per_row = d + k + 2 * sum(sizes[1:]) + sum(units)
         needed = (5 * params + batch * per_row) * dtype.itemsize
-        require_memory(needed, f"stages[{context.stage_index}] ({self.kind}): hidden "
-                       f"{self.hidden} with batch_size {self.batch_size} ({params} parameters)",
+        require_memory(needed, f"stages[{context.stage_index}] ({self.kind}): {field} "
+                       f"{units} with batch_size {self.batch_size} ({params} parameters)",
                        "use fewer or smaller hidden layers, or a smaller batch_size")
+
+    def _model(self, d: int, k: int, rng: np.random.Generator) -> MLP:
+        """The network for ``d`` input features and ``k`` classes, its weights drawn from ``rng``."""
+        if self.layers is not None:
+            return MLP([d, k], loss=self.loss, dtype=self.dtype, init=self.init, rng=rng,
+                       layers=self.layers)
+        return MLP([d, *self.hidden, k], self.activation, self.loss, self.dtype, init=self.init,
+                   rng=rng, dropout=self.dropout)
 
     def run(self, inputs: Mapping[str, Any], context: StageContext) -> dict[str, Any]:
         data: Dataset = inputs["data"]
@@ -303,8 +381,7 @@ class MLPTrain(StageSpec):
         self._check_memory(d, k, n, dtype, context)
         seed = self.seed if self.seed is not None else context.seed
         rng = np.random.default_rng(seed)  # draws the initial weights, then orders and masks
-        model = MLP([d, *self.hidden, k], self.activation, self.loss, self.dtype,
-                    init=self.init, rng=rng)
+        model = self._model(d, k, rng)
         loss_fn, optimizer = model.loss_fn, self.optimizer
         objective = self._objective(loss_fn, labels, k)  # (output, targets) -> (loss, dL/doutput)
         decay_mask, penalty = self._regularizers(model)
@@ -316,6 +393,8 @@ class MLPTrain(StageSpec):
 
         B = min(self.batch_size, n)
         n_batches = math.ceil(n / B)
+        _check_batch_rows(model, n, B)
+        diagnostics = LayerDiagnostics(model, n_batches) if self.diagnostics else NoDiagnostics()
         xb_buffer = np.empty((B, d), dtype=dtype)  # (B, d) batch rows gathered here
         yb_buffer = np.empty((B, k), dtype=dtype)  # (B, k)
         progress = context.progress
@@ -328,6 +407,7 @@ class MLPTrain(StageSpec):
             x, y, labels = epoch_rows.epoch(epoch)  # (n, d), (n, k), (n,)
             order = rng.permutation(n) if self.shuffle else np.arange(n)  # (n,)
             loss_sum, correct = 0.0, 0
+            diagnostics.begin_epoch()
             progress.begin(f"epoch {epoch}/{self.epochs}", total=n_batches)
             try:  # overflow ends as a non-finite loss, reported with epoch and step: no warnings
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -339,7 +419,7 @@ class MLPTrain(StageSpec):
                         xb = np.take(x, rows, axis=0, out=xb_buffer[:b], mode="clip")  # (b, d)
                         yb = np.take(y, rows, axis=0, out=yb_buffer[:b], mode="clip")  # (b, k)
                         lr = rates[step - 1]
-                        output = model.forward(xb, self.dropout, rng)  # (b, k)
+                        output = model.forward(xb, rng)  # (b, k)
                         batch_loss, output_grad = objective(output, yb)
                         if not math.isfinite(batch_loss):
                             raise RunError(
@@ -350,7 +430,9 @@ class MLPTrain(StageSpec):
                         model.backward(output_grad)  # (b, k) in; fills model.grads (P,)
                         if penalty is not None:
                             penalty.add_gradient(model.params, model.grads)  # + l1 sign(W)
+                        diagnostics.after_backward(step)
                         optimizer.step(model.params, model.grads, state, lr)  # model.params (P,)
+                        diagnostics.after_update()
                         loss_sum += batch_loss * b
                         correct += int(np.count_nonzero(output.argmax(axis=1) == labels[rows]))
                         progress.advance(1, loss=batch_loss, samples=b)
@@ -362,9 +444,10 @@ class MLPTrain(StageSpec):
 
             record = Epoch(epoch, loss_sum / n, correct / n, None, None, rates[0], 0.0, rates[-1])
             if validation is not None:
-                output = model.output(x_val)  # (n_val, k)
+                output = model.output(x_val, watch=diagnostics.watch)  # (n_val, k)
                 record.val_loss = loss_fn.value(output, y_val)
                 record.val_accuracy = float(np.mean(output.argmax(axis=1) == labels_val))
+            record.layers = diagnostics.record()
             record.seconds = time.perf_counter() - started
             run.history.epochs.append(record)
             run.epoch = epoch
@@ -381,7 +464,8 @@ class MLPTrain(StageSpec):
 
         if self.early_stopping is not None and self.early_stopping.restore_best \
                 and run.best_params is not None:
-            model.params[...] = run.best_params  # the best epoch's weights
+            model.params[...] = run.best_params  # the best epoch's weights and statistics
+            model.stats[...] = run.best_stats
         if checkpoint is not None:
             checkpoint.remove()  # the stage's result is complete; the stage cache keeps it
         return {"model": model, "history": run.history}
@@ -416,12 +500,14 @@ class _RunState:
     bad_epochs: int = 0
     stopped: bool = False
     best_params: np.ndarray | None = None
+    best_stats: np.ndarray | None = None
 
     def watch(self, rule: EarlyStopping, record: Epoch, model: MLP) -> None:
         value = getattr(record, rule.monitor)
         if rule.improved(value, self.best):
             self.best, self.best_epoch, self.bad_epochs = value, record.epoch, 0
             self.best_params = model.params.copy()  # (P,)
+            self.best_stats = model.stats.copy()  # (S,)
         else:
             self.bad_epochs += 1
             self.stopped = self.bad_epochs > rule.patience
@@ -444,11 +530,11 @@ class Checkpoint:
                 "epoch": run.epoch, "history": run.history.to_json(),
                 "best": run.best, "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs,
                 "stopped": run.stopped, "rng": rng.bit_generator.state}
-        arrays = {"params": model.params, "meta": np.array(json.dumps(meta))}
+        arrays = {"params": model.params, "stats": model.stats, "meta": np.array(json.dumps(meta))}
         arrays.update({f"state.{name}": np.asarray(value) for name, value in state.items()
                        if not name.startswith("_")})  # "_name": a work buffer
         if run.best_params is not None:
-            arrays["best_params"] = run.best_params
+            arrays["best_params"], arrays["best_stats"] = run.best_params, run.best_stats
         write_npz(self.path, arrays)
 
     def load(self, model: MLP, state: dict, rng: np.random.Generator, run: _RunState,
@@ -463,10 +549,13 @@ class Checkpoint:
                         or npz["params"].shape != model.params.shape:
                     return False  # another configuration's: start afresh (it is overwritten)
                 model.params[...] = npz["params"]
+                model.stats[...] = npz["stats"]
                 for name, value in state.items():
                     if not name.startswith("_"):
                         value[...] = npz[f"state.{name}"]
-                run.best_params = npz["best_params"].copy() if "best_params" in npz.files else None
+                if "best_params" in npz.files:
+                    run.best_params = npz["best_params"].copy()
+                    run.best_stats = npz["best_stats"].copy()
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise DataError(f"{self.path}: unreadable checkpoint ({exc}); delete it to start "
                             f"afresh") from exc
@@ -478,6 +567,18 @@ class Checkpoint:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _check_batch_rows(model: MLP, n: int, batch: int) -> None:
+    """A ``DataError`` when a layer needs more rows per training batch than a batch (the last,
+    partial one included) has: batch norm's unbiased variance needs 2."""
+    need = max(getattr(layer, "min_rows", 1) for layer in model.layers)
+    smallest = n % batch or batch
+    if smallest < need:
+        kinds = sorted({l.kind for l in model.layers if getattr(l, "min_rows", 1) == need})
+        raise DataError(f"{', '.join(kinds)} needs at least {need} rows per training batch, but "
+                        f"{n} training rows in batches of {batch} leave a last batch of "
+                        f"{smallest}; change batch_size")
 
 
 def _n_classes(data: Dataset) -> int:

@@ -149,13 +149,18 @@ def test_a_third_party_stage_is_validated_and_in_the_schema(tmp_path, third_part
     assert schema["$defs"]["Echo"]["properties"]["kind"]["const"] == "echo"
 
 
-def test_plugins_check_catches_a_wrong_derivative(tmp_path, third_party):
-    third_party("nnpipe-softplus", "0.1", {"nnpipe.activations": {"softplus_bad": "sp_mod:softplus"}},
-                {"sp_mod.py": WRONG_ACTIVATION})
+def failed_check(name: str) -> tuple[list[str], int]:
+    """``nnpipe plugins --check``'s lines (it must exit 1) and the index of ``name``'s line."""
     result = runner.invoke(app, ["plugins", "--check"])
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    at = next(i for i, l in enumerate(lines) if "softplus_bad" in l)
+    return lines, next(i for i, l in enumerate(lines) if name in l)
+
+
+def test_plugins_check_catches_a_wrong_derivative(tmp_path, third_party):
+    third_party("nnpipe-softplus", "0.1", {"nnpipe.activations": {"softplus_bad": "sp_mod:softplus"}},
+                {"sp_mod.py": WRONG_ACTIVATION})
+    lines, at = failed_check("softplus_bad")
     assert lines[at].split()[:3] == ["FAIL", "softplus_bad", "nnpipe-softplus"]
     assert "relative error" in lines[at + 1] and "worst at element" in lines[at + 1]
     assert any(l.split()[:2] == ["PASS", "relu"] for l in lines)
@@ -194,3 +199,39 @@ def test_plugins_check_runs_stages_on_a_tiny_dataset(tmp_path, third_party):
     at = next(i for i, l in enumerate(lines) if l.split()[1:2] == ["invert"])
     assert lines[at].split()[0] == "FAIL" and "nnpipe-invert 0.1" in lines[at]
     assert "Invert.run modified input array #0 of shape (24, 6, 6) in place" in lines[at + 1]
+
+
+WRONG_LAYER = '''
+from typing import Literal
+from plugins.mlp.layers import Layer, Shapes
+
+class Scale(Layer):
+    """y = x * s per feature; its backward forgets x in the gradient of s."""
+    kind: Literal["scale_bad"] = "scale_bad"
+
+    def shapes(self, fan_in):
+        return Shapes(fan_in, {"s": (fan_in,)})
+
+    def forward(self, x, params, state, ctx):
+        return x * params["s"], x
+
+    def backward(self, dy, x, params, grads, ctx):
+        grads["s"][...] = dy.sum(axis=0)
+        return dy * params["s"]
+
+class NotALayer:
+    pass
+'''
+
+
+def test_plugins_check_catches_a_wrong_layer_gradient_and_a_non_layer(tmp_path, third_party):
+    third_party("nnpipe-scale", "0.1", {"nnpipe.layers": {"scale_bad": "scale_mod:Scale",
+                                                          "not_a_layer": "scale_mod:NotALayer"}},
+                {"scale_mod.py": WRONG_LAYER})
+    lines, at = failed_check("scale_bad")
+    assert lines[at].split()[:3] == ["FAIL", "scale_bad", "nnpipe-scale"]
+    assert "backward: dL/ds: relative error" in lines[at + 1]
+    at = next(i for i, l in enumerate(lines) if "not_a_layer" in l)
+    assert lines[at].split()[0] in ("FAIL", "BROKEN") and "expected a layer class" in lines[at + 1]
+    assert any(l.split()[:2] == ["PASS", "batch_norm"] for l in lines)
+    assert lines[-1] == "2 plugin(s) failed"

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.report import render
-from pipeline.runs import differences, find_runs, flatten, load_run, table
+from pipeline.runs import differences, find_runs, flatten, load_run, show, table
 
 runner = CliRunner()
 
@@ -79,3 +79,10 @@ def test_report_escapes_text_and_loads_nothing_from_elsewhere(tmp_path):
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "src=\"http" not in page and "href=" not in page
     assert "0.9000" in page and "No plots in this run." in page
+
+
+def test_a_layer_stack_shows_as_one_readable_cell():
+    stack = [{"kind": "dense", "units": 256, "initializer": None}, {"kind": "batch_norm"},
+             {"kind": "relu"}, {"kind": "dropout", "p": 0.25}]
+    assert show(stack) == "dense(units=256) batch_norm relu dropout(p=0.2500)"
+    assert show([256, 128]) == "[256,128]" and show({"a": 1}) == '{"a":1}'

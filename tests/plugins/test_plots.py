@@ -107,3 +107,28 @@ def test_an_augment_recipe_adds_a_picture_of_originals_and_distortions(tmp_path)
     assert "augmentations.png" in plots.images
     pixels = picture(plots.images["augmentations.png"])
     assert pixels.shape[0] > 200 and pixels[..., :3].std() > 0.05
+
+
+def test_diagnostics_plot_from_a_trained_stack_and_weights_of_its_first_dense_layer(tmp_path):
+    from pipeline.spec import StageContext
+    from plugins.mlp.trainer import MLPTrain
+    from plugins.plots import plot_diagnostics
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((60, 16)), rng.integers(0, 3, 60)
+    data = Dataset({"train": Split(x[:40], y[:40]), "validation": Split(x[40:], y[40:]),
+                    "test": Split(x[40:], y[40:])}, sample_shape=(4, 4))
+    stack = [{"kind": "dropout", "p": 0.1}, {"kind": "dense", "units": 6}, {"kind": "batch_norm"},
+             "relu", {"kind": "dense", "units": 5}, "tanh"]
+    out = MLPTrain(layers=stack, epochs=3, batch_size=16).run({"data": data}, StageContext(seed=0))
+    history = out["history"].to_json()
+    assert plot_diagnostics([{k: v for k, v in e.items() if k != "layers"} for e in history]) is None
+    png = plot_diagnostics(history)
+    pixels = picture(png)
+    assert pixels.shape[1] > 4 * pixels.shape[0] * 0.8  # five panels side by side
+    assert pixels[..., :3].std() > 0.05
+    plots = PlotsStage().run({"data": data, "model": out["model"], "history": out["history"],
+                              "metrics": evaluate(out["model"], x[40:], y[40:])},
+                             StageContext(seed=0))["plots"]
+    assert sorted(plots.images) == ["confusion.png", "curves.png", "diagnostics.png",
+                                    "misclassified.png", "weights.png"]

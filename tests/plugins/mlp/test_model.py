@@ -144,7 +144,7 @@ def test_save_load_round_trip(tmp_path, dtype):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.npz"]  # no temp files
 
     with np.load(tmp_path / "model.npz", allow_pickle=False) as npz:
-        assert npz.files == ["W0", "b0", "W1", "b1"]
+        assert npz.files == ["dense0.W", "dense0.b", "dense1.W", "dense1.b"]
         assert all(npz[name].dtype == np.dtype(dtype) for name in npz.files)  # no object arrays
     meta = json.loads((tmp_path / "model.json").read_text())
     assert meta["sizes"] == [7, 5, 3] and meta["activation"] == "sigmoid" and meta["loss"] == "mse"
@@ -163,14 +163,27 @@ def test_load_reports_bad_directories(tmp_path):
     MLP([3, 2], rng=0).save(tmp_path)
     meta = json.loads((tmp_path / "model.json").read_text())
     (tmp_path / "model.json").write_text(json.dumps({**meta, "sizes": [3, 4]}))
-    with pytest.raises(DataError, match="W0 has shape"):
+    with pytest.raises(DataError, match=r"dense0\.W has shape"):
         MLP.load(tmp_path)
-    np.savez(tmp_path / "model.npz", W0=np.array([object()], dtype=object), b0=np.zeros(4))
+    np.savez(tmp_path / "model.npz", **{"dense0.W": np.array([object()], dtype=object)})
     with pytest.raises(DataError, match="cannot read"):
         MLP.load(tmp_path)
-    (tmp_path / "model.json").write_text(json.dumps({**meta, "activation": "nope"}))
-    with pytest.raises(PluginError, match="installed: elu, gelu, identity, leaky_relu, relu, sigmoid, softplus, tanh"):
+    (tmp_path / "model.json").write_text(json.dumps({**meta, "layers": [{"kind": "nope"}]}))
+    with pytest.raises(PluginError, match="unknown layer 'nope'; installed: batch_norm, dense, "
+                                          "dropout, elu, gelu, identity, layer_norm"):
         MLP.load(tmp_path)
+
+
+def test_load_reads_the_first_format(tmp_path):
+    """Run directories written before the layer stack (nnpipe-mlp/1: sizes, one activation,
+    arrays W0, b0, ...) still load and predict the same."""
+    model = MLP([4, 3, 2], "tanh", rng=0)
+    np.savez(tmp_path / "model.npz", W0=model.W[0], b0=model.b[0], W1=model.W[1], b1=model.b[1])
+    (tmp_path / "model.json").write_text(json.dumps(
+        {"format": "nnpipe-mlp/1", "sizes": [4, 3, 2], "activation": "tanh",
+         "loss": "cross_entropy", "dtype": "float32"}))
+    x = np.random.default_rng(1).random((5, 4))
+    np.testing.assert_array_equal(MLP.load(tmp_path).output(x), model.output(x))
 
 
 def test_pickle_keeps_the_views():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from pipeline.artifacts import Dataset
 from pipeline.errors import DataError
 from pipeline.spec import StageContext
 from pipeline.testing import PluginCheckError, check_loss

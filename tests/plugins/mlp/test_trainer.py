@@ -171,7 +171,7 @@ def test_history_and_progress(tmp_path):
     saved = json.loads((tmp_path / "history.json").read_text())
     assert [row["epoch"] for row in saved] == [1, 2, 3]
     assert set(saved[0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                             "lr", "lr_end", "seconds"}
+                             "lr", "lr_end", "seconds", "layers"}
     assert saved[0]["lr"] == saved[0]["lr_end"] == 0.1 and saved[0]["seconds"] > 0
     assert all(0 <= row["train_accuracy"] <= 1 and 0 <= row["val_accuracy"] <= 1 for row in saved)
 
@@ -384,3 +384,120 @@ def test_a_checkpoint_of_another_configuration_is_ignored(tmp_path):
     model, _ = train(spec, blobs())
     out = spec.run({"data": blobs()}, StageContext(seed=0, checkpoint_dir=tmp_path))
     assert np.array_equal(out["model"].params, model.params)
+
+
+# --- the layer stack -------------------------------------------------------------------------------
+
+BN_STACK = [{"kind": "dense", "units": 16}, {"kind": "batch_norm"}, "relu",
+            {"kind": "dropout", "p": 0.2}, {"kind": "dense", "units": 8}, {"kind": "layer_norm"},
+            "tanh"]
+STACK_SMALL = {k: v for k, v in SMALL.items() if k != "hidden"}
+
+
+def test_the_short_form_means_the_stack_it_implies():
+    short = MLPTrain(**{**SMALL, "hidden": [8, 6], "activation": "tanh", "dropout": 0.2})
+    stack = MLPTrain(**STACK_SMALL, layers=[{"kind": "dense", "units": 8}, "tanh",
+                                            {"kind": "dropout", "p": 0.2},
+                                            {"kind": "dense", "units": 6}, "tanh",
+                                            {"kind": "dropout", "p": 0.2}])
+    a, history_a = train(short, blobs())
+    b, history_b = train(stack, blobs())
+    assert np.array_equal(a.params, b.params)
+    assert [e.val_loss for e in history_a] == [e.val_loss for e in history_b]
+
+
+def test_both_forms_of_the_stack_are_refused():
+    with pytest.raises(ValidationError, match="give either layers or dropout, hidden"):
+        MLPTrain(layers=["relu"], hidden=[3], dropout=0.1)
+    spec = MLPTrain(layers=BN_STACK)  # a dump holds one form only, and validates again
+    dumped = spec.model_dump(mode="json")
+    assert "hidden" not in dumped and "layers" not in MLPTrain().model_dump(mode="json")
+    assert MLPTrain.model_validate(dumped) == spec
+
+
+def test_bad_layer_entries_are_reported_at_their_paths():
+    with pytest.raises(ValidationError) as raised:
+        MLPTrain(layers=[{"kind": "dense"}, "rleu", {"kind": "batch_norm", "momentum": 2},
+                         {"kind": "dense", "units": 3, "initializer": "he_nromal"}])
+    where = {".".join(map(str, e["loc"])): e["msg"] for e in raised.value.errors()}
+    assert set(where) == {"layers.0.units", "layers.1", "layers.2.momentum", "layers.3.initializer"}
+    assert "did you mean 'relu'" in where["layers.1"]
+    assert "did you mean 'he_normal'" in where["layers.3.initializer"]
+
+
+def test_a_batch_norm_stack_learns_and_validates_in_evaluation_mode():
+    data = blobs()
+    model, history = train(MLPTrain(**{**STACK_SMALL, "epochs": 8}, layers=BN_STACK), data)
+    assert history[-1].val_accuracy > 0.9
+    validation = data.split("validation")
+    # the recorded validation loss is the evaluation-mode loss: running statistics, no dropout
+    assert history[-1].val_loss == pytest.approx(model.loss(validation.x, validation.y), rel=1e-6)
+    assert not np.all(model.layer_state[1]["running_var"] == 1)
+
+
+def test_a_batch_of_one_row_is_refused_with_batch_norm():
+    data = blobs(n=85)  # 68 training rows in batches of 67: a last batch of 1
+    with pytest.raises(DataError, match="batch_norm needs at least 2 rows per training batch.*"
+                                        "last batch of 1; change batch_size"):
+        train(MLPTrain(**{**STACK_SMALL, "batch_size": 67}, layers=BN_STACK), data)
+
+
+def test_early_stopping_restores_the_best_epochs_running_statistics():
+    spec = MLPTrain(**{**STACK_SMALL, "epochs": 30, "optimizer": {"kind": "sgd", "lr": 0.5}},
+                    layers=BN_STACK, early_stopping={"patience": 1})
+    model, history = train(spec, blobs())
+    best = int(np.argmin([e.val_loss for e in history])) + 1
+    assert best < len(history)
+    at_best, _ = train(spec.model_copy(update={"epochs": best, "early_stopping": None}), blobs())
+    assert np.array_equal(model.params, at_best.params)
+    assert np.array_equal(model.stats, at_best.stats)
+
+
+def test_interrupted_batch_norm_run_resumes_bit_identical(tmp_path):
+    spec = MLPTrain(**{**STACK_SMALL, "epochs": 4, "optimizer": {"kind": "adam", "lr": 0.01}},
+                    layers=BN_STACK)
+    whole, whole_history = train(spec, blobs())
+    with pytest.raises(KeyboardInterrupt):
+        spec.run({"data": blobs()}, StageContext(seed=0, progress=StopAfter(2),
+                                                 checkpoint_dir=tmp_path))
+    out = spec.run({"data": blobs()}, StageContext(seed=0, checkpoint_dir=tmp_path))
+    assert np.array_equal(out["model"].params, whole.params)
+    assert np.array_equal(out["model"].stats, whole.stats)
+    assert [e.layers for e in out["history"]] == [e.layers for e in whole_history]
+
+
+# --- per-layer diagnostics -------------------------------------------------------------------------
+
+def test_diagnostics_of_one_full_batch_sgd_step_by_hand():
+    """One epoch of one batch: the gradient norm is that step's, the update ratio is
+    lr |g| / |w| (plain SGD), the dead fraction is that of the final weights on validation."""
+    data = blobs(n=100)
+    train_split, validation = data.split("train"), data.split("validation")
+    spec = MLPTrain(hidden=[12], epochs=1, batch_size=80, shuffle=False,
+                    optimizer={"kind": "sgd", "lr": 0.5}, dtype="float64")
+    model, history = train(spec, data)
+    by_hand = MLP([4, 12, 3], "relu", "cross_entropy", "float64", init="he_normal",
+                  rng=np.random.default_rng(0))
+    before = by_hand.params.copy()
+    by_hand.backward(by_hand.loss_fn.gradient(by_hand.forward(train_split.x), train_split.y))
+    entries = {e["layer"]: e for e in history[0].layers}
+    assert sorted(entries) == [0, 1, 2]  # dense, relu, dense (output)
+    for i, part in by_hand.param_slices():
+        g, w = by_hand.grads[part], before[part]
+        assert entries[i]["grad_norm"] == pytest.approx(np.linalg.norm(g), rel=1e-9)
+        assert entries[i]["update_ratio"] == pytest.approx(0.5 * np.linalg.norm(g) / np.linalg.norm(w),
+                                                           rel=1e-9)
+        assert entries[i]["weight_norm"] == pytest.approx(np.linalg.norm(model.params[part]), rel=1e-12)
+    z = validation.x @ model.W[0] + model.b[0]  # (n_val, 12) the relu's input
+    assert entries[1]["dead"] == pytest.approx(np.mean(np.all(z <= 0, axis=0)))
+    assert entries[1]["kind"] == "relu" and "grad_norm" not in entries[1]
+
+
+def test_saturated_units_of_tanh_and_diagnostics_off():
+    data = blobs()
+    model, history = train(MLPTrain(**{**SMALL, "activation": "tanh"}), data)
+    z = data.split("validation").x @ model.W[0] + model.b[0]
+    saturated = np.all(1 - np.tanh(z) ** 2 < 0.01, axis=0)
+    assert history[-1].layers[1] == {"layer": 1, "kind": "tanh", "saturated": float(np.mean(saturated))}
+    _, quiet = train(MLPTrain(**SMALL, diagnostics=False), data)
+    assert all(e.layers is None for e in quiet)
