@@ -60,7 +60,7 @@ def test_each_optimizer_kind_takes_its_own_fields(validator, kind, tmp_path):
 @pytest.mark.parametrize("field, value", [
     ("optimizer", {"kind": "adam", "lr": 0.01, "momentum": 0.9}),  # SGD's field, not Adam's
     ("optimizer", {"kind": "adam", "lr": -1}),
-    ("optimizer", {"kind": "rmsprop", "lr": 0.01}),
+    ("optimizer", {"kind": "no_such_optimizer", "lr": 0.01}),
     ("optimizer", {"lr": 0.01}),  # no kind
     ("schedule", {"kind": "cosine", "patience": 2}),  # plateau's field
     ("activation", "rleu"),
