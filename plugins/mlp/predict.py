@@ -61,8 +61,14 @@ class Prediction:
             for i in rows]
 
 
-def read_images(path: Path) -> tuple[list[str], np.ndarray]:
-    """Raw pixel arrays (n, h, w) in 0..255 and a name per sample, from IDX or PNG input."""
+def read_images(path: Path | np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Raw pixel arrays (n, h, w) in 0..255 and a name per sample, from IDX or PNG input, or
+    from an array of raw pixels (n, h, w) or (n, d) as the Python API passes it."""
+    if isinstance(path, np.ndarray):
+        if path.ndim < 2 or not np.issubdtype(path.dtype, np.number):
+            raise DataError(f"images: expected a numeric array (n, h, w) or (n, d); "
+                            f"got {path.dtype} of shape {path.shape}")
+        return [f"images[{i}]" for i in range(path.shape[0])], path
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
@@ -94,15 +100,18 @@ def _read_png(path: Path) -> np.ndarray:
     return image.astype(np.float64) * 255.0  # (h, w) in 0..255 like IDX pixels
 
 
-def predict(run_dir: Path | str, input_path: Path | str, top: int = 3,
-            labels: Path | str | None = None) -> Prediction:
-    """Classify ``input_path`` with the model saved in ``run_dir``; with ``labels`` (an IDX file
-    of one label per sample) also measure the accuracy.
+def predict(run_dir: Path | str, input_path: Path | str | np.ndarray, top: int = 3,
+            labels: Path | str | np.ndarray | None = None) -> Prediction:
+    """Classify ``input_path`` (a file, a folder or an array of raw pixels) with the model saved
+    in ``run_dir``; with ``labels`` (an IDX file or an array of one label per sample) also
+    measure the accuracy.
 
     Raises:
         DataError: a missing or broken run directory or input, or input of the wrong size.
     """
-    run_dir, input_path = Path(run_dir), Path(input_path)
+    run_dir = Path(run_dir)
+    if not isinstance(input_path, np.ndarray):
+        input_path = Path(input_path)
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: not a run directory (expected model.npz and model.json)")
     model = MLP.load(run_dir)
@@ -110,7 +119,8 @@ def predict(run_dir: Path | str, input_path: Path | str, top: int = 3,
     names, images = read_images(input_path)  # (n, h, w) raw pixels
     features = int(np.prod(images.shape[1:]))
     if features != model.sizes[0]:
-        raise DataError(f"{input_path}: samples of shape {images.shape[1:]} ({features} values); "
+        where = "images" if isinstance(input_path, np.ndarray) else input_path
+        raise DataError(f"{where}: samples of shape {images.shape[1:]} ({features} values); "
                         f"the model expects {model.sizes[0]} values per sample")
     if normalizer is not None:
         shape = normalizer.offset.shape  # () for scale, the training samples' shape otherwise
@@ -122,9 +132,11 @@ def predict(run_dir: Path | str, input_path: Path | str, top: int = 3,
     top_classes = np.argsort(-probabilities, axis=1, kind="stable")[:, :min(top, k)]  # (n, top)
     result = Prediction(names, probabilities, top_classes, _class_names(run_dir))
     if labels is not None:
-        truth = read_idx(labels).reshape(-1)  # (n,)
+        truth = (np.asarray(labels) if not isinstance(labels, (str, Path))
+                 else read_idx(labels)).reshape(-1)  # (n,)
         if truth.shape[0] != len(names):
-            raise DataError(f"{labels}: {truth.shape[0]} labels for {len(names)} samples")
+            where = labels if isinstance(labels, (str, Path)) else "labels"
+            raise DataError(f"{where}: {truth.shape[0]} labels for {len(names)} samples")
         result.accuracy = float(np.mean(result.labels == truth))
     return result
 
