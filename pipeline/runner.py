@@ -206,6 +206,12 @@ def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
             f" with --set {' --set '.join(pipeline.overrides)}" if pipeline.overrides else "") + "\n"
         write_text(staging / "pipeline.yaml",
                    header + yaml.safe_dump(pipeline.resolved(), sort_keys=False))
+        from pipeline.report import REPORT_NAME, write_report
+
+        # A run with plots gets its HTML page too (written last: it reads the manifest).
+        plotted = any(name.startswith("plots/") for name in files)
+        if plotted:
+            files.append(REPORT_NAME)
         manifest = {
             "pipeline": str(pipeline.path),
             "name": pipeline.spec.name,
@@ -217,6 +223,8 @@ def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
             "files": sorted(files + ["pipeline.yaml", "manifest.json"]),
         }
         write_json(staging / "manifest.json", manifest)
+        if plotted:
+            write_report(staging, name=run_dir.name)
         if run_dir.exists():
             # Replace an old run only now that the new one is complete.
             old = run_dir.with_name(f".{run_dir.name}.old-{os.getpid()}")
