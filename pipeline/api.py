@@ -161,7 +161,11 @@ def default_progress(quiet: bool = False):
     if quiet:
         return PlainProgress(quiet=True)
     console = Console()
-    if console.is_jupyter or console.is_terminal:
+    if console.is_jupyter:
+        # each redraw is a widget message the notebook front end must handle: 2 a second is
+        # live enough, and costs a few percent of an epoch instead of doubling it
+        return RichProgress(console, refresh_per_second=2)
+    if console.is_terminal:
         return RichProgress(console)
     return PlainProgress()
 

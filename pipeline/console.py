@@ -77,10 +77,13 @@ class RichProgress:
 
     Args:
         console: the rich console to draw on (default: a new one on stdout).
+        refresh_per_second: how often the bars are redrawn (in Jupyter every redraw is a widget
+            message, so the API asks for fewer).
     """
 
-    def __init__(self, console: Console | None = None):
+    def __init__(self, console: Console | None = None, refresh_per_second: float = 10):
         self.console = console or Console()
+        self.refresh_per_second = refresh_per_second
         self._bars: RichBars | None = None
         self._task = None
         self._samples = 0
@@ -90,7 +93,8 @@ class RichProgress:
         self._bars = RichBars(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[live]}"), _RateColumn(), TextColumn("eta"),
-            TimeRemainingColumn(), console=self.console, transient=True)
+            TimeRemainingColumn(), console=self.console, transient=True,
+            refresh_per_second=self.refresh_per_second)
         self._bars.start()
         self._samples = 0
         self._task = self._bars.add_task(description, total=total, live="")

@@ -5,7 +5,9 @@
     misclassified.png a grid of wrongly predicted images, "true -> predicted" (``data``, ``model``)
     weights.png       the first layer's weights, one image per hidden unit   (from ``model``)
 
-The figures are rendered once, after training, with matplotlib's Agg backend (no display), and
+The figures are rendered once, after training, as bare ``matplotlib.figure.Figure`` objects
+(never pyplot, so no window opens and the backend of whoever imports this, a notebook's inline one
+say, is left alone), and
 kept as PNG bytes, so the artifact is cheap to cache and to write. Image grids are one mosaic
 array drawn by a single ``imshow``, not one axes per tile, which keeps all four plots well under
 a second or two.
@@ -19,17 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from pydantic import Field, PositiveInt
 
-matplotlib.use("Agg")  # before pyplot: render to files, never to a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from pydantic import Field, PositiveInt  # noqa: E402
-
-from pipeline.artifacts import Dataset  # noqa: E402
-from pipeline.files import atomic_open  # noqa: E402
-from pipeline.spec import StageContext, StageSpec  # noqa: E402
+from pipeline.artifacts import Dataset
+from pipeline.files import atomic_open
+from pipeline.spec import StageContext, StageSpec
 
 PLOTS_DIR = "plots"
 
@@ -51,17 +50,17 @@ class Plots:
 
 
 def _png(figure) -> bytes:
-    """The figure as PNG bytes; the figure is closed."""
+    """The figure as PNG bytes."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
     return buffer.getvalue()
 
 
 def plot_curves(history: list[dict[str, Any]]) -> bytes:
     """Loss and accuracy per epoch, train and validation (when there is one), side by side."""
     epochs = [e["epoch"] for e in history]
-    figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    figure = Figure(figsize=(10, 4))
+    loss_ax, acc_ax = figure.subplots(1, 2)
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.2)
     for ax, what in ((loss_ax, "loss"), (acc_ax, "accuracy")):
         ax.plot(epochs, [e[f"train_{what}"] for e in history], "o-", label="train")
@@ -83,7 +82,8 @@ def plot_confusion(confusion: np.ndarray, names: list[str], title: str) -> bytes
     k = confusion.shape[0]
     size = max(5.0, 0.55 * k + 2)
     long = max(map(len, names)) > 2  # long names: rotated ticks and wider margins
-    figure, ax = plt.subplots(figsize=(size + 1, size))
+    figure = Figure(figsize=(size + 1, size))
+    ax = figure.subplots()
     figure.subplots_adjust(left=0.17 if long else 0.09, bottom=0.17 if long else 0.09,
                            right=0.95, top=0.94)
     image = ax.imshow(confusion, cmap="Blues")
@@ -131,7 +131,7 @@ def plot_misclassified(images: np.ndarray, true: list[str], predicted: list[str]
     gap = max(2, h // 4)  # room under each tile for its label
     width = 1.3 * columns  # inches; the height follows the mosaic's aspect, plus the title
     height = width * rows * (h + gap) / (columns * (w + gap)) + 0.45
-    figure = plt.figure(figsize=(width, height))
+    figure = Figure(figsize=(width, height))
     ax = figure.add_axes((0.01, 0.01, 0.98, 0.98 - 0.45 / height))
     if n:
         ax.imshow(mosaic(images, columns, gap), cmap="gray_r", interpolation="nearest")
@@ -151,7 +151,7 @@ def plot_weights(weights: np.ndarray, shape: tuple[int, int], columns: int = 8) 
     units = min(weights.shape[1], 64)
     tiles = weights[:, :units].T.reshape(units, *shape)  # (units, h, w)
     rows = math.ceil(units / columns)
-    figure = plt.figure(figsize=(1.2 * columns, 1.2 * rows + 0.5))
+    figure = Figure(figsize=(1.2 * columns, 1.2 * rows + 0.5))
     ax = figure.add_axes((0.01, 0.01, 0.98, 0.98 - 0.4 / (1.2 * rows + 0.5)))
     ax.imshow(mosaic(tiles, columns, symmetric=True), cmap="coolwarm", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
