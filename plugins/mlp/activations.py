@@ -37,6 +37,9 @@ class Activation:
     #: ``delta`` by f'(z) in place. Without them the two functions above are used.
     value_into: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     backprop: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
+    #: Optional, for ``nnpipe export --format onnx``: ``onnx(graph, x) -> y`` appends the ONNX
+    #: nodes computing f to a ``plugins.mlp.onnx_forms.OnnxGraph`` (the built-ins' are there).
+    onnx: Callable[[Any, str], str] | None = None
 
 
 # The model calls these two, not methods: a plugin's activation may be any object with ``value``
