@@ -28,6 +28,7 @@ from pipeline.errors import NnpipeError, RunError, UserError
 from pipeline.files import write_json, write_text
 from pipeline.keys import FileHasher, digest, input_hashes, stage_key_parts
 from pipeline.spec import StageContext
+from pipeline.transforms import Fitted, sample_shape, write_chain
 
 
 @dataclass
@@ -67,6 +68,10 @@ def check_wiring(pipeline: LoadedPipeline) -> None:
                 f"(available: {have})"
             )
         available.extend(name for name in stage.outputs if name not in available)
+        fitted = getattr(stage, "transform_output", None)
+        if fitted is not None and fitted not in stage.outputs:
+            problems.append(f"{pipeline.path}: stages[{index}] ({stage_id}, {type(stage).__module__}) "
+                            f"declares transform_output {fitted!r}, which is not one of its outputs")
     if problems:
         raise UserError("\n".join(problems))
 
@@ -130,6 +135,7 @@ class Runner:
         check_wiring(pipeline)
         artifacts: dict[str, Any] = {}
         reports: list[StageReport] = []
+        chain: list[Fitted] = []  # the fitted transforms, in pipeline order
         previous_key: str | None = None
         for index, (stage, stage_id) in enumerate(zip(pipeline.stages, pipeline.stage_ids())):
             context = StageContext(seed=pipeline.spec.seed, data_dir=self.data_dir,
@@ -148,6 +154,10 @@ class Runner:
                                               record, forced)
             if self.cache is not None:
                 self.cache.remember(pipeline.spec.name, stage_id, key)
+            if stage.transform_output is not None:
+                seen = sample_shape({name: artifacts[name] for name in stage.inputs})
+                chain.append(Fitted(index, stage_id, stage.kind, outputs[stage.transform_output],
+                                    seen))
             artifacts.update(outputs)
             previous_key = key
             report = StageReport(index, stage_id, stage.kind, status,
@@ -158,7 +168,7 @@ class Runner:
         run_dir = None
         if write:
             run_dir = Path(out) if out is not None else default_run_dir(pipeline)
-            write_run_dir(run_dir, pipeline, artifacts, reports)
+            write_run_dir(run_dir, pipeline, artifacts, reports, chain)
         return RunResult(artifacts, run_dir, reports)
 
     def _run_stage(self, stage, stage_id, index, key, artifacts, context, record, forced):
@@ -186,8 +196,9 @@ class Runner:
 
 
 def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, Any],
-                  reports: list[StageReport]) -> None:
-    """Write every saveable artifact, the resolved pipeline and the manifest into ``run_dir``.
+                  reports: list[StageReport], chain: list[Fitted] | None = None) -> None:
+    """Write every saveable artifact, the fitted-transform ``chain`` (``transforms.json`` and
+    ``transforms/``), the resolved pipeline and the manifest into ``run_dir``.
 
     The files are written into a temporary folder beside ``run_dir`` that is renamed into place
     at the end, so an interrupted run never leaves a half-written run directory. An existing
@@ -202,6 +213,7 @@ def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
         for name, value in artifacts.items():
             if isinstance(value, Saveable):
                 files.extend(value.save(staging))
+        files.extend(write_chain(staging, chain or []))
         header = f"# resolved from {pipeline.path}" + (
             f" with --set {' --set '.join(pipeline.overrides)}" if pipeline.overrides else "") + "\n"
         write_text(staging / "pipeline.yaml",

@@ -27,7 +27,7 @@ from pipeline.files import atomic_open
 from plugins.mlp import onnx_forms
 from plugins.mlp.model import MLP
 from plugins.mlp.onnx_forms import OnnxGraph
-from plugins.normalize import JSON_NAME as NORMALIZER_JSON, Normalizer
+from plugins.mlp.predict import saved_chain
 
 PRODUCER = "nnpipe"
 #: metadata key marking a file as nnpipe's export (with the format of what follows)
@@ -44,11 +44,6 @@ def _onnx():
         raise UserError("nnpipe export --format onnx needs the onnx package: "
                         "pip install 'nnpipe[onnx]'") from None
     return onnx
-
-
-def saved_transforms(run_dir: Path) -> list[Any]:
-    """The fitted transforms a run applies before its model, in order (today: its normaliser)."""
-    return [Normalizer.load(run_dir)] if (run_dir / NORMALIZER_JSON).exists() else []
 
 
 def _run_facts(run_dir: Path) -> tuple[list[str] | None, list[int] | None]:
@@ -86,8 +81,9 @@ def model_pieces(model: Any) -> list[tuple[str, Any, dict, dict, Any]]:
 
 def _refuse_missing(run_dir: Path, transforms: list, pieces: list, loss: Any) -> None:
     """One UserError naming every piece that has no ONNX form."""
-    missing = [f"transform {type(t).__name__} ({type(t).__module__})" for t in transforms
-               if onnx_forms.transform_form(t) is None]
+    missing = [f"the transform of {f.label} ({type(f.transform).__module__}."
+               f"{type(f.transform).__name__})" for f in transforms
+               if onnx_forms.transform_form(f.transform) is None]
     missing += [label if layer is None else f"{label} from {type(layer).__module__}"
                 for label, form, _, _, layer in pieces if form is None]
     if onnx_forms.link_form(loss) is None:
@@ -98,10 +94,12 @@ def _refuse_missing(run_dir: Path, transforms: list, pieces: list, loss: Any) ->
                         "see plugins/mlp/onnx_forms.py)")
 
 
-def _input_shape(model: MLP, sample_shape: list[int] | None) -> list[int]:
-    """The shape of one input sample: the dataset's when it matches the model, else flat."""
-    d = model.sizes[0] if hasattr(model, "sizes") else None
-    if sample_shape and d is not None and int(np.prod(sample_shape)) == d:
+def _input_shape(model: MLP, sample_shape: list[int] | None, chain: list) -> list[int]:
+    """The shape of one raw input sample: the dataset's (28, 28) when it has the size the first
+    transform (else the model) was trained on, else flat rows of that size."""
+    first = chain[0].input_shape if chain else None
+    d = int(np.prod(first)) if first is not None else model.sizes[0]
+    if sample_shape and int(np.prod(sample_shape)) == d:
         return sample_shape
     return [d]
 
@@ -117,10 +115,10 @@ def build(run_dir: Path | str) -> Any:
 
     run_dir = Path(run_dir)
     model = MLP.load(run_dir)
-    transforms, pieces = saved_transforms(run_dir), model_pieces(model)
+    transforms, pieces = saved_chain(run_dir), model_pieces(model)
     _refuse_missing(run_dir, transforms, pieces, model.loss_fn)
     class_names, sample_shape = _run_facts(run_dir)
-    shape = _input_shape(model, sample_shape)
+    shape = _input_shape(model, sample_shape, transforms)
 
     g = OnnxGraph(model.dtype)
     x = g.node("Flatten", [INPUT], axis=1) if len(shape) > 1 else INPUT  # (N, d) float32
@@ -150,11 +148,11 @@ def build(run_dir: Path | str) -> Any:
 
 
 def _chain(g: OnnxGraph, x: str, dtype: np.dtype, transforms: list, model_dtype: np.dtype):
-    """Every fitted transform, each in its own dtype (a Cast where it changes), then a Cast to the
+    """Every fitted transform of the chain, each in its own dtype (a Cast where it changes), then a Cast to the
     model's dtype if needed; (output name, its dtype)."""
     from onnx import helper
 
-    for fitted in transforms:
+    for fitted in (f.transform for f in transforms):  # on flat rows (N, d)
         wanted = np.dtype(getattr(fitted, "dtype", dtype))
         if wanted != dtype:
             x, dtype = g.node("Cast", [x], to=helper.np_dtype_to_tensor_dtype(wanted)), wanted

@@ -1,8 +1,9 @@
 """Predictions from a saved run: ``nnpipe predict RUN_DIR INPUT`` ends up here (through the
 ``nnpipe.predictors`` entry point ``mlp``, so the framework never imports the MLP).
 
-    run directory   model.npz + model.json (the MLP), normalizer.json + normalizer.npz (the fitted
-                    input transform, applied exactly as in training), metrics.json (class names)
+    run directory   model.npz + model.json (the MLP), transforms.json + transforms/ (the fitted
+                    transforms, replayed in order exactly as in training; an older run's
+                    normalizer.json + normalizer.npz), metrics.json (class names)
     input           an IDX file of images (n, 28, 28), gzip or raw; a PNG image; or a folder of
                     PNG images (sorted by name). PNGs are read with matplotlib (values in [0, 1],
                     multiplied by 255 to match the raw IDX pixels; colour is averaged to grey).
@@ -20,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import DataError
+from pipeline.transforms import Fitted, load_chain, replay
 from plugins.idx import read_idx
 from plugins.mlp.model import MLP
-from plugins.normalize import Normalizer
+from plugins.normalize import JSON_NAME as NORMALIZER_JSON, Normalizer
 
 
 @dataclass
@@ -115,19 +117,9 @@ def predict(run_dir: Path | str, input_path: Path | str | np.ndarray, top: int =
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: not a run directory (expected model.npz and model.json)")
     model = MLP.load(run_dir)
-    normalizer = Normalizer.load(run_dir) if (run_dir / "normalizer.json").exists() else None
     names, images = read_images(input_path)  # (n, h, w) raw pixels
-    features = int(np.prod(images.shape[1:]))
-    if features != model.sizes[0]:
-        where = "images" if isinstance(input_path, np.ndarray) else input_path
-        raise DataError(f"{where}: samples of shape {images.shape[1:]} ({features} values); "
-                        f"the model expects {model.sizes[0]} values per sample")
-    if normalizer is not None:
-        shape = normalizer.offset.shape  # () for scale, the training samples' shape otherwise
-        if shape and int(np.prod(shape)) == features:
-            images = images.reshape(images.shape[0], *shape)  # (n, *shape), e.g. (n, 784)
-        images = normalizer.apply(images)  # as in training
-    probabilities = model.predict_proba(images)  # (n, k)
+    where = "images" if isinstance(input_path, np.ndarray) else str(input_path)
+    probabilities = model.predict_proba(model_inputs(run_dir, model, images, where))  # (n, k)
     k = probabilities.shape[1]
     top_classes = np.argsort(-probabilities, axis=1, kind="stable")[:, :min(top, k)]  # (n, top)
     result = Prediction(names, probabilities, top_classes, _class_names(run_dir))
@@ -139,6 +131,38 @@ def predict(run_dir: Path | str, input_path: Path | str | np.ndarray, top: int =
             raise DataError(f"{where}: {truth.shape[0]} labels for {len(names)} samples")
         result.accuracy = float(np.mean(result.labels == truth))
     return result
+
+
+def model_inputs(run_dir: Path, model: MLP, images: np.ndarray, where: str) -> np.ndarray:
+    """Raw inputs (n, ...) -> what the model was trained on: the run's fitted-transform chain
+    replayed in order (``pipeline.transforms``).
+
+    Raises:
+        DataError: samples of another size than the run was trained on (``where`` names them).
+    """
+    x = replay(saved_chain(run_dir), images, where)  # (n, ...) as the model saw in training
+    raw, features = int(np.prod(images.shape[1:])), int(np.prod(x.shape[1:]))
+    if features != model.sizes[0]:
+        after = f" give {features} after the run's transforms" if features != raw else ""
+        raise DataError(f"{where}: samples of shape {images.shape[1:]} ({raw} values){after}; "
+                        f"the model expects {model.sizes[0]} values per sample")
+    return x
+
+
+def saved_chain(run_dir: Path) -> list[Fitted]:
+    """The run's fitted transforms in order: its ``transforms.json``, or for a run written
+    before the chain was recorded, its normaliser if it has one."""
+    chain = load_chain(run_dir)
+    return chain if chain is not None else _legacy_chain(run_dir)
+
+
+def _legacy_chain(run_dir: Path) -> list[Fitted]:
+    """The chain of an older run directory: its ``normalizer.json``, if any (fitted on samples
+    of its offset's shape; a scale normaliser takes any)."""
+    if not (run_dir / NORMALIZER_JSON).exists():
+        return []
+    normalizer = Normalizer.load(run_dir)
+    return [Fitted(0, "normalize", "normalize", normalizer, tuple(normalizer.offset.shape) or None)]
 
 
 def _class_names(run_dir: Path) -> list[str] | None:
