@@ -107,15 +107,20 @@ ACTIVATION_FORMS: dict[Any, Form] = {
 }
 
 
-def activation_form(activation: Any) -> Form | None:
-    """The form of an activation object: its own ``onnx``, else the built-in's, else None."""
-    own = getattr(activation, "onnx", None)
+def _own_or_builtin(obj: Any, attribute: str, table: dict[Any, Form]) -> Form | None:
+    """``obj``'s own form (its ``attribute``), else the built-in form of that very object."""
+    own = getattr(obj, attribute, None)
     if callable(own):
         return own
     try:
-        return ACTIVATION_FORMS.get(activation)
+        return table.get(obj)
     except TypeError:  # an unhashable plugin object: not a built-in
         return None
+
+
+def activation_form(activation: Any) -> Form | None:
+    """The form of an activation object: its own ``onnx``, else the built-in's, else None."""
+    return _own_or_builtin(activation, "onnx", ACTIVATION_FORMS)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -182,13 +187,7 @@ LINK_FORMS: dict[Any, Form] = {
 
 def link_form(loss: Any) -> Form | None:
     """The form of a loss's link: its own ``onnx_link``, else the built-in's, else None."""
-    own = getattr(loss, "onnx_link", None)
-    if callable(own):
-        return own
-    try:
-        return LINK_FORMS.get(loss)
-    except TypeError:
-        return None
+    return _own_or_builtin(loss, "onnx_link", LINK_FORMS)
 
 
 # ----------------------------------------------------------------------------------------------
