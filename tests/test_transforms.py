@@ -100,3 +100,42 @@ def test_a_damaged_chain_is_exit_2(pca_run, tmp_path, entry, message):
     (run / "transforms.json").write_text("[1, 2")
     result = CliRunner().invoke(app, ["predict", str(run), str(IMAGES)])
     assert result.exit_code == 2 and "not a transform chain" in result.output
+
+
+# --- the contract, without data ---------------------------------------------------------------
+
+def test_a_transform_output_that_is_not_an_output_is_refused_before_running():
+    from types import SimpleNamespace
+    from typing import Literal
+
+    from pipeline.runner import check_wiring
+    from pipeline.spec import StageSpec
+
+    class Misdeclared(StageSpec):
+        kind: Literal["misdeclared"] = "misdeclared"
+        outputs = ("data",)
+        transform_output = "fitted"
+
+    fake = SimpleNamespace(stages=[Misdeclared()], stage_ids=lambda: ["misdeclared"], path="p.yaml")
+    with pytest.raises(UserError, match="transform_output 'fitted', which is not one of its outputs"):
+        check_wiring(fake)
+
+
+def test_write_chain_keeps_folders_inside_and_refuses_what_it_cannot_save(tmp_path):
+    from pipeline.errors import RunError
+    from pipeline.transforms import Fitted, write_chain
+
+    class Saves:
+        def apply(self, x):
+            return x
+
+        def save(self, directory):
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "t.json").write_text("{}")
+            return ["t.json"]
+
+    files = write_chain(tmp_path / "run", [Fitted(1, "../../evil/id", "k", Saves())])
+    assert files == ["transforms/1-_.._evil_id/t.json", "transforms.json"]
+    assert not (tmp_path / "evil").exists()
+    with pytest.raises(RunError, match=r"stages\[1\] \(x\).*has no save"):
+        write_chain(tmp_path / "run2", [Fitted(1, "x", "x", object())])
