@@ -21,8 +21,10 @@ def test_the_notebook_is_committed_without_outputs():
     assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
 
 
-def test_the_notebook_runs_without_an_error_cell(tmp_path):
-    # It runs beside the pipeline files it names, but its runs/ must land in tmp_path.
+def test_the_notebook_runs_without_an_error_cell(tmp_path, monkeypatch):
+    # It runs beside the pipeline files it names, but its runs/ must land in tmp_path, and its
+    # stage cache (the kernel inherits the environment) must not warm the suite's.
+    monkeypatch.setenv("NNPIPE_CACHE", str(tmp_path / "cache"))
     for pipeline_file in EXAMPLES.glob("*.yaml"):
         (tmp_path / pipeline_file.name).symlink_to(pipeline_file)
     notebook = nbformat.read(NOTEBOOK, as_version=4)

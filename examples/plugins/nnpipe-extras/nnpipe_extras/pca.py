@@ -111,7 +111,8 @@ class PCAStage(StageSpec):
 
     kind: Literal["pca"] = "pca"
     uses_seed = False  # deterministic
-    components: PositiveInt = Field(default=50, description="How many components to keep.")
+    components: PositiveInt = Field(default=16, description="How many components to keep "
+                                    "(at most the train split's rows and features).")
     whiten: bool = Field(default=False, description="Divide each component by its standard "
                                                     "deviation on the train split.")
     dtype: Literal["float32", "float64"] = Field(default="float32", description="Output dtype.")
