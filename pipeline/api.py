@@ -42,7 +42,6 @@ class Run:
     """
 
     def __init__(self, info: RunInfo, artifacts: Mapping[str, Any] | None = None):
-        self._info = info
         self.path: Path = info.path
         self.metrics: dict[str, Any] = info.metrics
         self.history: list[dict[str, Any]] = info.history
@@ -83,12 +82,9 @@ class Run:
 
     def report(self, out: Path | str | None = None) -> Path:
         """Write the self-contained HTML page of this run (``nnpipe report``); return its path."""
-        from pipeline.files import write_text
-        from pipeline.report import render
+        from pipeline.report import write_report
 
-        target = Path(out) if out is not None else self.path / "report.html"
-        write_text(target, render(self._info))
-        return target
+        return write_report(self.path, Path(out) if out is not None else None)
 
     def __repr__(self) -> str:
         figures = ", ".join(f"{key} {show(self.metrics[key])}" for key in METRIC_KEYS

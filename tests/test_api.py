@@ -90,6 +90,8 @@ def test_the_jupyter_view_shows_metrics_and_inline_curves(fast_run):
     assert 'src="data:image/png;base64,' in page
     assert "http://" not in page and "https://" not in page
     assert "accuracy" in repr(fast_run)
+    page = fast_run.report().read_text()  # RUN/report.html, as nnpipe report writes it
+    assert f"nnpipe run {fast_run.name}" in page and "data:image/png;base64," in page
 
 
 def test_curves_svg_draws_one_line_per_series_scaled_to_the_box():
