@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -30,11 +31,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.errors import UserError
-from pipeline.files import write_json
+from pipeline.files import DISK_FULL, DiskFullError, disk_full, write_json, write_text
+from pipeline.leftovers import remove_abandoned, writer_mark
+from pipeline.outputs import CACHE_TAG, CACHE_TAG_TEXT, is_cache_folder
 
 #: The joblib "function" folder every stage entry lives under.
 _FOLDER = "stages"
 _KEY = re.compile(r"^[0-9a-f]{64}$")
+#: What ``clear`` removes: everything the cache writes in its folder.
+_MANAGED = ("joblib", "records", "last", "checkpoints", "file-hashes.json")
 
 
 def _default_warn(message: str) -> None:
@@ -145,13 +150,30 @@ class StageCache:
         """Store ``outputs`` under ``key`` (atomically, via joblib), then its record.
 
         ``record`` holds what ``plan`` and ``cache info`` show: the key parts, pipeline name,
-        stage id, kind. A failure to write is a warning: the run goes on without that entry.
+        stage id, kind. A failure to write is a warning: the run goes on without that entry;
+        but a full disk is a ``DiskFullError`` naming the cache folder (every later write would
+        fail too). Either way, and on Ctrl-C, joblib's temporary file is removed.
         """
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            self.memory.store_backend.dump_item([_FOLDER, key], outputs, verbose=0)
+        mark = writer_mark(self.store_dir / key)  # joblib's temporary name has no host
+        try:
+            self._tag()
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.touch()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self.memory.store_backend.dump_item([_FOLDER, key], outputs, verbose=0)
+        except BaseException as exc:
+            self._remove_own_temporaries(key)
+            if disk_full(exc):
+                raise DiskFullError(self.location, "a cache entry") from None
+            raise
+        mark.unlink(missing_ok=True)
         problems = [str(w.message) for w in caught]
         if problems or not self.contains(key):
+            self._remove_own_temporaries(key)
+            if any(f"[Errno {number}]" in problem for problem in problems for number in DISK_FULL):
+                raise DiskFullError(self.location, f"the cache entry of "
+                                                   f"{(record or {}).get('label', key[:12])}")
             self.warn(f"could not store {record.get('label', key[:12]) if record else key[:12]} "
                       f"in the cache: {problems[0] if problems else 'no entry written'}")
             return
@@ -159,6 +181,32 @@ class StageCache:
         entry.update(key=key, size=self._entry_file(key).stat().st_size,
                      created=_dt.datetime.now().isoformat(timespec="seconds"))
         write_json(self._record_file(key), entry)
+
+    def _remove_own_temporaries(self, key: str) -> None:
+        """Remove what this process's failed or interrupted write of ``key`` left (joblib names
+        its temporary file ``output.pkl.<uuid>-<pid>-<thread>``), and the folder if empty."""
+        folder = self.store_dir / key
+        for path in folder.glob(f"output.pkl.*-{os.getpid()}-*"):
+            path.unlink(missing_ok=True)
+        writer_mark(folder).unlink(missing_ok=True)
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty (an entry another process wrote) or already gone
+
+    def remove_abandoned(self) -> None:
+        """Remove the temporary files and folders killed processes left in the cache
+        (``pipeline.leftovers``: only nnpipe's and joblib's own, only when their owner is gone)."""
+        folders = [self.location, self.location / "records", self.location / "last"]
+        for parent in (self.store_dir, self.location / "checkpoints"):
+            if parent.is_dir():
+                folders.extend(p for p in parent.iterdir() if p.is_dir())
+        for folder in folders:
+            if remove_abandoned(folder) and folder.parent == self.store_dir:
+                try:
+                    folder.rmdir()  # the entry folder of a write that never finished
+                except OSError:
+                    pass  # it holds an entry (or another process's live write)
 
     # --- records and last-key pointers ----------------------------------------------------
 
@@ -201,17 +249,38 @@ class StageCache:
                                    record.get("created", "?")))
         return found
 
+    def _refuse_foreign(self) -> None:
+        """Raise a UserError (removing nothing) when the folder holds names this cache manages
+        but is not a cache nnpipe wrote: they are someone else's ``records/``, ``last/``..."""
+        managed = [name for name in _MANAGED if (self.location / name).exists()]
+        if managed and not is_cache_folder(self.location):
+            raise UserError(f"{self.location}: not an nnpipe cache folder (no {CACHE_TAG}), yet it "
+                            f"holds {', '.join(managed)}; nothing was removed")
+
+    def _tag(self) -> None:
+        """Tag the folder as nnpipe's cache (``CACHEDIR.TAG``) when it is not yet."""
+        tag = self.location / CACHE_TAG
+        if not tag.exists():
+            write_text(tag, CACHE_TAG_TEXT)
+
     def clear(self) -> int:
-        """Remove every entry, record, pointer and checkpoint; return how many entries there were."""
+        """Remove every entry, record, pointer and checkpoint; return how many entries there were.
+        A folder that is not an nnpipe cache is refused (see ``_refuse_foreign``)."""
+        self._refuse_foreign()
         count = len(self.entries())
-        for name in ("joblib", "records", "last", "checkpoints"):
-            shutil.rmtree(self.location / name, ignore_errors=True)
-        (self.location / "file-hashes.json").unlink(missing_ok=True)
+        for name in _MANAGED:
+            path = self.location / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         return count
 
     def prune(self, max_size: int) -> int:
         """Remove the least recently used entries until the store holds at most ``max_size``
-        bytes (``joblib.Memory.reduce_size``); return how many entries went."""
+        bytes (``joblib.Memory.reduce_size``); return how many entries went. A folder that is
+        not an nnpipe cache is refused (see ``_refuse_foreign``)."""
+        self._refuse_foreign()
         before = {e.key for e in self.entries()}
         if before:
             self.memory.reduce_size(bytes_limit=max_size)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
@@ -39,11 +41,28 @@ def main(
     _state["debug"] = debug
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so it unwinds exactly like Ctrl-C."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    # A second SIGTERM must not cut short the clean-up the first one starts.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
+
+
+#: Exit statuses of an interrupted command: 128 + the signal's number, as shells report it.
+INTERRUPTED, TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+
+
 def reports_errors(command: Callable) -> Callable:
-    """Turn nnpipe's errors into one-line messages and exit statuses (2 input, 1 run)."""
+    """Turn nnpipe's errors into one-line messages and exit statuses (2 input, 1 run); Ctrl-C
+    and SIGTERM into one line and 130 or 143, after every half-written file was removed."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
         try:
             return command(*args, **kwargs)
         except NnpipeError as exc:
@@ -52,10 +71,13 @@ def reports_errors(command: Callable) -> Callable:
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 typer.echo(f"error: {line}", err=True)
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             typer.echo("interrupted: nothing half-written was kept (training resumes from its "
                        "last checkpoint when you run the pipeline again)", err=True)
-            raise typer.Exit(130) from None
+            raise typer.Exit(TERMINATED if isinstance(exc, Terminated) else INTERRUPTED) from None
+        finally:
+            if main_thread and previous is not None:  # None: a handler not set from Python
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
@@ -84,7 +106,9 @@ def cache_options(pipeline, cache_dir: Optional[Path], no_cache: bool,
     force_from = resolve_stage(pipeline, from_stage) if from_stage is not None else None
     if no_cache:
         return {"cache": None, "state_dir": None, "force_from": force_from}
-    folder = settings.cache_dir(cache_dir)
+    from pipeline.outputs import check_cache_folder
+
+    folder = check_cache_folder(settings.cache_dir(cache_dir))
 
     def warn(message: str) -> None:
         typer.echo(f"warning: {message}", err=True)
@@ -106,7 +130,11 @@ def run(
         None, "--from", help="Rerun this stage (id, kind or index) and every one after it."),
 ) -> None:
     """Run a pipeline file and write a run directory."""
+    from pipeline.outputs import RUN, checked_out
+    from pipeline.runner import default_run_dir
+
     pipeline = load_pipeline(file, overrides or [])
+    out = checked_out(out, RUN, lambda: default_run_dir(pipeline), cache_dir, data_dir, file)
     console = make_console(quiet)
     runner = Runner(data_dir=settings.data_dir(data_dir), progress=console,
                     on_stage=console.stage,
@@ -233,14 +261,22 @@ def schema(
     out: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout."),
 ) -> None:
     """Print the JSON Schema of pipeline files, including installed plugins' stage kinds."""
-    document = pipeline_model(default_registry()).model_json_schema()
-    document["title"] = "nnpipe pipeline file"
+    from pipeline.outputs import SCHEMA, checked_out
+
+    if out is not None:
+        checked_out(out, SCHEMA, lambda: out)
+    schema_document = pipeline_model(default_registry()).model_json_schema()
+    # The comment first: it is how ``--out`` recognises a schema nnpipe wrote (pipeline.outputs).
+    document = {"$comment": "nnpipe pipeline file schema", "title": "nnpipe pipeline file",
+                **{k: v for k, v in schema_document.items() if k != "title"}}
     text = json.dumps(document, indent=2)
     if out is None:
         typer.echo(text)
     else:
         from pipeline.files import write_text
+        from pipeline.leftovers import remove_abandoned
 
+        remove_abandoned(out.parent)  # what a killed write left beside it
         write_text(out, text + "\n")
         typer.echo(f"schema written to {out}")
 

@@ -44,13 +44,16 @@ def register(app: typer.Typer, reports_errors, DataDirOption, CacheDirOption) ->
         cache_dir: Optional[Path] = CacheDirOption,
     ) -> None:
         """Run a pipeline over a grid of overrides, in parallel; rank the configurations."""
+        from pipeline.outputs import check_cache_folder
         from pipeline.sweep import parse_grid, run_sweep, shared_line, table
 
         axes = [parse_grid(text) for text in grid]
         result = run_sweep(file, axes, seeds=seeds, jobs=jobs, backend=backend,
-                           scheduler=scheduler, out=out, cache_dir=settings.cache_dir(cache_dir),
+                           scheduler=scheduler, out=out,
+                           cache_dir=check_cache_folder(settings.cache_dir(cache_dir)),
                            data_dir=settings.data_dir(data_dir), metric=metric, mode=mode,
-                           fixed=overrides or [], threads=threads, echo=typer.echo)
+                           fixed=overrides or [], threads=threads, echo=typer.echo,
+                           warn=lambda message: typer.echo(f"warning: {message}", err=True))
         typer.echo("")
         typer.echo(table(result.rows, metric, axes))
         typer.echo("")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from pipeline.errors import ConfigError, PluginError, UserError
 from pipeline.registry import Registry, closest, default_registry, unknown_name_message
-from pipeline.spec import StageSpec
+from pipeline.spec import Seed, StageSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,7 +58,7 @@ class PipelineBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(default="pipeline", description="A name for the runs of this pipeline.")
-    seed: int = Field(default=0, description="Seed every stage derives its randomness from.")
+    seed: Seed = Field(default=0, description="Seed every stage derives its randomness from.")
     description: str = ""
 
     @model_validator(mode="after")

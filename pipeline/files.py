@@ -2,10 +2,14 @@
 
 Everything nnpipe writes (run directories, models, checkpoints, cache entries) goes through these
 helpers: write to a temporary file in the same folder, flush it to disk, then ``os.replace``.
+The temporary name carries the writer's pid and host (``pipeline.leftovers``), so a later run can
+remove it if this process is killed before it can. A full disk (ENOSPC, EDQUOT) is a
+``DiskFullError`` naming the folder, with the temporary file removed.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -15,22 +19,50 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from pipeline.errors import RunError
+from pipeline.leftovers import temp_prefix
+
+#: The errors of a write that found no room.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(RunError):
+    """No space left (or the quota reached) while writing into a folder. Exit status 1."""
+
+    def __init__(self, folder: Path | str, what: str = ""):
+        self.folder = Path(folder)
+        super().__init__(f"no space left on the device of {self.folder}"
+                         f"{f' while writing {what}' if what else ''}: free some space "
+                         f"(nothing half-written was kept) and run again")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is an OSError saying the disk (or the quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
+
 
 @contextmanager
 def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file beside ``path``; on success it replaces ``path`` atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if disk_full(exc):
+            raise DiskFullError(path.parent, path.name) from None
+        raise
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         # Whatever went wrong (including Ctrl-C), leave no partial file behind.
         Path(tmp).unlink(missing_ok=True)
+        if disk_full(exc):
+            raise DiskFullError(path.parent, path.name) from None
         raise
 
 

@@ -19,6 +19,8 @@ from typing import Any, Optional
 import typer
 
 from pipeline.files import write_text
+from pipeline.leftovers import remove_abandoned
+from pipeline.outputs import REPORT, REPORT_SIGNATURE, checked_out
 from pipeline.runs import METRIC_KEYS, RunInfo, load_run, show
 
 #: What the runner writes into a run directory that has plots (``plots/*.png``).
@@ -73,7 +75,7 @@ def render(run: RunInfo, name: str | None = None) -> str:
     settings_text = settings.read_text() if settings.is_file() else "(no pipeline.yaml)"
     title = f"nnpipe run {name or run.name}"
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<html lang="en"><head><meta charset="utf-8">{REPORT_SIGNATURE.decode()}<title>{escape(title)}</title>
 <style>{STYLE}</style></head><body>
 <h1>{escape(title)}</h1>
 {_table(["", ""], overview)}
@@ -92,12 +94,19 @@ def render(run: RunInfo, name: str | None = None) -> str:
 """
 
 
-def write_report(run_dir: Path, out: Path | None = None, name: str | None = None) -> Path:
+def write_report(run_dir: Path, out: Path | None = None, name: str | None = None,
+                 checked: bool = True) -> Path:
     """Write the page of the run directory ``run_dir`` to ``out`` (default ``run_dir/report.html``)
-    atomically; return where. ``name`` titles it (the runner writes the page while the run
-    directory is still a temporary folder, under the name it will have)."""
-    target = out if out is not None else Path(run_dir) / REPORT_NAME
-    write_text(target, render(load_run(run_dir), name))
+    atomically; return where. With ``checked`` the target goes through the output checks (never
+    a file nnpipe did not write); the runner passes False for the page it writes into a run
+    directory it is still building (a temporary folder), with ``name`` its final name."""
+    info = load_run(run_dir)
+    if not checked:
+        target = Path(run_dir) / REPORT_NAME
+    else:
+        target = checked_out(out, REPORT, lambda: info.path / REPORT_NAME)
+        remove_abandoned(target.parent)  # what a killed report left beside it
+    write_text(target, render(info, name))
     return target
 
 

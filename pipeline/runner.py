@@ -25,8 +25,11 @@ import yaml
 from pipeline.artifacts import Saveable
 from pipeline.config import LoadedPipeline
 from pipeline.errors import NnpipeError, RunError, UserError
-from pipeline.files import write_json, write_text
+from pipeline.files import DiskFullError, disk_full, write_json, write_text
 from pipeline.keys import FileHasher, digest, input_hashes, stage_key_parts
+from pipeline.leftovers import owner_tag, remove_abandoned, temp_prefix
+from pipeline.names import slug
+from pipeline.outputs import RUN_FORMAT, run_dir_problem
 from pipeline.spec import StageContext
 from pipeline.transforms import Fitted, sample_shape, write_chain
 
@@ -77,13 +80,15 @@ def check_wiring(pipeline: LoadedPipeline) -> None:
 
 
 def default_run_dir(pipeline: LoadedPipeline, root: Path = Path("runs")) -> Path:
-    """``runs/<name>-<date>-<time>``, with a counter if that exists already."""
+    """``runs/<name>-<date>-<time>``, with a counter if that exists already. The name is made a
+    safe folder name (``pipeline.names.slug``), so the run always lands directly in ``root``."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate = root / f"{pipeline.spec.name}-{stamp}"
+    name = slug(pipeline.spec.name)
+    candidate = root / f"{name}-{stamp}"
     counter = 1
     while candidate.exists():
         counter += 1
-        candidate = root / f"{pipeline.spec.name}-{stamp}-{counter}"
+        candidate = root / f"{name}-{stamp}-{counter}"
     return candidate
 
 
@@ -133,6 +138,8 @@ class Runner:
         """Check the wiring, run every stage, and (unless ``write`` is False) write the run
         directory ``out`` (default ``runs/<name>-<timestamp>``)."""
         check_wiring(pipeline)
+        if callable(getattr(self.cache, "remove_abandoned", None)):
+            self.cache.remove_abandoned()  # what killed runs left in the cache folder
         artifacts: dict[str, Any] = {}
         reports: list[StageReport] = []
         chain: list[Fitted] = []  # the fitted transforms, in pipeline order
@@ -205,46 +212,65 @@ def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
     ``run_dir`` is replaced only once the new one is complete.
     """
     run_dir = Path(run_dir)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", suffix=".partial",
-                                    dir=run_dir.parent))
+    if run_dir.exists() or run_dir.is_symlink():
+        problem = "is a symbolic link" if run_dir.is_symlink() else run_dir_problem(run_dir)
+        if problem:  # the command line refused this before the run; the Python API does here
+            raise UserError(f"{run_dir}: {problem}; it was not replaced")
     try:
-        files = []
-        for name, value in artifacts.items():
-            if isinstance(value, Saveable):
-                files.extend(value.save(staging))
-        files.extend(write_chain(staging, chain or []))
-        header = f"# resolved from {pipeline.path}" + (
-            f" with --set {' --set '.join(pipeline.overrides)}" if pipeline.overrides else "") + "\n"
-        write_text(staging / "pipeline.yaml",
-                   header + yaml.safe_dump(pipeline.resolved(), sort_keys=False))
-        from pipeline.report import REPORT_NAME, write_report
-
-        # A run with plots gets its HTML page too (written last: it reads the manifest).
-        plotted = any(name.startswith("plots/") for name in files)
-        if plotted:
-            files.append(REPORT_NAME)
-        manifest = {
-            "pipeline": str(pipeline.path),
-            "name": pipeline.spec.name,
-            "created": _dt.datetime.now().isoformat(timespec="seconds"),
-            "overrides": list(pipeline.overrides),
-            "versions": versions(),
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            "stages": [report.__dict__ for report in reports],
-            "files": sorted(files + ["pipeline.yaml", "manifest.json"]),
-        }
-        write_json(staging / "manifest.json", manifest)
-        if plotted:
-            write_report(staging, name=run_dir.name)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        remove_abandoned(run_dir.parent)  # what a killed run left here
+        staging = Path(tempfile.mkdtemp(prefix=temp_prefix(run_dir.name), suffix=".partial",
+                                        dir=run_dir.parent))
+    except OSError as exc:
+        if disk_full(exc):
+            raise DiskFullError(run_dir.parent, f"the run directory {run_dir}") from None
+        raise
+    try:
+        _fill_run_dir(staging, pipeline, artifacts, reports, chain or [], run_dir.name)
         if run_dir.exists():
             # Replace an old run only now that the new one is complete.
-            old = run_dir.with_name(f".{run_dir.name}.old-{os.getpid()}")
+            old = run_dir.with_name(f".{run_dir.name}.old-{owner_tag()}")
             os.replace(run_dir, old)
             os.replace(staging, run_dir)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, run_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, DiskFullError) or disk_full(exc):
+            raise DiskFullError(run_dir.parent, f"the run directory {run_dir}") from None
         raise
+
+
+def _fill_run_dir(staging: Path, pipeline: LoadedPipeline, artifacts: dict[str, Any],
+                  reports: list[StageReport], chain: list[Fitted], name: str) -> None:
+    """Write the artifacts, the fitted-transform chain, the resolved pipeline, the manifest and,
+    for a run with plots, its HTML page into ``staging`` (the run directory ``name`` to be)."""
+    from pipeline.report import REPORT_NAME, write_report
+
+    files = []
+    for value in artifacts.values():
+        if isinstance(value, Saveable):
+            files.extend(value.save(staging))
+    files.extend(write_chain(staging, chain))
+    plotted = any(file.startswith("plots/") for file in files)
+    if plotted:  # its HTML page too, written last: it reads the manifest
+        files.append(REPORT_NAME)
+    header = f"# resolved from {pipeline.path}" + (
+        f" with --set {' --set '.join(pipeline.overrides)}" if pipeline.overrides else "") + "\n"
+    write_text(staging / "pipeline.yaml",
+               header + yaml.safe_dump(pipeline.resolved(), sort_keys=False))
+    manifest = {
+        "format": RUN_FORMAT,
+        "pipeline": str(pipeline.path),
+        "name": pipeline.spec.name,
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "overrides": list(pipeline.overrides),
+        "versions": versions(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "stages": [report.__dict__ for report in reports],
+        "files": sorted(files + ["pipeline.yaml", "manifest.json"]),
+    }
+    write_json(staging / "manifest.json", manifest)
+    if plotted:
+        write_report(staging, name=name, checked=False)

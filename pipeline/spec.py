@@ -25,6 +25,10 @@ def _resolve_against_file(value: Path, info: ValidationInfo) -> Path:
 #: A path field in a spec: relative paths resolve against the pipeline file's folder.
 RelativePath = Annotated[Path, AfterValidator(_resolve_against_file)]
 
+#: A seed field in a spec: a non-negative integer (numpy's generators refuse negative seeds, so
+#: a negative one is refused when the file is validated, not when the stage runs).
+Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
 
 class StageSpec(BaseModel):
     """Base of every stage: a frozen pydantic model with a ``kind`` tag and a ``run`` method.

@@ -38,6 +38,8 @@ from pipeline.config import LoadedPipeline, load_pipeline
 from pipeline.errors import ConfigError, NnpipeError, UserError
 from pipeline.files import write_json, write_text
 from pipeline.keys import FileHasher, digest, stage_key_parts
+from pipeline.names import slug
+from pipeline.outputs import SWEEP, SWEEP_FORMAT, check_output, protected_places
 from pipeline.spec import StageContext
 
 BACKENDS = ("loky", "dask")
@@ -369,8 +371,9 @@ def to_csv(rows: list[dict], metric: str, axes: list[Axis]) -> str:
 
 
 def default_out(name: str, root: Path = Path("runs")) -> Path:
-    """``runs/sweep-<name>-<date>-<time>``."""
+    """``runs/sweep-<name>-<date>-<time>``, the name made safe (``pipeline.names.slug``)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = slug(name)
     candidate, counter = root / f"sweep-{name}-{stamp}", 1
     while candidate.exists():
         counter += 1
@@ -466,22 +469,57 @@ def check_options(axes: list[Axis], seeds: int | None, jobs: int | None, backend
                             "(pip install 'nnpipe[dask]')") from None
 
 
+def capped(option: str, value: int | None, cores: int, warn: Callable[[str], None]) -> int:
+    """``value`` (default: ``cores``), at most ``cores``: more workers or BLAS threads than cores
+    only make every run slower. A capped value is reported with one warning line."""
+    if value is None:
+        return cores
+    if value > cores:
+        warn(f"{option} {value}: more than the {cores} core(s) this process may use; "
+             f"using {cores}")
+        return cores
+    return value
+
+
+def workers(jobs: int | None, threads: int | None, scheduler: str | None,
+            warn: Callable[[str], None]) -> tuple[int, int]:
+    """(runs at a time, BLAS threads per run): by default every core and cores / jobs; on this
+    machine (no ``scheduler``: a remote cluster's size is not this machine's) capped at the
+    cores."""
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads {threads}: must be at least 1")
+    cores = default_jobs()
+    if not scheduler:
+        jobs = capped("--jobs", jobs, cores, warn)
+        threads = capped("--threads", threads, cores, warn) if threads is not None else None
+    jobs = jobs or cores
+    return jobs, threads or max(1, cores // jobs)
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: int | None = None,
               backend: str = "loky", scheduler: str | None = None, out: Path | None = None,
               cache_dir: Path, data_dir: Path | None = None, metric: str = "val_accuracy",
               mode: str | None = None, fixed: Iterable[str] = (), threads: int | None = None,
-              echo: Callable[[str], None] = lambda line: None) -> SweepResult:
+              echo: Callable[[str], None] = lambda line: None,
+              warn: Callable[[str], None] = _warn) -> SweepResult:
     """Run the sweep and write ``sweep.csv``, ``sweep.json`` and ``best.yaml`` into ``out``.
 
     ``fixed`` holds ``--set`` overrides applied to every run before its grid values; ``threads``
-    the BLAS threads of each run (default: the cores divided by ``jobs``, at least 1).
+    the BLAS threads of each run (default: the cores divided by ``jobs``, at least 1). On this
+    machine (no ``scheduler``) ``jobs`` and ``threads`` are capped at the core count.
 
     Raises:
-        UserError: bad options, an unknown override path, dask missing for ``--backend dask``.
+        UserError: bad options, an unknown override path, dask missing for ``--backend dask``,
+            an ``out`` nnpipe may not write (``pipeline.outputs``).
     """
     check_options(axes, seeds, jobs, backend, scheduler, mode)
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads {threads}: must be at least 1")
+    jobs, threads = workers(jobs, threads, scheduler, warn)
     mode = mode or metric_mode(metric)
     started = time.perf_counter()
     file = Path(file).resolve()
@@ -489,10 +527,8 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
     base = load_pipeline(file, fixed)
     configs = configurations(axes)
     seed_list: list[int | None] = list(range(seeds)) if seeds else [None]
-    cores = default_jobs()
-    jobs = jobs or cores
-    threads = threads or max(1, cores // jobs)
-    out = Path(out) if out is not None else default_out(base.spec.name)
+    out = check_output(Path(out) if out is not None else default_out(base.spec.name), "--out",
+                       SWEEP, protected_places(cache_dir, data_dir), file)
     cache_dir = Path(cache_dir).resolve()
 
     # Load every configuration first: a bad path stops the sweep before anything runs.
@@ -503,6 +539,9 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
             str(data_dir) if data_dir else None, metric, threads, fixed))
     with engine(backend, jobs, scheduler, threads):
         out.mkdir(parents=True, exist_ok=True)  # only once the sweep is known to be runnable
+        # Marks the folder as a sweep directory at once (pipeline.outputs): a rerun may replace it.
+        write_json(out / "sweep.json", {"format": SWEEP_FORMAT, "status": "running",
+                                        "pipeline": str(file)})
         outcomes, shared = _run_all(tasks, invalid, pipelines, cache_dir, data_dir, echo, metric,
                                     f"{len(tasks) + len(invalid)} runs ({len(configs)} "
                                     f"configurations{f' x {seeds} seeds' if seeds else ''}), "
@@ -519,8 +558,8 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
             "scheduler": scheduler, "jobs": jobs, "threads_per_job": threads,
             "set": list(fixed), "grid": {a.path: list(a.values) for a in axes}, "seeds": seeds,
             "seconds": round(seconds, 3), "cache_dir": str(cache_dir)}
-    write_json(out / "sweep.json", {**info, "shared": shared, "configurations": rows,
-                                    "runs": outcomes})
+    write_json(out / "sweep.json", {"format": SWEEP_FORMAT, "status": "done", **info,
+                                    "shared": shared, "configurations": rows, "runs": outcomes})
     write_text(out / "sweep.csv", to_csv(rows, metric, axes))
     return SweepResult(out, rows, outcomes, shared, seconds, best_file, info)
 

@@ -12,6 +12,7 @@ The fitted ``Normalizer`` is an artifact of its own, saved in the run directory,
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -71,26 +72,67 @@ class Normalizer:
 
     @classmethod
     def load(cls, directory: Path) -> "Normalizer":
-        """Read a normalizer written by ``save`` (no pickles are loaded).
+        """Read a normalizer written by ``save`` (no pickles are loaded), checked whole: a
+        transform that would silently give wrong inputs is refused.
 
         Raises:
-            DataError: a file is missing or does not hold a normalizer.
+            DataError: naming the file, when one is missing, is not what ``save`` writes, or
+                holds values no fit produces (NaN or infinite, a scale of 0 or below, shapes that
+                differ from each other or from ``feature_shape``).
         """
         directory = Path(directory)
         json_path, npz_path = directory / JSON_NAME, directory / NPZ_NAME
+        method, dtype, feature_shape = _read_description(json_path)
         try:
-            meta = json.loads(json_path.read_text(encoding="utf-8"))
             with np.load(npz_path, allow_pickle=False) as arrays:
+                missing = [name for name in ("offset", "scale") if name not in arrays.files]
+                if missing:
+                    raise DataError(f"{npz_path}: no array {missing[0]} (not a saved normalizer)")
                 offset, scale = arrays["offset"], arrays["scale"]
-            method, dtype = meta["method"], meta["dtype"]
-        except FileNotFoundError as exc:
-            raise DataError(f"{exc.filename}: no such file (expected a saved normalizer)") from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{directory}: not a saved normalizer ({type(exc).__name__}: {exc})") from None
-        if dtype not in ("float32", "float64") or offset.shape != scale.shape:
-            raise DataError(f"{directory}: not a saved normalizer (dtype {dtype!r}, "
-                            f"offset {offset.shape}, scale {scale.shape})")
-        return cls(method=method, dtype=dtype, offset=offset, scale=scale)
+        except FileNotFoundError:
+            raise DataError(f"{npz_path}: no such file (the arrays of {JSON_NAME})") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{npz_path}: not a saved normalizer ({exc})") from None
+        _check_arrays(npz_path, offset, scale, feature_shape)
+        return cls(method=method, dtype=dtype, offset=offset.astype(np.float64),
+                   scale=scale.astype(np.float64))
+
+
+def _read_description(path: Path) -> tuple[str, str, tuple[int, ...]]:
+    """(method, dtype, feature shape) from ``normalizer.json``, or a DataError naming it."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file (expected a saved normalizer)") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a saved normalizer ({exc})") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: not a saved normalizer (expected an object, got "
+                        f"{type(meta).__name__})")
+    method, dtype, shape = meta.get("method"), meta.get("dtype"), meta.get("feature_shape")
+    if method not in ("scale", "standardize") or dtype not in ("float32", "float64"):
+        raise DataError(f"{path}: not a saved normalizer (method {method!r}, dtype {dtype!r})")
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+        raise DataError(f"{path}: feature_shape must be a list of sizes, got {shape!r}")
+    return method, dtype, tuple(shape)
+
+
+def _check_arrays(path: Path, offset: np.ndarray, scale: np.ndarray,
+                  feature_shape: tuple[int, ...]) -> None:
+    """Refuse arrays no fit produces: shapes that disagree, non-real, NaN or infinite values,
+    or a scale of 0 or below (dividing by it would give infinities or flip signs)."""
+    if offset.shape != feature_shape or scale.shape != feature_shape:
+        raise DataError(f"{path}: offset {offset.shape} and scale {scale.shape} do not match "
+                        f"feature_shape {feature_shape} of {JSON_NAME}")
+    for name, array in (("offset", offset), ("scale", scale)):
+        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+            raise DataError(f"{path}: {name} holds {array.dtype} values, not real numbers")
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise DataError(f"{path}: {name} has {bad} NaN or infinite value(s)")
+    if np.any(scale <= 0):
+        raise DataError(f"{path}: scale has {int(np.count_nonzero(scale <= 0))} value(s) of 0 or "
+                        f"below (a standard deviation of 0 would divide by zero)")
 
 
 def fit_normalizer(x_train: np.ndarray, method: str, dtype: str, epsilon: float = 1e-8) -> Normalizer:

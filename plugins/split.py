@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from pipeline.artifacts import Dataset, Split
 from pipeline.errors import DataError
-from pipeline.spec import StageContext, StageSpec
+from pipeline.spec import Seed, StageContext, StageSpec
 
 
 def class_indices(y: np.ndarray) -> np.ndarray:
@@ -61,7 +61,7 @@ class SplitStage(StageSpec):
     stratify: bool = Field(default=False, description="Keep each class's share the same in both parts.")
     shuffle: bool = Field(default=True, description="Draw at random; false takes the last samples "
                                                     "in file order (the seed notebook's way).")
-    seed: int | None = Field(default=None, description="Seed of the draw; by default the pipeline's seed.")
+    seed: Seed | None = Field(default=None, description="Seed of the draw; by default the pipeline's seed.")
     source: str = Field(default="train", description="The split to carve from.")
     target: str = Field(default="validation", description="The name of the new split.")
 

@@ -75,6 +75,13 @@ def test_a_run_from_before_the_chain_still_predicts_with_its_normalizer(pca_run,
     shutil.copytree(run, old)
     (old / "transforms.json").unlink()
     shutil.rmtree(old / "transforms")
+    # a run that lists the chain but lost it is refused, not silently read another way ...
+    with pytest.raises(UserError, match="transforms.json: missing, but the run's manifest lists it"):
+        pipeline.load_run(old).predict(IMAGES)
+    # ... while one written before the chain existed (its manifest lists none) reads normalizer.json
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["files"] = [f for f in manifest["files"] if not f.startswith("transforms")]
+    (old / "manifest.json").write_text(json.dumps(manifest))
     np.testing.assert_array_equal(pipeline.load_run(old).predict(IMAGES).probabilities, now)
 
 

@@ -115,7 +115,7 @@ def build(run_dir: Path | str) -> Any:
 
     run_dir = Path(run_dir)
     model = MLP.load(run_dir)
-    transforms, pieces = saved_chain(run_dir), model_pieces(model)
+    transforms, pieces = saved_chain(run_dir, model.sizes[0]), model_pieces(model)
     _refuse_missing(run_dir, transforms, pieces, model.loss_fn)
     class_names, sample_shape = _run_facts(run_dir)
     shape = _input_shape(model, sample_shape, transforms)

@@ -25,13 +25,14 @@ computed.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 import pipeline
-from pipeline.errors import DataError
+from pipeline.errors import DataError, PluginError
 from pipeline.files import write_json, write_npz
 from pipeline.registry import default_registry
 from plugins.mlp import activations, init as initializers, losses
@@ -51,6 +52,22 @@ def lookup(group: str, value: Any, check: Callable[[Any], str | None]) -> Any:
     if problem:
         raise TypeError(problem)
     return value
+
+
+def _weights(path: Path, npz, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Array ``name`` of an opened ``model.npz``: present, real numbers of ``shape``, all finite."""
+    if name not in npz.files:
+        raise DataError(f"{path}: no array {name} (model.json describes it)")
+    array = npz[name]
+    if array.shape != shape:
+        raise DataError(f"{path}: {name} has shape {array.shape}; model.json implies {shape}")
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise DataError(f"{path}: {name} holds {array.dtype} values, not real numbers")
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise DataError(f"{path}: {name} has {bad} NaN or infinite weight(s); the model cannot "
+                        f"predict")
+    return array
 
 
 class MLP:
@@ -250,31 +267,54 @@ class MLP:
     @classmethod
     def load(cls, directory: Path | str) -> "MLP":
         """The model saved in ``directory``; activation and loss are looked up by name in the
-        registry. Raises ``DataError`` for missing or inconsistent files."""
+        registry.
+
+        Raises:
+            DataError: naming the file, when ``model.json`` or ``model.npz`` is missing, is not
+                what ``save`` writes, or the two do not match (arrays missing, extra or of another
+                shape), or a weight is NaN or infinite.
+        """
         directory = Path(directory)
+        model = cls._from_description(directory / "model.json")
+        npz_path = directory / "model.npz"
         try:
-            meta = json.loads((directory / "model.json").read_text())
-            model = cls(meta["sizes"], meta["activation"], meta["loss"], meta["dtype"], init=None)
-        except FileNotFoundError:
-            raise DataError(f"{directory}: no model.json here (not a saved model?)") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{directory / 'model.json'}: not a valid model description: {exc}") from exc
-        try:
-            with np.load(directory / "model.npz", allow_pickle=False) as npz:
+            with np.load(npz_path, allow_pickle=False) as npz:
+                expected = {f"{kind}{l}" for l in range(model.depth) for kind in "Wb"}
+                extra = sorted(set(npz.files) - expected)
+                if extra:
+                    raise DataError(f"{npz_path}: arrays {', '.join(extra)} that model.json "
+                                    f"({'-'.join(map(str, model.sizes))}) has no layer for")
                 for l in range(model.depth):
                     for name, view in ((f"W{l}", model.W[l]), (f"b{l}", model.b[l])):
-                        if name not in npz.files:
-                            raise DataError(f"{directory / 'model.npz'}: no array {name}")
-                        array = npz[name]
-                        if array.shape != view.shape:
-                            raise DataError(f"{directory / 'model.npz'}: {name} has shape "
-                                            f"{array.shape}; model.json implies {view.shape}")
-                        view[...] = array
+                        view[...] = _weights(npz_path, npz, name, view.shape)
         except FileNotFoundError:
-            raise DataError(f"{directory}: no model.npz beside model.json") from None
-        except (ValueError, OSError) as exc:  # object arrays (pickles), corrupt zip
-            raise DataError(f"{directory / 'model.npz'}: cannot read: {exc}") from exc
+            raise DataError(f"{npz_path}: no such file (the weights beside model.json)") from None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # pickles, corrupt zip
+            raise DataError(f"{npz_path}: cannot read: {exc}") from None
         return model
+
+    @classmethod
+    def _from_description(cls, path: Path) -> "MLP":
+        """An MLP of the architecture ``model.json`` describes, its parameters zero."""
+        try:
+            meta = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file (not a saved model?)") from None
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: not a valid model description: {exc}") from None
+        fields = ("sizes", "activation", "loss", "dtype")
+        if not isinstance(meta, dict) or any(name not in meta for name in fields):
+            raise DataError(f"{path}: not a valid model description (expected an object with "
+                            f"{', '.join(fields)})")
+        sizes = meta["sizes"]
+        if not isinstance(sizes, list) or not all(type(n) is int for n in sizes):
+            raise DataError(f"{path}: sizes must be a list of layer widths, got {sizes!r}")
+        try:
+            return cls(sizes, meta["activation"], meta["loss"], meta["dtype"], init=None)
+        except PluginError as exc:  # an activation or loss that is not installed
+            raise PluginError(f"{path}: {exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{path}: not a valid model description: {exc}") from None
 
     # ------------------------------------------------------------------------------------------
     # pickling (the stage cache) keeps the views: only the flat vector and the architecture travel

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import DataError
-from pipeline.transforms import Fitted, load_chain, replay
+from pipeline.transforms import CHAIN_NAME, Fitted, load_chain, replay
 from plugins.idx import read_idx
 from plugins.mlp.model import MLP
-from plugins.normalize import JSON_NAME as NORMALIZER_JSON, Normalizer
+from plugins.normalize import JSON_NAME, NPZ_NAME, Normalizer
 
 
 @dataclass
@@ -140,7 +140,7 @@ def model_inputs(run_dir: Path, model: MLP, images: np.ndarray, where: str) -> n
     Raises:
         DataError: samples of another size than the run was trained on (``where`` names them).
     """
-    x = replay(saved_chain(run_dir), images, where)  # (n, ...) as the model saw in training
+    x = replay(saved_chain(run_dir, model.sizes[0]), images, where)  # (n, ...) as in training
     raw, features = int(np.prod(images.shape[1:])), int(np.prod(x.shape[1:]))
     if features != model.sizes[0]:
         after = f" give {features} after the run's transforms" if features != raw else ""
@@ -149,20 +149,45 @@ def model_inputs(run_dir: Path, model: MLP, images: np.ndarray, where: str) -> n
     return x
 
 
-def saved_chain(run_dir: Path) -> list[Fitted]:
+def saved_chain(run_dir: Path, features: int) -> list[Fitted]:
     """The run's fitted transforms in order: its ``transforms.json``, or for a run written
-    before the chain was recorded, its normaliser if it has one."""
+    before the chain was recorded, its normaliser if it has one (checked against the model's
+    ``features``). A chain file the manifest lists but that is gone is a DataError."""
     chain = load_chain(run_dir)
-    return chain if chain is not None else _legacy_chain(run_dir)
-
-
-def _legacy_chain(run_dir: Path) -> list[Fitted]:
-    """The chain of an older run directory: its ``normalizer.json``, if any (fitted on samples
-    of its offset's shape; a scale normaliser takes any)."""
-    if not (run_dir / NORMALIZER_JSON).exists():
+    if chain is not None:
+        return chain
+    if CHAIN_NAME in _listed_files(run_dir):
+        raise DataError(f"{run_dir / CHAIN_NAME}: missing, but the run's manifest lists it")
+    normalizer = _saved_normalizer(run_dir, features)
+    if normalizer is None:
         return []
-    normalizer = Normalizer.load(run_dir)
     return [Fitted(0, "normalize", "normalize", normalizer, tuple(normalizer.offset.shape) or None)]
+
+
+def _listed_files(run_dir: Path) -> set[str]:
+    """The files the run's manifest lists (empty without a readable manifest)."""
+    try:
+        files = json.loads((run_dir / "manifest.json").read_text()).get("files")
+        return {str(name) for name in files} if isinstance(files, list) else set()
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()  # no manifest: the files present decide
+
+
+def _saved_normalizer(run_dir: Path, features: int) -> Normalizer | None:
+    """The run's fitted input transform, checked against the model; None only when the run had
+    none: neither file is there and the run's manifest lists neither. A transform that is
+    missing, damaged or of another size than the model's input is a DataError naming the file,
+    never silently skipped (predictions on unnormalised inputs would look plausible and be
+    wrong)."""
+    names, listed = (JSON_NAME, NPZ_NAME), _listed_files(run_dir)
+    if not any((run_dir / name).exists() or name in listed for name in names):
+        return None
+    normalizer = Normalizer.load(run_dir)
+    shape = normalizer.offset.shape
+    if shape and int(np.prod(shape)) != features:
+        raise DataError(f"{run_dir / NPZ_NAME}: fitted on samples of shape {shape}, but "
+                        f"model.json expects {features} values per sample")
+    return normalizer
 
 
 def _class_names(run_dir: Path) -> list[str] | None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -40,7 +41,7 @@ from pipeline.artifacts import Dataset
 from pipeline.errors import DataError, PluginError, RunError
 from pipeline.files import write_json, write_npz
 from pipeline.registry import default_registry, unknown_name_message
-from pipeline.spec import StageContext, StageSpec
+from pipeline.spec import Seed, StageContext, StageSpec
 from plugins.mlp import activations, init as initializers, losses, optim, schedules
 from plugins.mlp.losses import as_one_hot, smooth_labels
 from plugins.mlp.model import MLP
@@ -158,7 +159,7 @@ class MLPTrain(StageSpec):
                                                "the one-hot training targets.")
     early_stopping: EarlyStopping | None = None
     dtype: Literal["float32", "float64"] = "float32"
-    seed: int | None = None
+    seed: Seed | None = None
     shuffle: bool = True
 
     inputs = ("data",)
@@ -374,7 +375,7 @@ class Checkpoint:
                     if not name.startswith("_"):
                         value[...] = npz[f"state.{name}"]
                 run.best_params = npz["best_params"].copy() if "best_params" in npz.files else None
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise DataError(f"{self.path}: unreadable checkpoint ({exc}); delete it to start "
                             f"afresh") from exc
         rng.bit_generator.state = meta["rng"]

@@ -158,7 +158,7 @@ def test_save_load_round_trip(tmp_path, dtype):
 
 
 def test_load_reports_bad_directories(tmp_path):
-    with pytest.raises(DataError, match="no model.json"):
+    with pytest.raises(DataError, match="model.json: no such file"):
         MLP.load(tmp_path)
     MLP([3, 2], rng=0).save(tmp_path)
     meta = json.loads((tmp_path / "model.json").read_text())

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from pipeline.artifacts import Dataset, Split
 from pipeline.errors import UserError
-from pipeline.spec import StageContext, StageSpec
+from pipeline.spec import Seed, StageContext, StageSpec
 
 
 def shift_images(images: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
@@ -45,7 +45,7 @@ class ShiftAugment(StageSpec):
     max_shift: int = Field(default=2, ge=1, le=4, description="Largest shift in pixels, each axis.")
     copies: int = Field(default=1, ge=1, le=10, description="Shifted copies appended per image.")
     split: str = Field(default="train", description="The split to augment (only train, usually).")
-    seed: int | None = Field(default=None, description="Seed of the shifts; by default the pipeline's.")
+    seed: Seed | None = Field(default=None, description="Seed of the shifts; by default the pipeline's.")
 
     inputs = ("data",)
     outputs = ("data",)
