@@ -248,11 +248,12 @@ def _fill_run_dir(staging: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
     for a run with plots, its HTML page into ``staging`` (the run directory ``name`` to be)."""
     from pipeline.report import REPORT_NAME, write_report
 
-    files = []
+    files, saved = [], {}  # saved: id of an artifact -> the files it wrote
     for value in artifacts.values():
         if isinstance(value, Saveable):
-            files.extend(value.save(staging))
-    files.extend(write_chain(staging, chain))
+            saved[id(value)] = list(value.save(staging))
+            files.extend(saved[id(value)])
+    files.extend(write_chain(staging, chain, saved))
     plotted = any(file.startswith("plots/") for file in files)
     if plotted:  # its HTML page too, written last: it reads the manifest
         files.append(REPORT_NAME)

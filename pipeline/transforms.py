@@ -2,12 +2,13 @@
 
 A stage whose class names a ``transform_output`` (see ``pipeline.spec.StageSpec``) fits a
 transform on the train split and applies it to every split. The runner collects those transforms
-in pipeline order and ``write_chain`` saves each into its own folder, with the chain recorded in
-``transforms.json``:
+in pipeline order and ``write_chain`` records the chain in ``transforms.json``; each transform's
+files are the ones its artifact left in the run directory (``"dir": "."``), or, for one a later
+stage of the same output name replaced, its own folder ``transforms/<index>-<stage>/``:
 
     {"format": "nnpipe-transforms/1",
      "chain": [{"index": 2, "stage": "normalize", "kind": "normalize", "input_shape": [784],
-                "dir": "transforms/2-normalize", "files": ["normalizer.json", "normalizer.npz"]},
+                "dir": ".", "files": ["normalizer.json", "normalizer.npz"]},
                ...]}
 
 ``load_chain`` reads it back through the stage registry (a kind that is not installed is an
@@ -44,6 +45,8 @@ class Fitted:
     transform: Any
     #: the shape of one sample the stage was fitted on and applied to, when known
     input_shape: tuple[int, ...] | None = None
+    #: the folder its files were read from (set by ``load_chain``)
+    directory: Path | None = None
 
     @property
     def label(self) -> str:
@@ -65,11 +68,17 @@ def _folder_name(fitted: Fitted) -> str:
     return f"{fitted.index}-{re.sub(r'[^A-Za-z0-9_.-]', '_', fitted.stage).lstrip('.') or 'stage'}"
 
 
-def write_chain(directory: Path, chain: list[Fitted]) -> list[str]:
-    """Save every transform of ``chain`` under ``directory/transforms/`` and write
-    ``transforms.json``; return the files written, relative to ``directory``."""
-    entries, files = [], []
+def write_chain(directory: Path, chain: list[Fitted], saved: dict[int, list[str]] | None = None
+                ) -> list[str]:
+    """Write ``transforms.json`` for ``chain``; a transform already saved in ``directory`` itself
+    (``saved``: id of the object -> its files, the run's final artifacts) is recorded there
+    (``"dir": "."``), any other (one a later stage's output of the same name replaced) is saved
+    under ``directory/transforms/``. Return the files written, relative to ``directory``."""
+    entries, files, saved = [], [], saved or {}
     for fitted in chain:
+        if id(fitted.transform) in saved:
+            entries.append(_entry(fitted, ".", saved[id(fitted.transform)]))
+            continue
         save = getattr(fitted.transform, "save", None)
         if not callable(save) or not callable(getattr(fitted.transform, "apply", None)):
             raise RunError(f"stages[{fitted.index}] ({fitted.stage}): its transform "
@@ -77,14 +86,18 @@ def write_chain(directory: Path, chain: list[Fitted]) -> list[str]:
                            "apply(x) methods")
         folder = f"{CHAIN_DIR}/{_folder_name(fitted)}"
         written = list(save(Path(directory) / folder))
-        shape = list(fitted.input_shape) if fitted.input_shape is not None else None
-        entries.append({"index": fitted.index, "stage": fitted.stage, "kind": fitted.kind,
-                        "input_shape": shape, "dir": folder, "files": written})
+        entries.append(_entry(fitted, folder, written))
         files.extend(f"{folder}/{name}" for name in written)
     if chain:
         write_json(Path(directory) / CHAIN_NAME, {"format": CHAIN_FORMAT, "chain": entries})
         files.append(CHAIN_NAME)
     return files
+
+
+def _entry(fitted: Fitted, folder: str, files: list[str]) -> dict[str, Any]:
+    shape = list(fitted.input_shape) if fitted.input_shape is not None else None
+    return {"index": fitted.index, "stage": fitted.stage, "kind": fitted.kind,
+            "input_shape": shape, "dir": folder, "files": list(files)}
 
 
 def _entries(run_dir: Path) -> list[dict[str, Any]]:
@@ -124,7 +137,8 @@ def load_chain(run_dir: Path | str, registry: Any = None) -> list[Fitted] | None
             raise DataError(f"{run_dir / CHAIN_NAME}: {entry['dir']!r} is not a folder of this run")
         stage_class = registry.load("stages", entry["kind"])
         chain.append(Fitted(entry["index"], entry["stage"], entry["kind"],
-                            stage_class.load_transform(folder), entry["input_shape"]))
+                            stage_class.load_transform(run_dir / entry["dir"]),
+                            entry["input_shape"], run_dir / entry["dir"]))
     return chain
 
 

@@ -155,6 +155,11 @@ def saved_chain(run_dir: Path, features: int) -> list[Fitted]:
     ``features``). A chain file the manifest lists but that is gone is a DataError."""
     chain = load_chain(run_dir)
     if chain is not None:
+        last = chain[-1].transform if chain else None  # what feeds the model
+        if isinstance(last, Normalizer) and last.offset.shape \
+                and int(np.prod(last.offset.shape)) != features:
+            raise DataError(f"{chain[-1].directory / NPZ_NAME}: fitted on samples of shape "
+                            f"{last.offset.shape}, but model.json expects {features} values per sample")
         return chain
     if CHAIN_NAME in _listed_files(run_dir):
         raise DataError(f"{run_dir / CHAIN_NAME}: missing, but the run's manifest lists it")
