@@ -9,8 +9,11 @@ milliseconds whatever its size. ``Memory.reduce_size`` prunes the store, least r
 The key is computed by ``pipeline.keys`` (kind, canonical spec, code fingerprint, numpy version,
 seed, input file content, previous key); the store never hashes Python objects itself, so a
 joblib upgrade cannot silently change keys. Beside each entry a small JSON *record* keeps what the
-key was made of, and a *last key* pointer per (pipeline name, stage id) lets ``nnpipe plan``
-explain what changed since the last run.
+key was made of, the sha256 of the entry's bytes and the type of each output, and a *last key*
+pointer per (pipeline name, stage id) lets ``nnpipe plan`` explain what changed since the last
+run. No entry is used before ``pipeline.cache_check`` has checked it against its record: the
+record's shape, the size, the checksum (hashed again whenever the file changed since), the
+output names and types. Anything else is a one-line warning and a recompute.
 
 The cache folder holds pickles: loading an entry runs code chosen by whoever wrote it. It is a
 trust boundary; use only a folder you control (see ``pipeline.settings``).
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -30,6 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from pipeline.cache_check import (MISSING, check_content, checksum_fields, outputs_problem,
+                                  read_record, read_small_json, shape_of, type_name)
+from pipeline import settings
 from pipeline.errors import UserError
 from pipeline.files import DISK_FULL, DiskFullError, disk_full, write_json, write_text
 from pipeline.leftovers import remove_abandoned, writer_mark
@@ -80,9 +85,13 @@ class StageCache:
         warn: called with a one-line message when an entry cannot be read or written.
     """
 
-    def __init__(self, location: Path | str, warn: Callable[[str], None] | None = None):
+    def __init__(self, location: Path | str, warn: Callable[[str], None] | None = None,
+                 verify_always: bool | None = None):
         self.location = Path(location)
         self.warn = warn or _default_warn
+        # Hash every entry on every load (NNPIPE_CACHE_VERIFY=always), not only changed ones.
+        self.verify_always = (settings.cache_verify_always() if verify_always is None
+                              else verify_always)
         self._memory = None
 
     # --- the joblib store ----------------------------------------------------------------
@@ -114,45 +123,68 @@ class StageCache:
         return self.location / "last" / f"{_safe_name(pipeline)}--{_safe_name(stage_id)}.json"
 
     def contains(self, key: str) -> bool:
-        """Whether an entry for ``key`` exists (without loading it)."""
+        """Whether an entry for ``key`` exists (without loading or checking it)."""
         return self._entry_file(key).is_file()
 
-    def lookup(self, key: str, label: str = "") -> dict[str, Any] | None:
+    def verify(self, key: str) -> str | None:
+        """Why ``key``'s entry cannot be trusted (no record, a record of the wrong shape, a size
+        or checksum that does not match), or None when it can. Nothing is removed."""
+        return self._checked_record(key)[1]
+
+    def _checked_record(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
+        """(the record, None) when the entry's bytes are those it vouches for, else (None, why)."""
+        record, problem = self._read_record(key)
+        if problem or record is None:
+            return None, problem or "it has no record holding its checksum"
+        problem = check_content(self._entry_file(key), record, self._record_file(key),
+                                self.verify_always)
+        return (None, problem) if problem else (record, None)
+
+    def lookup(self, key: str, label: str = "", outputs: tuple[str, ...] | None = None
+               ) -> dict[str, Any] | None:
         """The stored outputs for ``key``, or None when there are none or the entry is damaged.
 
-        A damaged entry (truncated, unreadable, not what a stage returns, or not the size its
-        record says) is reported with one warning line naming ``label`` and treated as a miss, so
-        the stage is recomputed and its entry rewritten; it is never loaded.
+        An entry without a record is a miss. A damaged entry (its size or checksum not what was
+        written, a record of the wrong shape, a pickle that does not load, outputs other than the
+        names ``outputs`` or of other types than its record lists) is reported with one warning
+        line naming ``label``, removed and treated as a miss, so the stage is recomputed and its
+        entry rewritten; it is never used.
         """
         if not self.contains(key):
             return None
-        record = self.record(key)
-        size = self._entry_file(key).stat().st_size if record else None
-        if record and record.get("size") not in (None, size):
-            self._damaged(key, label, f"its size is {size} bytes, {record['size']} were written")
+        if not self._record_file(key).exists():
+            # Being written by another process (entry first, record next), or its record was
+            # deleted: a miss, not damage; the stage runs and its entry is written again.
+            return None
+        record, problem = self._checked_record(key)
+        if problem:
+            self._damaged(key, label, problem)
             return None
         try:
-            outputs = self.memory.store_backend.load_item([_FOLDER, key], verbose=0)
+            loaded = self.memory.store_backend.load_item([_FOLDER, key], verbose=0)
         except Exception as exc:  # a truncated or corrupt pickle: whatever the unpickler raises
             self._damaged(key, label, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
                           if str(exc) else type(exc).__name__)
             return None
-        if not isinstance(outputs, dict):
-            self._damaged(key, label, f"it holds a {type(outputs).__name__}, not a stage's outputs")
+        problem = outputs_problem(loaded, outputs, record)
+        if problem:
+            self._damaged(key, label, problem)
             return None
-        return outputs
+        return loaded
 
     def _damaged(self, key: str, label: str, why: str) -> None:
         self.warn(f"cache entry of {label or key[:12]} is damaged ({why}); recomputing it")
         shutil.rmtree(self.store_dir / key, ignore_errors=True)
+        self._record_file(key).unlink(missing_ok=True)
 
     def store(self, key: str, outputs: dict[str, Any], record: dict[str, Any] | None = None) -> None:
         """Store ``outputs`` under ``key`` (atomically, via joblib), then its record.
 
         ``record`` holds what ``plan`` and ``cache info`` show: the key parts, pipeline name,
-        stage id, kind. A failure to write is a warning: the run goes on without that entry;
-        but a full disk is a ``DiskFullError`` naming the cache folder (every later write would
-        fail too). Either way, and on Ctrl-C, joblib's temporary file is removed.
+        stage id, kind. The checksum of the entry's bytes and the type of each output are added
+        to it. A failure to write is a warning: the run goes on without that entry; but a full
+        disk is a ``DiskFullError`` naming the cache folder (every later write would fail too).
+        Either way, and on Ctrl-C, joblib's temporary file is removed.
         """
         mark = writer_mark(self.store_dir / key)  # joblib's temporary name has no host
         try:
@@ -177,9 +209,15 @@ class StageCache:
             self.warn(f"could not store {record.get('label', key[:12]) if record else key[:12]} "
                       f"in the cache: {problems[0] if problems else 'no entry written'}")
             return
+        try:
+            checksum = checksum_fields(self._entry_file(key))
+        except OSError as exc:  # removed meanwhile by another process's prune or clear
+            self.warn(f"could not store {key[:12]} in the cache: {exc.strerror or exc}")
+            return
         entry = dict(record or {})
-        entry.update(key=key, size=self._entry_file(key).stat().st_size,
-                     created=_dt.datetime.now().isoformat(timespec="seconds"))
+        entry.update(key=key, created=_dt.datetime.now().isoformat(timespec="seconds"),
+                     outputs={name: type_name(value) for name, value in outputs.items()},
+                     **checksum)
         write_json(self._record_file(key), entry)
 
     def _remove_own_temporaries(self, key: str) -> None:
@@ -210,12 +248,17 @@ class StageCache:
 
     # --- records and last-key pointers ----------------------------------------------------
 
+    def _read_record(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
+        """(record, None), (None, None) when there is none, or (None, why it is unusable)."""
+        return read_record(self._record_file(key), key)
+
     def record(self, key: str) -> dict[str, Any] | None:
-        """The record written beside ``key``'s entry, or None."""
-        try:
-            return json.loads(self._record_file(key).read_text())
-        except (OSError, ValueError):
-            return None
+        """The record written beside ``key``'s entry, or None (with a warning when the file is
+        there but is not a record)."""
+        record, problem = self._read_record(key)
+        if problem:
+            self.warn(f"cache record {key[:12]} is damaged ({problem}); ignoring it")
+        return record
 
     def remember(self, pipeline: str, stage_id: str, key: str) -> None:
         """Note ``key`` as the last key of ``stage_id`` in pipeline ``pipeline``."""
@@ -223,11 +266,19 @@ class StageCache:
                    {"pipeline": pipeline, "stage_id": stage_id, "key": key})
 
     def last_key(self, pipeline: str, stage_id: str) -> str | None:
-        """The key ``stage_id`` of pipeline ``pipeline`` had in its last run, or None."""
-        try:
-            return json.loads(self._pointer_file(pipeline, stage_id).read_text())["key"]
-        except (OSError, ValueError, KeyError, TypeError):
+        """The key ``stage_id`` of pipeline ``pipeline`` had in its last run, or None (with a
+        warning when the pointer file is there but is not a pointer)."""
+        path = self._pointer_file(pipeline, stage_id)
+        value, problem = read_small_json(path)
+        if value is MISSING:
             return None
+        if problem is None and not (isinstance(value, dict) and isinstance(value.get("key"), str)
+                                    and _KEY.match(value["key"])):
+            problem = f"expected an object with a 64-hex 'key', found {shape_of(value)}"
+        if problem:
+            self.warn(f"last-run pointer {path.name} is damaged ({problem}); ignoring it")
+            return None
+        return value["key"]
 
     # --- info, clear, prune ----------------------------------------------------------------
 
@@ -243,7 +294,7 @@ class StageCache:
                 size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
             except OSError:
                 continue  # being removed by another process
-            record = self.record(folder.name) or {}
+            record = self._read_record(folder.name)[0] or {}
             found.append(EntryInfo(folder.name, size, record.get("pipeline", "?"),
                                    record.get("stage_id", "?"), record.get("kind", "?"),
                                    record.get("created", "?")))

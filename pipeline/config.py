@@ -7,8 +7,6 @@ kinds validate exactly like the built-ins. Every problem is reported at once, ea
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Iterable, Union
@@ -19,11 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pipeline.errors import ConfigError, PluginError, UserError
 from pipeline.registry import Registry, closest, default_registry, unknown_name_message
 from pipeline.spec import Seed, StageSpec
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from pipeline.userfiles import load_json, load_toml, load_yaml, read_text
 
 #: A path into the raw pipeline document, e.g. ("stages", 4, "batch_size").
 Loc = tuple[Union[str, int], ...]
@@ -104,34 +98,17 @@ def _yaml_lines(node: yaml.Node, loc: Loc = ()) -> Iterable[tuple[Loc, int]]:
 
 
 def read_document(path: Path) -> tuple[Any, dict[Loc, int]]:
-    """Parse a pipeline file; return the raw document and, for YAML, the line of each path."""
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory, not a pipeline file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such pipeline file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
+    """Parse a pipeline file; return the raw document and, for YAML, the line of each path.
+
+    The file is read within ``pipeline.userfiles``' caps (a regular file of at most 1 MiB; YAML
+    of bounded depth and alias expansion; no duplicate keys), so any file answers in seconds."""
+    text = read_text(path, "pipeline file")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        try:
-            return json.loads(text), {}
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{exc.lineno}: JSON syntax error: {exc.msg}") from None
+        return load_json(text, str(path)), {}
     if suffix == ".toml":
-        try:
-            return tomllib.loads(text), {}
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{path}: TOML syntax error: {exc}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise UserError(f"{path}{where}: YAML syntax error: {problem}") from None
+        return load_toml(text, str(path)), {}
+    document, node = load_yaml(text, str(path))
     lines = dict(_yaml_lines(node)) if node is not None else {}
     return document, lines
 
@@ -154,10 +131,8 @@ class Override:
         path, sep, raw = text.partition("=")
         if not sep or not path.strip():
             raise UserError(f"--set {text!r}: expected PATH=VALUE, e.g. mlp_train.epochs=20")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise UserError(f"--set {text!r}: cannot parse the value: {exc}") from None
+        # The value is YAML read within the same caps as a pipeline file (no alias bombs).
+        value = load_yaml(raw, f"--set {text!r}")[0] if raw.strip() else ""
         return cls(path.strip(), value, text)
 
 

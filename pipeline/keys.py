@@ -13,13 +13,17 @@ import ast
 import functools
 import hashlib
 import json
+import os
+import re
+import stat
 import sys
 from importlib import metadata, util
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from pipeline.errors import DataError
+from pipeline.errors import DataError, UserError
 from pipeline.spec import StageContext, StageSpec
+from pipeline.userfiles import MissingFile, load_json, read_text
 
 
 def canonical_json(value: Any) -> str:
@@ -121,38 +125,81 @@ def _numpy_version() -> str:
     return numpy.__version__
 
 
+#: Largest file-hash memo read (an entry per input file, about 150 bytes each).
+MAX_MEMO_BYTES = 64 << 20
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _valid_memo_entry(value: Any) -> bool:
+    """``[size, mtime_ns, sha256]``: two ints (not booleans) and 64 hex digits."""
+    return (isinstance(value, list) and len(value) == 3
+            and all(type(part) is int for part in value[:2])
+            and isinstance(value[2], str) and bool(_SHA256.match(value[2])))
+
+
+def read_memo(memo_file: Path, warn: Callable[[str], None]) -> dict[str, list]:
+    """The memo in ``memo_file``: every valid entry; a damaged file or entry costs a re-hash and
+    one warning, never a traceback."""
+    try:
+        memo = load_json(read_text(memo_file, "file-hash index", MAX_MEMO_BYTES), str(memo_file))
+    except MissingFile:
+        return {}
+    except UserError as exc:
+        warn(f"{exc}; the input files will be hashed again")
+        return {}
+    if not isinstance(memo, dict):
+        warn(f"{memo_file}: expected an object of file hashes, found {type(memo).__name__}; "
+             "the input files will be hashed again")
+        return {}
+    valid = {path: entry for path, entry in memo.items() if _valid_memo_entry(entry)}
+    if len(valid) < len(memo):
+        warn(f"{memo_file}: {len(memo) - len(valid)} of {len(memo)} entries are not "
+             "[size, mtime_ns, sha256]; those files will be hashed again")
+    return valid
+
+
+def _default_warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 class FileHasher:
     """sha256 of files, reusing a hash while a file's size and modification time are unchanged.
 
     The memo lives in memory and, when given a path, in a small JSON file, so a rerun does not
-    read a 30 MB dataset again just to find it unchanged.
+    read a 30 MB dataset again just to find it unchanged. ``warn`` receives one line when that
+    file is damaged.
     """
 
-    def __init__(self, memo_file: Path | None = None):
+    def __init__(self, memo_file: Path | None = None,
+                 warn: Callable[[str], None] | None = None):
         self.memo_file = memo_file
         self.memo: dict[str, list] = {}
-        if memo_file is not None and memo_file.is_file():
-            try:
-                self.memo = json.loads(memo_file.read_text())
-            except (OSError, ValueError):
-                self.memo = {}  # a damaged memo only costs a re-hash
+        if memo_file is not None:
+            self.memo = read_memo(memo_file, warn or _default_warn)
         self._dirty = False
 
     def hash(self, path: Path) -> str:
-        """The sha256 of the file at ``path``."""
+        """The sha256 of the regular file at ``path`` (a directory, FIFO or device is a
+        DataError: never read, never waited on)."""
         path = Path(path).resolve()
-        if path.is_dir():
-            raise DataError(f"{path}: is a directory, expected a file")
         try:
-            stat = path.stat()
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except IsADirectoryError:
+            raise DataError(f"{path}: is a directory, expected a file") from None
         except OSError as exc:
             raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        stamp = [stat.st_size, stat.st_mtime_ns]
-        known = self.memo.get(str(path))
-        if known is not None and known[:2] == stamp:
-            return known[2]
-        sha = hashlib.sha256()
-        with open(path, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise DataError(f"{path}: is {kind}, expected a file")
+        with os.fdopen(fd, "rb") as handle:
+            stamp = [info.st_size, info.st_mtime_ns]
+            known = self.memo.get(str(path))
+            if known is not None and known[:2] == stamp:
+                return known[2]
+            os.set_blocking(fd, True)
+            sha = hashlib.sha256()
             for block in iter(lambda: handle.read(1 << 20), b""):
                 sha.update(block)
         self.memo[str(path)] = [*stamp, sha.hexdigest()]

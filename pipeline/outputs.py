@@ -21,7 +21,6 @@ every registered dataset's folders). Anything else is a one-line ``UserError`` (
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -31,6 +30,7 @@ from typing import Callable, Iterable, Iterator
 
 from pipeline.errors import UserError
 from pipeline.leftovers import is_nnpipe_temporary, owner_tag
+from pipeline.userfiles import load_json_file
 
 RUN_FORMAT = "nnpipe-run/1"
 SWEEP_FORMAT = "nnpipe-sweep/1"
@@ -65,7 +65,7 @@ def _read_json(path: Path):
     try:
         if path.stat().st_size > _MAX_MANIFEST:
             return None
-        return json.loads(path.read_text(encoding="utf-8"))
+        return load_json_file(path, _MAX_MANIFEST)
     except (OSError, ValueError):
         return None
 

@@ -118,6 +118,14 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any], input_paths: list[s
     return "; ".join(reasons)
 
 
+def _damage(cache, key: str) -> str | None:
+    """Why the entry of ``key`` would not be loaded (a ``StageCache`` checks its record and
+    checksum as a run would; a cache without ``verify`` is trusted), or None."""
+    verify = getattr(cache, "verify", None)
+    problem = verify(key) if verify is not None else None
+    return f"cache entry not usable ({problem})" if problem else None
+
+
 def plan(pipeline: LoadedPipeline, cache, data_dir: Path | None = None,
          hasher: FileHasher | None = None, force_from: int | None = None) -> list[PlannedStage]:
     """What ``nnpipe run`` would do with ``cache`` (a ``StageCache``, or None: everything runs)."""
@@ -140,6 +148,8 @@ def plan(pipeline: LoadedPipeline, cache, data_dir: Path | None = None,
             entry.status, entry.reason, first_miss = "will run", "forced by --from", index
         elif cache is None:
             entry.status, entry.reason, first_miss = "will run", "cache off", index
+        elif cache.contains(key) and (damage := _damage(cache, key)):
+            entry.status, entry.reason, first_miss = "will run", damage, index
         elif not cache.contains(key):
             last = cache.last_key(pipeline.spec.name, stage_id)
             record = cache.record(last) if last else None

@@ -22,6 +22,7 @@ from pipeline.files import write_text
 from pipeline.leftovers import remove_abandoned
 from pipeline.outputs import REPORT, REPORT_SIGNATURE, checked_out
 from pipeline.runs import METRIC_KEYS, RunInfo, load_run, show
+from pipeline.userfiles import MAX_RUN_FILE_BYTES, read_text
 
 #: What the runner writes into a run directory that has plots (``plots/*.png``).
 REPORT_NAME = "report.html"
@@ -67,12 +68,15 @@ def render(run: RunInfo, name: str | None = None) -> str:
     per_class = _table(["class", "precision", "recall", "F1", "support"],
                        [[c.get("name"), c.get("precision"), c.get("recall"), c.get("f1"),
                          c.get("support")] for c in m.get("per_class", [])]) if m else ""
-    history = _table(["epoch", "train loss", "train acc", "val loss", "val acc", "lr", "seconds"],
+    history = _table(["epoch", "train loss", "train acc", "val loss", "val acc", "lr", "lr end",
+                      "seconds"],
                      [[e.get("epoch"), e.get("train_loss"), e.get("train_accuracy"),
-                       e.get("val_loss"), e.get("val_accuracy"), e.get("lr"), e.get("seconds")]
+                       e.get("val_loss"), e.get("val_accuracy"), e.get("lr"),
+                       e.get("lr_end", e.get("lr")), e.get("seconds")]
                       for e in run.history]) if run.history else "<p>No history.json.</p>"
     settings = (run.path / "pipeline.yaml")
-    settings_text = settings.read_text() if settings.is_file() else "(no pipeline.yaml)"
+    settings_text = (read_text(settings, "run directory file", MAX_RUN_FILE_BYTES)
+                     if settings.is_file() else "(no pipeline.yaml)")
     title = f"nnpipe run {name or run.name}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">{REPORT_SIGNATURE.decode()}<title>{escape(title)}</title>

@@ -8,12 +8,22 @@ with the size they are about to allocate and get a clear error instead.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pipeline.errors import DataError
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None."""
+    """Bytes a new allocation can get now, or None when nothing says: the least of the system's
+    ``MemAvailable``, the cgroup's limit less its use, and ``RLIMIT_AS`` less this process's
+    address space (so a process started under ``ulimit -v`` or ``setrlimit`` gets a clear
+    error, not a ``MemoryError``)."""
+    found = [value for value in (_system_available(), _cgroup_headroom(), _rlimit_headroom())
+             if value is not None]
+    return max(0, min(found)) if found else None
+
+
+def _system_available() -> int | None:
     try:
         with open("/proc/meminfo") as handle:
             for line in handle:
@@ -24,6 +34,32 @@ def available_memory() -> int | None:
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _cgroup_headroom() -> int | None:
+    """cgroup v2 ``memory.max`` less ``memory.current`` (a container's limit), or None."""
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _rlimit_headroom() -> int | None:
+    """The soft ``RLIMIT_AS`` less the address space in use (``/proc/self/statm``), or None."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/statm") as handle:
+            used = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        return soft - used
+    except (ImportError, OSError, ValueError, IndexError):
         return None
 
 
@@ -42,9 +78,10 @@ def human_bytes(count: int) -> str:
     raise AssertionError("unreachable")
 
 
-def require_memory(nbytes: int, what: str) -> None:
+def require_memory(nbytes: int, what: str,
+                   hint: str = "use a smaller dataset or dtype float32") -> None:
     """Raise a DataError naming ``what`` if ``nbytes`` exceed the memory available now."""
     available = available_memory()
     if available is not None and nbytes > available:
         raise DataError(f"{what} needs {human_bytes(nbytes)} but only {human_bytes(available)} "
-                        "of memory is available; use a smaller dataset or dtype float32")
+                        f"of memory is available; {hint}")

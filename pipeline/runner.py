@@ -180,7 +180,7 @@ class Runner:
 
     def _run_stage(self, stage, stage_id, index, key, artifacts, context, record, forced):
         if self.cache is not None and not forced:
-            cached = self.cache.lookup(key, record["label"])
+            cached = self.cache.lookup(key, record["label"], stage.outputs)
             if cached is not None and set(cached) == set(stage.outputs):
                 return cached, "cached"
         inputs = {name: artifacts[name] for name in stage.inputs}

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, List
 
 import typer
-import yaml
 
 from pipeline.errors import UserError
+from pipeline.userfiles import (MAX_RUN_FILE_BYTES, MissingFile, load_yaml, read_json,
+                                read_text)
 
 #: The metrics shown side by side, in this order, when a run has them.
 METRIC_KEYS = ("split", "accuracy", "loss", "macro_f1")
@@ -54,13 +55,17 @@ class RunInfo:
         return flatten(self.spec)
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, shape: type) -> Any:
+    """A run directory's JSON file (within ``userfiles``' caps), or None when it is missing; a
+    file of the wrong top-level shape is a one-line UserError."""
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
+        value = read_json(path, "run directory file", MAX_RUN_FILE_BYTES)
+    except MissingFile:
         return None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read it: {exc}") from None
+    if not isinstance(value, shape):
+        raise UserError(f"{path}: expected a JSON {'object' if shape is dict else 'list'}, "
+                        f"found {type(value).__name__}")
+    return value
 
 
 def load_run(path: Path | str) -> RunInfo:
@@ -70,13 +75,16 @@ def load_run(path: Path | str) -> RunInfo:
         what = "does not exist" if not path.exists() else "is not a run directory (no manifest.json)"
         raise UserError(f"{path}: {what}")
     try:
-        spec = yaml.safe_load((path / "pipeline.yaml").read_text()) or {}
-    except FileNotFoundError:
+        spec, _ = load_yaml(read_text(path / "pipeline.yaml", "run directory file",
+                                      MAX_RUN_FILE_BYTES), str(path / "pipeline.yaml"))
+    except MissingFile:
         spec = {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{path / 'pipeline.yaml'}: cannot read it: {exc}") from None
-    return RunInfo(path, _read_json(path / "manifest.json") or {}, spec,
-                   _read_json(path / "metrics.json") or {}, _read_json(path / "history.json") or [])
+    if not isinstance(spec or {}, dict):
+        raise UserError(f"{path / 'pipeline.yaml'}: expected a mapping, found "
+                        f"{type(spec).__name__}")
+    return RunInfo(path, _read_json(path / "manifest.json", dict) or {}, spec or {},
+                   _read_json(path / "metrics.json", dict) or {},
+                   _read_json(path / "history.json", list) or [])
 
 
 def find_runs(root: Path | str) -> list[RunInfo]:

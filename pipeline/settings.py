@@ -3,7 +3,8 @@
 ``NNPIPE_DATA``: the data directory where registered datasets are looked for and downloaded to
 (by default ``$XDG_DATA_HOME/nnpipe``, else ``~/.local/share/nnpipe``). ``NNPIPE_CACHE``: the stage cache folder; by default a per-user cache folder
 (``$XDG_CACHE_HOME/nnpipe``, else ``~/.cache/nnpipe``). The cache folder holds pickles: it is a
-trust boundary, so point it only at a folder you control.
+trust boundary, so point it only at a folder you control. ``NNPIPE_CACHE_VERIFY=always``: hash
+every cache entry on every load, not only entries whose file changed since its checksum was taken.
 """
 
 from __future__ import annotations
@@ -35,3 +36,8 @@ def cache_dir(option: Path | None = None) -> Path:
         return Path(value).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base).expanduser() / "nnpipe"
+
+
+def cache_verify_always() -> bool:
+    """Whether ``NNPIPE_CACHE_VERIFY=always`` asks to hash every cache entry on every load."""
+    return os.environ.get("NNPIPE_CACHE_VERIFY", "").strip().lower() == "always"

@@ -21,7 +21,6 @@ import csv
 import datetime as _dt
 import io
 import itertools
-import json
 import math
 import os
 import re
@@ -41,6 +40,7 @@ from pipeline.keys import FileHasher, digest, stage_key_parts
 from pipeline.names import slug
 from pipeline.outputs import SWEEP, SWEEP_FORMAT, check_output, protected_places
 from pipeline.spec import StageContext
+from pipeline.userfiles import MAX_RUN_FILE_BYTES, load_yaml, read_json
 
 BACKENDS = ("loky", "dask")
 
@@ -88,10 +88,7 @@ def parse_grid(text: str) -> Axis:
     if any(not value for value in values):
         raise UserError(f"--grid {text!r}: empty value in {raw!r} ({example})")
     for value in values:
-        try:
-            yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise UserError(f"--grid {text!r}: cannot parse the value {value!r}") from None
+        load_yaml(value, f"--grid {text!r}: value {value!r}")  # within the pipeline file's caps
     return Axis(path, tuple(values))
 
 
@@ -136,13 +133,14 @@ def read_metric(run_dir: Path, metric: str) -> float | None:
     top level of ``metrics.json``; None when neither holds it."""
     history = run_dir / "history.json"
     if history.is_file():
-        epochs = json.loads(history.read_text())
+        epochs = read_json(history, "run directory file", MAX_RUN_FILE_BYTES)
         for epoch in reversed(epochs if isinstance(epochs, list) else []):
             if isinstance(epoch, dict) and isinstance(epoch.get(metric), (int, float)):
                 return float(epoch[metric])
     metrics = run_dir / "metrics.json"
     if metrics.is_file():
-        value = json.loads(metrics.read_text()).get(metric)
+        found = read_json(metrics, "run directory file", MAX_RUN_FILE_BYTES)
+        value = found.get(metric) if isinstance(found, dict) else None
         if isinstance(value, (int, float)):
             return float(value)
     return None

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -45,6 +47,10 @@ IDX_TYPES: dict[int, np.dtype] = {
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20  # read payloads 1 MiB at a time: memory grows with what the file really holds
+#: Trailing bytes counted past the declared end before a file is called too long and left unread.
+_MAX_EXTRA = 16 << 20
+#: Most dimensions an IDX file may declare (the format allows 255; numpy arrays hold 32 or 64).
+MAX_DIMS = 16
 
 
 def _type_code(dtype: np.dtype) -> int | None:
@@ -63,29 +69,24 @@ def _read_exactly(stream: BinaryIO, count: int, path: Path, what: str) -> bytes:
     return data
 
 
-def _read_payload(stream: BinaryIO, declared: int, path: Path, shape, dtype) -> tuple[bytearray, int]:
-    """Read at most ``declared`` bytes in chunks, then count (and drop) whatever follows.
+def _read_payload(stream: BinaryIO, declared: int, path: Path) -> tuple[bytearray, int]:
+    """Read at most ``declared`` bytes in chunks, then count (and drop) whatever follows, up to
+    ``_MAX_EXTRA`` bytes.
 
-    Returns the bytes read and the total payload length found in the stream. The buffer only
-    grows by what actually arrives, so a header declaring terabytes costs nothing; and before a
-    payload that really is that large outgrows the memory available, it stops with a clear error.
+    Returns the bytes read and the payload length found (``declared + _MAX_EXTRA + 1`` at most).
+    The buffer only grows by what actually arrives, so a header's claim costs nothing until the
+    data is really there; a gzip stream that goes on long after the declared end is stopped.
     """
     payload = bytearray()
-    # The payload is held twice for a moment (the bytes read, then the native-endian copy).
-    budget = _memory_budget()
     while len(payload) < declared:
         chunk = stream.read(min(_CHUNK, declared - len(payload)))
         if not chunk:
             return payload, len(payload)
-        if budget is not None and 2 * (len(payload) + len(chunk)) > budget:
-            raise DataError(f"{path}: {shape} items of {dtype.name} need "
-                            f"{human_bytes(2 * declared)} to read, but only "
-                            f"{human_bytes(budget)} of memory is available")
         payload += chunk
-    total = len(payload)
-    while chunk := stream.read(_CHUNK):  # reading to the end also makes gzip check its CRC
-        total += len(chunk)
-    return payload, total
+    extra = 0
+    while extra <= _MAX_EXTRA and (chunk := stream.read(_CHUNK)):  # to the end: gzip checks its CRC
+        extra += len(chunk)
+    return payload, declared + extra
 
 
 def _memory_budget() -> int | None:
@@ -93,8 +94,24 @@ def _memory_budget() -> int | None:
     return resources.available_memory()
 
 
-def _parse(stream: BinaryIO, path: Path) -> np.ndarray:
-    """Parse an IDX stream (already decompressed) into a native-endian array."""
+def _check_header(path: Path, shape: tuple[int, ...], dtype: np.dtype, raw_size: int | None) -> int:
+    """The payload size ``shape`` declares, once it is known to be readable: the exact size for
+    an uncompressed file (``raw_size``: its payload bytes; a mismatch is reported by the caller),
+    and within the memory available (held twice: the bytes read, the native copy)."""
+    declared = math.prod(shape) * dtype.itemsize  # a Python int: no overflow, nothing allocated
+    if raw_size is not None and raw_size != declared:
+        return declared  # _parse reports truncated / too long with the exact sizes, unread
+    budget = _memory_budget()
+    if budget is not None and 2 * declared > budget:
+        raise DataError(f"{path}: IDX header declares {shape} items of {dtype.name}, which need "
+                        f"{human_bytes(2 * declared)} to read, but only {human_bytes(budget)} of "
+                        "memory is available")
+    return declared
+
+
+def _parse(stream: BinaryIO, path: Path, raw_size: int | None = None) -> np.ndarray:
+    """Parse an IDX stream into a native-endian array; ``raw_size`` is the file's size when the
+    stream is the uncompressed file itself (then a size mismatch is found without reading)."""
     zero0, zero1, code, ndim = _read_exactly(stream, 4, path, "the magic number")
     if zero0 != 0 or zero1 != 0:
         raise DataError(
@@ -104,18 +121,27 @@ def _parse(stream: BinaryIO, path: Path) -> np.ndarray:
         known = ", ".join(f"0x{c:02X}" for c in IDX_TYPES)
         raise DataError(f"{path}: unknown IDX type code 0x{code:02X} (known: {known})")
     dtype = IDX_TYPES[code]
+    if ndim > MAX_DIMS:  # before reading the dims: 255 of them would not fit any array
+        raise DataError(f"{path}: IDX header declares {ndim} dimensions; at most {MAX_DIMS} are "
+                        "supported")
     shape = struct.unpack(f">{ndim}I", _read_exactly(stream, 4 * ndim, path, f"{ndim} dimension sizes"))
-    declared = math.prod(shape) * dtype.itemsize  # a Python int: no overflow, nothing allocated
-    payload, found = _read_payload(stream, declared, path, shape, dtype)
+    payload_size = None if raw_size is None else raw_size - 4 - 4 * ndim
+    declared = _check_header(path, shape, dtype, payload_size)
+    if payload_size is not None and payload_size != declared:
+        payload, found = bytearray(), payload_size  # nothing worth reading: the size is wrong
+    else:
+        payload, found = _read_payload(stream, declared, path)
     if found < declared:
         raise DataError(
             f"{path}: truncated IDX file: header declares {declared} bytes of data, file has {found} "
             f"(shape {shape} of {dtype.name})"
         )
     if found > declared:
+        more = "more than " if found > declared + _MAX_EXTRA else ""
+        found = min(found, declared + _MAX_EXTRA)
         raise DataError(
-            f"{path}: IDX file too long: header declares {declared} bytes of data, file has {found} "
-            f"({found - declared} extra; shape {shape} of {dtype.name})"
+            f"{path}: IDX file too long: header declares {declared} bytes of data, file has "
+            f"{more}{found} ({more}{found - declared} extra; shape {shape} of {dtype.name})"
         )
     array = np.frombuffer(payload, dtype=dtype).reshape(shape)  # shape: dims from the header
     array = array.astype(dtype.newbyteorder("="), copy=False)  # big-endian -> native
@@ -129,21 +155,21 @@ def _parse(stream: BinaryIO, path: Path) -> np.ndarray:
 def read_idx(path: Path | str) -> np.ndarray:
     """Read an IDX file (raw or gzip-compressed) into a native-endian numpy array.
 
-    Gzip is recognised by its magic bytes (1f 8b), whatever the file is called.
+    Gzip is recognised by its magic bytes (1f 8b), whatever the file is called. The file must be
+    a regular file (a FIFO or device is refused without waiting on it).
 
     Raises:
-        DataError: the file is missing, a directory, unreadable, not IDX, of an unknown type,
+        DataError: the file is missing, not a regular file, unreadable, not IDX, of an unknown
+            type, of more than ``MAX_DIMS`` dimensions, larger than the memory available,
             truncated or too long, or a corrupt gzip stream. The message names the file.
     """
     path = Path(path)
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected an IDX file")
     try:
-        with open(path, "rb") as raw:
+        with _open_regular(path) as raw:
             compressed = raw.read(2) == _GZIP_MAGIC
             raw.seek(0)
             if not compressed:
-                return _parse(raw, path)
+                return _parse(raw, path, os.fstat(raw.fileno()).st_size)
             with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
                 return _parse(unzipped, path)
     except FileNotFoundError:
@@ -152,6 +178,19 @@ def read_idx(path: Path | str) -> np.ndarray:
         raise DataError(f"{path}: corrupt or truncated gzip data: {exc}") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file; a DataError for a directory, FIFO,
+    socket or device (opened with O_NONBLOCK, so a FIFO cannot block, and checked on the fd)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise DataError(f"{path}: is {what}, expected an IDX file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def write_idx(path: Path | str, array: np.ndarray, compress: bool | None = None) -> None:
@@ -283,6 +322,8 @@ class IdxReader(StageSpec):
                                 f"{f.labels} holds {y.shape[0]} labels")
             if x.shape[0] == 0:
                 raise DataError(f"split {name!r}: {f.images} holds no items")
+            if 0 in x.shape[1:]:
+                raise DataError(f"{f.images}: samples of shape {x.shape[1:]} hold no values")
             if sample_shape is None:
                 sample_shape, first_images = x.shape[1:], f.images
             elif x.shape[1:] != sample_shape:

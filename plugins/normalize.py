@@ -11,7 +11,6 @@ The fitted ``Normalizer`` is an artifact of its own, saved in the run directory,
 
 from __future__ import annotations
 
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pydantic import Field
 
 from pipeline.artifacts import Dataset, Split
 from pipeline.resources import require_memory
+from pipeline.userfiles import load_json_file
 from pipeline.errors import DataError
 from pipeline.files import write_json, write_npz
 from pipeline.spec import StageContext, StageSpec
@@ -101,7 +101,7 @@ class Normalizer:
 def _read_description(path: Path) -> tuple[str, str, tuple[int, ...]]:
     """(method, dtype, feature shape) from ``normalizer.json``, or a DataError naming it."""
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = load_json_file(path)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file (expected a saved normalizer)") from None
     except (OSError, ValueError) as exc:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from pipeline.artifacts import Dataset, Split
 from pipeline.errors import DataError
+from pipeline.resources import require_memory
 from pipeline.spec import StageContext, StageSpec
 
 
@@ -49,5 +50,8 @@ class OneHot(StageSpec):
                 raise DataError(f"{data.origin(name)}: one_hot: split {name!r} has label "
                                 f"{int(s.y[bad][0])} out of range "
                                 f"0..{classes - 1} ({int(bad.sum())} such labels; classes: {classes})")
+        rows = sum(len(s) for s in data.splits.values())
+        require_memory(rows * classes * 4, f"one_hot: {rows} labels as {classes} float32 classes",
+                       "give the real number of classes")
         splits = {name: Split(x=s.x, y=one_hot(s.y, classes)) for name, s in data.splits.items()}
         return {"data": data.with_splits(splits)}

@@ -26,6 +26,11 @@ IDX_CASES = {
     "labels-out-of-range.idx": ("train_labels", ["label 12 out of range 0..9"]),
     "float-with-nan.idx": ("train_images", ["1 of 960 values are NaN or infinite"]),
     "directory.idx": ("test_images", ["is a directory"]),
+    "255-dimensions.idx": ("train_images", ["IDX header declares 255 dimensions; at most 16"]),
+    "trailing-garbage.idx": ("train_images", ["IDX file too long", "7 extra"]),
+    "zero-sample-dim.idx": ("train_images", ["samples of shape (0, 4) hold no values"]),
+    "claims-2-31-images.idx.gz": ("train_images", ["IDX header declares (2147483648, 28, 28)",
+                                                   "of memory is available"]),
 }
 
 #: Bad pipeline files: (fragments the error must hold, beside the file's name).
@@ -37,6 +42,11 @@ PIPELINE_CASES = {
     "negative-batch-size.yaml": [":8:", "stages[3].batch_size: must be greater than 0 (got -4)"],
     "input-nothing-produces.yaml": ["stages[1] (evaluate) needs 'model'",
                                     "no earlier stage produces"],
+    "billion-laughs.yaml": [":1:1:", "expands to more than 50000 values"],
+    "recursive-alias.yaml": [":1:9:", "an alias refers to a node that contains it"],
+    "deep-nesting.yaml": [":1:108:", "nested more than 100 levels deep"],
+    "duplicate-key.yaml": [":5:5:", "duplicate key 'method' (first given on line 4)"],
+    "duplicate-key.json": [":3:", "duplicate key 'name'"],
 }
 
 TINY = """\

@@ -123,3 +123,42 @@ def test_cache_commands(tmp_path, tiny):
     off = cli.invoke(app, ["run", str(tiny), "--out", str(tmp_path / "run"), "--cache-dir",
                            str(cache), "--no-cache"])
     assert off.exit_code == 0 and StageCache(cache).entries() == []
+
+
+@pytest.mark.parametrize("keep_mtime", [False, True])
+def test_flipped_bytes_in_a_cached_model_are_never_loaded(tmp_path, tiny, keep_mtime):
+    """The issue's headline: a same-size entry with bytes changed in its middle was loaded, and
+    the run's metrics and saved model disagreed. Now: one warning per entry, a recompute, and the
+    rerun equal to the first run."""
+    import os
+
+    cache = tmp_path / "cache"
+    args = ["run", str(tiny), "--out", str(tmp_path / "run"), "--cache-dir", str(cache)]
+    first = cli.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    with np.load(tmp_path / "run" / "model.npz") as npz:
+        weights = {name: npz[name].copy() for name in npz.files}
+    entries = StageCache(cache).entries()
+    model_entry = next(e for e in entries if e.kind == "mlp_train")
+    for entry in entries:
+        path = cache / "joblib" / "stages" / entry.key / "output.pkl"
+        before = path.stat()
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # the middle of the pickle: array data for the big ones
+        path.write_bytes(bytes(data))
+        if keep_mtime:
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    second = cli.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    warnings = [l for l in second.stderr.splitlines() if l.startswith("warning:")]
+    assert len(warnings) == len(entries), second.stderr
+    assert all("does not match its checksum" in w for w in warnings), warnings
+    assert any(f"({model_entry.stage_id}) is damaged" in w for w in warnings)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == metrics
+    with np.load(tmp_path / "run" / "model.npz") as npz:
+        for name, array in weights.items():
+            np.testing.assert_array_equal(npz[name], array)
+    third = cli.invoke(app, args)
+    assert [l.split()[0] for l in third.output.splitlines() if "stages[" in l] == ["cached"] * 6
+    assert "warning" not in third.stderr

@@ -24,7 +24,6 @@ computed.
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -34,6 +33,8 @@ import numpy as np
 import pipeline
 from pipeline.errors import DataError, PluginError
 from pipeline.files import write_json, write_npz
+from pipeline.resources import require_memory
+from pipeline.userfiles import load_json_file
 from pipeline.registry import default_registry
 from plugins.mlp import activations, init as initializers, losses
 from plugins.mlp.activations import Activation
@@ -98,6 +99,9 @@ class MLP:
         self.depth = len(self.sizes) - 1  # number of affine layers
 
         n_params = sum(i * o + o for i, o in zip(self.sizes[:-1], self.sizes[1:]))
+        require_memory(2 * n_params * self.dtype.itemsize,  # parameters and gradients
+                       f"a network of layer sizes {list(self.sizes)} ({n_params} parameters)",
+                       "use fewer or smaller hidden layers")
         self.params = np.zeros(n_params, dtype=self.dtype)  # (P,) every weight and bias
         self.grads = np.zeros(n_params, dtype=self.dtype)  # (P,) dL/dparams, same layout
         self.W, self.b = self._views(self.params)  # W[l] (sizes[l], sizes[l+1]), b[l] (sizes[l+1],)
@@ -125,6 +129,18 @@ class MLP:
             bs.append(flat[offset:offset + fan_out])
             offset += fan_out
         return Ws, bs
+
+    def parameter_groups(self) -> dict[str, tuple[str, slice]]:
+        """Where each parameter array lives in the flat vector: name -> (kind, slice of
+        ``params``), in layout order, e.g. ``{"W0": ("weight", slice(0, 3136)), "b0": ("bias",
+        slice(3136, 3140)), ...}``. Kinds: ``weight`` (a dense layer's matrix) and ``bias``;
+        L1 acts on the weights, and ``decay_biases: false`` decays the weights only."""
+        groups, offset = {}, 0
+        for l, (W, b) in enumerate(zip(self.W, self.b)):
+            for name, kind, size in ((f"W{l}", "weight", W.size), (f"b{l}", "bias", b.size)):
+                groups[name] = (kind, slice(offset, offset + size))
+                offset += size
+        return groups
 
     # ------------------------------------------------------------------------------------------
     # forward and backward
@@ -297,7 +313,7 @@ class MLP:
     def _from_description(cls, path: Path) -> "MLP":
         """An MLP of the architecture ``model.json`` describes, its parameters zero."""
         try:
-            meta = json.loads(path.read_text())
+            meta = load_json_file(path)  # bounded: a FIFO or a huge file is refused
         except FileNotFoundError:
             raise DataError(f"{path}: no such file (not a saved model?)") from None
         except (OSError, ValueError) as exc:
@@ -313,6 +329,8 @@ class MLP:
             return cls(sizes, meta["activation"], meta["loss"], meta["dtype"], init=None)
         except PluginError as exc:  # an activation or loss that is not installed
             raise PluginError(f"{path}: {exc}") from None
+        except DataError as exc:  # a network too large for the memory available
+            raise DataError(f"{path}: {exc}") from None
         except (ValueError, TypeError) as exc:
             raise DataError(f"{path}: not a valid model description: {exc}") from None
 

@@ -14,14 +14,17 @@ Returns a ``Prediction``: the class probabilities of every sample and its top cl
 
 from __future__ import annotations
 
-import json
+import io
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DataError
+from pipeline.errors import DataError, UserError
+from pipeline.resources import require_memory
 from pipeline.transforms import CHAIN_NAME, Fitted, load_chain, replay
+from pipeline.userfiles import load_json_file, read_bytes
 from plugins.idx import read_idx
 from plugins.mlp.model import MLP
 from plugins.normalize import JSON_NAME, NPZ_NAME, Normalizer
@@ -81,6 +84,8 @@ def read_images(path: Path | np.ndarray) -> tuple[list[str], np.ndarray]:
         shapes = {image.shape for image in images}
         if len(shapes) > 1:
             raise DataError(f"{path}: the images differ in size ({sorted(shapes)})")
+        require_memory(sum(image.nbytes for image in images),
+                       f"{path}: stacking {len(images)} images", "predict fewer images at once")
         return [p.name for p in files], np.stack(images)  # (n, h, w)
     if path.suffix.lower() == ".png":
         return [path.name], _read_png(path)[None]  # (1, h, w)
@@ -90,11 +95,40 @@ def read_images(path: Path | np.ndarray) -> tuple[list[str], np.ndarray]:
     return [f"{path.name}[{i}]" for i in range(images.shape[0])], images
 
 
+#: Most pixels a PNG given to ``predict`` may have (4096 x 4096); checked from the header.
+MAX_PNG_PIXELS = 4096 * 4096
+#: Largest PNG file read (a 4096 x 4096 RGBA PNG that does not compress is 64 MiB).
+MAX_PNG_BYTES = 80 << 20
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes, path: Path) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, which the format puts first; a DataError
+    naming ``path`` when the bytes are not a PNG."""
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 24:
+        raise DataError(f"{path}: not a PNG image (no PNG signature and IHDR header)")
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
 def _read_png(path: Path) -> np.ndarray:
+    """(h, w) grey pixels in 0..255 of the PNG at ``path``: its dimensions are read from the
+    header and checked (``MAX_PNG_PIXELS``, and the memory decoding needs) before decoding."""
     from matplotlib.image import imread
 
     try:
-        image = imread(path)  # (h, w) or (h, w, 3|4), floats in [0, 1] for PNG
+        data = read_bytes(path, "PNG image", MAX_PNG_BYTES)
+    except UserError as exc:
+        raise DataError(str(exc)) from None
+    width, height = png_size(data, path)
+    if width * height > MAX_PNG_PIXELS or width == 0 or height == 0:
+        raise DataError(f"{path}: PNG of {width}x{height} pixels; at most {MAX_PNG_PIXELS} pixels "
+                        "(4096x4096) are accepted, and at least one")
+    # Decoded as up to 4 float32 channels, then one float64 grey copy.
+    require_memory(width * height * (4 * 4 + 8), f"{path}: decoding a {width}x{height} PNG",
+                   "use a smaller image")
+    try:
+        image = imread(io.BytesIO(data), format="png")  # (h, w) or (h, w, 3|4) floats in [0, 1]
     except (OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"{path}: not a readable PNG image ({exc})") from None
     if image.ndim == 3:
@@ -119,6 +153,10 @@ def predict(run_dir: Path | str, input_path: Path | str | np.ndarray, top: int =
     model = MLP.load(run_dir)
     names, images = read_images(input_path)  # (n, h, w) raw pixels
     where = "images" if isinstance(input_path, np.ndarray) else str(input_path)
+    features = int(np.prod(images.shape[1:]))
+    # Normalising makes float64 copies of every sample: check before the first one.
+    require_memory(2 * images.shape[0] * features * 8, f"{where}: {images.shape[0]} samples "
+                   f"of {features} values as float64", "predict fewer samples at once")
     probabilities = model.predict_proba(model_inputs(run_dir, model, images, where))  # (n, k)
     k = probabilities.shape[1]
     top_classes = np.argsort(-probabilities, axis=1, kind="stable")[:, :min(top, k)]  # (n, top)
@@ -172,7 +210,7 @@ def saved_chain(run_dir: Path, features: int) -> list[Fitted]:
 def _listed_files(run_dir: Path) -> set[str]:
     """The files the run's manifest lists (empty without a readable manifest)."""
     try:
-        files = json.loads((run_dir / "manifest.json").read_text()).get("files")
+        files = load_json_file(run_dir / "manifest.json").get("files")
         return {str(name) for name in files} if isinstance(files, list) else set()
     except (OSError, ValueError, AttributeError, TypeError):
         return set()  # no manifest: the files present decide
@@ -197,7 +235,7 @@ def _saved_normalizer(run_dir: Path, features: int) -> Normalizer | None:
 
 def _class_names(run_dir: Path) -> list[str] | None:
     try:
-        names = json.loads((run_dir / "metrics.json").read_text()).get("class_names")
+        names = load_json_file(run_dir / "metrics.json").get("class_names")
     except (OSError, ValueError, AttributeError):
         return None
     return list(names) if isinstance(names, list) else None

@@ -46,9 +46,29 @@ def main() -> None:
     floats = np.full((60, 4, 4), 0.5, dtype=">f4")
     floats[7, 1, 2] = np.nan
     (bad / "float-with-nan.idx").write_bytes(idx(0x0D, (60, 4, 4), floats.tobytes()))
+    # Headers that claim what the file does not hold.
+    (bad / "255-dimensions.idx").write_bytes(idx(0x08, (1,) * 255, b"\x00"))
+    (bad / "trailing-garbage.idx").write_bytes(train_images + b"garbage")
+    (bad / "zero-sample-dim.idx").write_bytes(idx(0x08, (60, 0, 4), b""))
+    (bad / "claims-2-31-images.idx.gz").write_bytes(
+        gzip.compress(idx(0x08, (2**31, 28, 28), bytes(4096)), mtime=0))
+    pipeline_bombs(bad)
     folder = bad / "directory.idx"
     folder.mkdir(exist_ok=True)
     (folder / "README").write_text("A directory where an IDX file is expected.\n")
+
+
+def pipeline_bombs(bad: Path) -> None:
+    """Small pipeline files that expand, recurse, nest or repeat a key."""
+    levels = [f'a0: &a0 [{", ".join(["lol"] * 9)}]']
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    (bad / "billion-laughs.yaml").write_text("\n".join(levels) + "\nstages: *a9\n")
+    (bad / "recursive-alias.yaml").write_text("stages: &s\n  - *s\n")
+    (bad / "deep-nesting.yaml").write_text("stages: " + "[" * 5000 + "]" * 5000 + "\n")
+    (bad / "duplicate-key.yaml").write_text(
+        "name: dup\nstages:\n  - kind: normalize\n    method: scale\n    method: standardize\n")
+    (bad / "duplicate-key.json").write_text(
+        '{"name": "dup",\n "stages": [{"kind": "normalize"}],\n "name": "again"}\n')
 
 
 if __name__ == "__main__":

@@ -108,13 +108,15 @@ def test_a_truncated_entry_is_recomputed_with_a_warning(tmp_path, toy_registry, 
 def test_a_garbled_entry_without_a_record_is_never_loaded(tmp_path, toy_registry, cache):
     first, _ = run(load(tmp_path), cache)
     key = first.stages[0].key
-    (cache.location / "records" / f"{key}.json").unlink()  # no size to compare with
+    (cache.location / "records" / f"{key}.json").unlink()  # no checksum to compare with
     entry = cache.store_dir / key / "output.pkl"
     entry.write_bytes(entry.read_bytes()[: len(entry.read_bytes()) // 2])
+    # Without a record the entry may be one another process is still writing: a silent miss.
     assert cache.lookup(key, "stages[0] (produce)") is None
-    assert len(cache.warnings) == 1 and "stages[0] (produce) is damaged" in cache.warnings[0]
-    assert "\n" not in cache.warnings[0]
-    assert not cache.contains(key)
+    second, statuses = run(load(tmp_path), cache)
+    assert statuses == ["ran", "cached", "cached"]
+    assert second.artifacts == first.artifacts
+    assert cache.verify(key) is None  # rewritten whole, with a record
 
 
 def test_plan_names_the_changed_field_and_what_follows(tmp_path, toy_registry, cache):

@@ -7,7 +7,9 @@ checked against an oracle that does not share its code.
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -155,8 +157,9 @@ def test_truncated_header(tmp_path, data):
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_huge_declared_dims_are_refused_without_allocating_them(tmp_path, compress):
-    # 255 dims of 2**32 - 1: far more than any memory. The reader must compare, not allocate.
-    data = idx_bytes(0x0E, (0xFFFFFFFF,) * 255, bytes(64))
+    # 16 dims of 2**32 - 1: far more than any memory. The reader must compare, not allocate: a
+    # raw file's size is known (truncated), a gzip stream's is not (more than the memory).
+    data = idx_bytes(0x0E, (0xFFFFFFFF,) * 16, bytes(64))
     path = put(tmp_path / "huge.idx", gzip.compress(data) if compress else data)
     tracemalloc.start()
     try:
@@ -164,8 +167,29 @@ def test_huge_declared_dims_are_refused_without_allocating_them(tmp_path, compre
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert "truncated IDX file" in message and "file has 64" in message
+    if compress:
+        assert "IDX header declares" in message and "of memory is available" in message
+    else:
+        assert "truncated IDX file" in message and "file has 64" in message
     assert peak < 8 * 2**20
+
+
+@pytest.mark.parametrize("ndim", [17, 64, 255])
+def test_more_dimensions_than_an_array_holds_are_refused(tmp_path, ndim):
+    data = idx_bytes(0x08, (1,) * ndim, b"\x00")
+    message = read_error(put(tmp_path / "dims.idx", data))
+    assert f"IDX header declares {ndim} dimensions; at most 16 are supported" in message
+
+
+def test_a_gzip_stream_far_longer_than_declared_stops_early(tmp_path):
+    # 2 bytes declared, then 2 GB of zeros: 128 gzip members of 16 MB each (a 2 MB file).
+    # Counted up to 16 MB past the end, not decompressed to the end (seconds more).
+    member = gzip.compress(bytes(16 << 20), compresslevel=1, mtime=0)
+    stream = gzip.compress(idx_bytes(0x08, (2,), bytes(2)), mtime=0) + member * 128
+    started = time.perf_counter()
+    message = read_error(put(tmp_path / "long.gz", stream))
+    assert "too long" in message and "file has more than 16777218" in message
+    assert time.perf_counter() - started < 1.5
 
 
 def test_declared_size_larger_than_file_with_mnist_like_header(tmp_path):
@@ -197,14 +221,14 @@ def test_missing_file(tmp_path):
 def test_unreadable_file(tmp_path, monkeypatch):
     # Permission bits do not stop root (CI runs as root), so the refusal is simulated at open().
     path = put(tmp_path / "locked.idx", idx_bytes(0x08, (1,), b"\x00"))
-    real_open = open
+    real_open = os.open
 
     def refusing_open(file, *args, **kwargs):
         if Path(file) == path:
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr("builtins.open", refusing_open)
+    monkeypatch.setattr(os, "open", refusing_open)
     message = read_error(path)
     assert "cannot read" in message and "Permission denied" in message
 
