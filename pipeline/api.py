@@ -152,7 +152,8 @@ def default_progress(quiet: bool = False):
     """Live rich bars in Jupyter or on a terminal, plain lines elsewhere, nothing when quiet."""
     from rich.console import Console
 
-    from pipeline.console import PlainProgress, RichProgress
+    from pipeline.console import PlainProgress
+    from pipeline.console_rich import RichProgress
 
     if quiet:
         return PlainProgress(quiet=True)

@@ -35,6 +35,7 @@ from typing import Any, Callable
 from pipeline.cache_check import (MISSING, check_content, checksum_fields, outputs_problem,
                                   read_record, read_small_json, shape_of, type_name)
 from pipeline import settings
+from pipeline.engine.chain import StageKey
 from pipeline.errors import UserError
 from pipeline.files import DISK_FULL, DiskFullError, disk_full, write_json, write_text
 from pipeline.leftovers import remove_abandoned, writer_mark
@@ -44,7 +45,7 @@ from pipeline.outputs import CACHE_TAG, CACHE_TAG_TEXT, is_cache_folder
 _FOLDER = "stages"
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 #: What ``clear`` removes: everything the cache writes in its folder.
-_MANAGED = ("joblib", "records", "last", "checkpoints", "file-hashes.json")
+_MANAGED = ("joblib", "records", "last", "checkpoints", "file-hashes.json", "module-index.json")
 
 
 def _default_warn(message: str) -> None:
@@ -177,14 +178,14 @@ class StageCache:
         shutil.rmtree(self.store_dir / key, ignore_errors=True)
         self._record_file(key).unlink(missing_ok=True)
 
-    def store(self, key: str, outputs: dict[str, Any], record: dict[str, Any] | None = None) -> None:
+    def store(self, key: str, outputs: dict[str, Any], record: StageKey | None = None) -> None:
         """Store ``outputs`` under ``key`` (atomically, via joblib), then its record.
 
-        ``record`` holds what ``plan`` and ``cache info`` show: the key parts, pipeline name,
-        stage id, kind. The checksum of the entry's bytes and the type of each output are added
-        to it. A failure to write is a warning: the run goes on without that entry; but a full
-        disk is a ``DiskFullError`` naming the cache folder (every later write would fail too).
-        Either way, and on Ctrl-C, joblib's temporary file is removed.
+        ``record`` (a ``pipeline.engine.chain.StageKey``) holds what ``plan`` and ``cache info``
+        show: the key parts, pipeline name, stage id, kind. The checksum of the entry's bytes and
+        the type of each output are added to it. A failure to write is a warning: the run goes on
+        without that entry; but a full disk is a ``DiskFullError`` naming the cache folder (every
+        later write would fail too). Either way, and on Ctrl-C, joblib's temporary file is removed.
         """
         mark = writer_mark(self.store_dir / key)  # joblib's temporary name has no host
         try:
@@ -203,10 +204,10 @@ class StageCache:
         problems = [str(w.message) for w in caught]
         if problems or not self.contains(key):
             self._remove_own_temporaries(key)
+            label = record.label if record else key[:12]
             if any(f"[Errno {number}]" in problem for problem in problems for number in DISK_FULL):
-                raise DiskFullError(self.location, f"the cache entry of "
-                                                   f"{(record or {}).get('label', key[:12])}")
-            self.warn(f"could not store {record.get('label', key[:12]) if record else key[:12]} "
+                raise DiskFullError(self.location, f"the cache entry of {label}")
+            self.warn(f"could not store {label} "
                       f"in the cache: {problems[0] if problems else 'no entry written'}")
             return
         try:
@@ -214,7 +215,7 @@ class StageCache:
         except OSError as exc:  # removed meanwhile by another process's prune or clear
             self.warn(f"could not store {key[:12]} in the cache: {exc.strerror or exc}")
             return
-        entry = dict(record or {})
+        entry = record.to_json() if record is not None else {}
         entry.update(key=key, created=_dt.datetime.now().isoformat(timespec="seconds"),
                      outputs={name: type_name(value) for name, value in outputs.items()},
                      **checksum)
@@ -260,8 +261,27 @@ class StageCache:
             self.warn(f"cache record {key[:12]} is damaged ({problem}); ignoring it")
         return record
 
+    def stage_record(self, key: str) -> StageKey | None:
+        """The typed record of ``key``'s entry; None when there is none or it is unreadable
+        (a record of an older version that does not parse is "no record", never an error)."""
+        return StageKey.from_json(self.record(key))
+
+    def stage_records(self) -> list[StageKey]:
+        """Every readable record in the cache, oldest first."""
+        found = []
+        folder = self.location / "records"
+        for path in folder.glob("*.json") if folder.is_dir() else ():
+            raw = self._read_record(path.stem)[0]  # silently: records of other pipelines too
+            typed = StageKey.from_json(raw)
+            if typed is not None and typed.key == path.stem:
+                found.append((str(raw.get("created", "")), typed))
+        return [typed for _, typed in sorted(found, key=lambda pair: pair[0])]
+
     def remember(self, pipeline: str, stage_id: str, key: str) -> None:
-        """Note ``key`` as the last key of ``stage_id`` in pipeline ``pipeline``."""
+        """Note ``key`` as the last key of ``stage_id`` in pipeline ``pipeline`` (unless it is
+        already: an unchanged rerun writes nothing here)."""
+        if self.last_key(pipeline, stage_id) == key:
+            return
         write_json(self._pointer_file(pipeline, stage_id),
                    {"pipeline": pipeline, "stage_id": stage_id, "key": key})
 
@@ -294,10 +314,12 @@ class StageCache:
                 size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
             except OSError:
                 continue  # being removed by another process
-            record = self._read_record(folder.name)[0] or {}
-            found.append(EntryInfo(folder.name, size, record.get("pipeline", "?"),
-                                   record.get("stage_id", "?"), record.get("kind", "?"),
-                                   record.get("created", "?")))
+            raw = self._read_record(folder.name)[0]
+            typed = StageKey.from_json(raw)
+            created = raw.get("created", "?") if raw else "?"
+            found.append(EntryInfo(folder.name, size, typed.pipeline if typed else "?",
+                                   typed.id if typed else "?", typed.kind if typed else "?",
+                                   str(created)))
         return found
 
     def _refuse_foreign(self) -> None:

@@ -17,7 +17,6 @@ import typer
 
 from pipeline import report, runs, settings
 from pipeline.config import load_pipeline, pipeline_model
-from pipeline.console import make_console
 from pipeline.errors import NnpipeError, PluginError
 from pipeline.registry import GROUPS, default_registry
 from pipeline.runner import Runner, check_wiring
@@ -130,6 +129,7 @@ def run(
         None, "--from", help="Rerun this stage (id, kind or index) and every one after it."),
 ) -> None:
     """Run a pipeline file and write a run directory."""
+    from pipeline.console import make_console  # rich: only a run draws progress
     from pipeline.outputs import RUN, checked_out
     from pipeline.runner import default_run_dir
 
@@ -213,6 +213,8 @@ def plan(
     cache_dir: Optional[Path] = CacheDirOption,
     from_stage: Optional[str] = typer.Option(
         None, "--from", help="Plan a rerun from this stage (id, kind or index) on."),
+    check: bool = typer.Option(
+        False, "--check", help="Exit 1 when any stage would run, 0 when all are cached (CI)."),
 ) -> None:
     """Show, without running anything, which stages are cached and which will run, and why."""
     from pipeline.keys import FileHasher
@@ -221,10 +223,13 @@ def plan(
     pipeline = load_pipeline(file, overrides or [])
     options = cache_options(pipeline, cache_dir, False, from_stage)
     hasher = FileHasher(options["state_dir"] / "file-hashes.json")
-    for stage in make_plan(pipeline, options["cache"], settings.data_dir(data_dir), hasher,
-                           options["force_from"]):
+    planned = make_plan(pipeline, options["cache"], settings.data_dir(data_dir), hasher,
+                        options["force_from"])
+    for stage in planned:
         typer.echo(stage.line())
     hasher.flush()
+    if check and any(stage.status != "cached" for stage in planned):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -292,6 +297,10 @@ from pipeline.cli_sweep import register as register_sweep  # noqa: E402
 
 register_sweep(app, reports_errors, DataDirOption, CacheDirOption)
 register_export(app, reports_errors)
+
+from pipeline.cli_tune import register as register_tune  # noqa: E402
+
+register_tune(app, reports_errors, DataDirOption, CacheDirOption)
 
 
 if __name__ == "__main__":  # pragma: no cover

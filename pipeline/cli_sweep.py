@@ -58,6 +58,8 @@ def register(app: typer.Typer, reports_errors, DataDirOption, CacheDirOption) ->
         typer.echo(table(result.rows, metric, axes))
         typer.echo("")
         typer.echo(shared_line(result.shared))
+        if result.info.get("seed_comparison"):
+            typer.echo(result.info["seed_comparison"])
         failed = sum(1 for r in result.runs if r["status"] != "ok")
         typer.echo(f"{len(result.runs)} runs, {failed} failed, {result.seconds:.1f}s")
         if result.best_file is not None:

@@ -14,13 +14,12 @@ from typing import Annotated, Any, Iterable, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
+from pipeline.engine.addressing import format_loc, stage_names
+from pipeline.engine.overrides import Loc, apply_overrides  # noqa: F401 (pipeline.config's API)
 from pipeline.errors import ConfigError, PluginError, UserError
 from pipeline.registry import Registry, closest, default_registry, unknown_name_message
 from pipeline.spec import Seed, StageSpec
 from pipeline.userfiles import load_json, load_toml, load_yaml, read_text
-
-#: A path into the raw pipeline document, e.g. ("stages", 4, "batch_size").
-Loc = tuple[Union[str, int], ...]
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,69 +135,8 @@ class Override:
         return cls(path.strip(), value, text)
 
 
-def _stage_index(stages: list, key: str, override: Override) -> int:
-    """The index of the stage addressed by ``key``: a number, an id, or a kind used once."""
-    if key.isdigit():
-        if int(key) >= len(stages):
-            raise UserError(f"--set {override.text}: there is no stages[{key}] "
-                            f"(the pipeline has {len(stages)} stages)")
-        return int(key)
-    ids = [s.get("id") for s in stages if isinstance(s, dict)]
-    by_id = [i for i, s in enumerate(stages) if isinstance(s, dict) and s.get("id") == key]
-    if by_id:
-        return by_id[0]
-    by_kind = [i for i, s in enumerate(stages)
-               if isinstance(s, dict) and s.get("kind") == key and s.get("id") is None]
-    if len(by_kind) == 1:
-        return by_kind[0]
-    if len(by_kind) > 1:
-        raise UserError(f"--set {override.text}: {len(by_kind)} stages are of kind {key!r}; "
-                        f"give them ids or use stages.N")
-    names = [str(i) for i in ids if i] + [s.get("kind") for s in stages
-                                           if isinstance(s, dict) and s.get("id") is None]
-    raise UserError(f"--set {override.text}: " + unknown_name_message("stage", key, names))
-
-
-def apply_overrides(document: dict, overrides: Iterable[Override]) -> list[tuple[Loc, str]]:
-    """Apply overrides to the raw document in place; return the path each override set.
-
-    ``mlp_train.epochs=20`` addresses a stage by id or kind, ``stages.4.epochs=20`` by position,
-    ``seed=1`` a top-level field. A field that does not exist is caught by validation, which then
-    names the override.
-    """
-    touched = []
-    for override in overrides:
-        parts = override.path.split(".")
-        stages = document.get("stages") if isinstance(document.get("stages"), list) else []
-        if parts[0] == "stages" and len(parts) > 2:
-            loc: Loc = ("stages", _stage_index(stages, parts[1], override), *parts[2:])
-        elif len(parts) > 1 and parts[0] not in document:
-            loc = ("stages", _stage_index(stages, parts[0], override), *parts[1:])
-        else:
-            loc = tuple(parts)
-        target: Any = document
-        for step in loc[:-1]:
-            if isinstance(target, list):
-                target = target[int(step)]
-            else:
-                if not isinstance(target.get(step), (dict, list)):
-                    target[step] = {}  # a nested field not written in the file yet
-                target = target[step]
-        target[loc[-1]] = override.value
-        touched.append((loc, override.text))
-    return touched
-
-
 # --------------------------------------------------------------------------------------------
 # Validation with every problem reported at once
-
-
-def format_loc(loc: Loc) -> str:
-    """``("stages", 4, "batch_size")`` -> ``stages[4].batch_size``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _friendly(message: str) -> str:
@@ -279,10 +217,9 @@ class LoadedPipeline:
         return list(self.spec.stages)
 
     def stage_ids(self) -> list[str]:
-        """A name per stage: its id, else its kind when unique, else ``kind#index``."""
-        kinds = [s.kind for s in self.stages]
-        return [s.id or (s.kind if kinds.count(s.kind) == 1 else f"{s.kind}#{i}")
-                for i, s in enumerate(self.stages)]
+        """A name per stage, as every command prints and accepts it: its id, else its kind when
+        unique, else ``stages[N]`` (``pipeline.engine.addressing``)."""
+        return stage_names(self.stages)
 
     def resolved(self) -> dict:
         """The whole spec with defaults filled in, as plain JSON-able data."""

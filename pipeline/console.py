@@ -9,25 +9,26 @@ finished stage (``stage(report)``):
 - ``PlainProgress`` prints logged lines and stage lines only, as plain text with no control
   characters: what a pipe, a file or a CI log should get.
 
-``make_console`` chooses: rich when stdout is a terminal and the run is not ``--quiet``.
+``make_console`` chooses: rich when stdout is a terminal and the run is not ``--quiet``. rich is
+imported only then (``pipeline.console_rich``): a piped or quiet run does not pay for it.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, TextIO
-
-from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichBars, ProgressColumn,
-                           Task, TextColumn, TimeRemainingColumn)
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from pipeline.progress import NullProgress
 
+if TYPE_CHECKING:
+    from pipeline.console_rich import RichProgress
+
 
 def stage_line(report: Any) -> str:
-    """One line per finished stage, e.g. ``   ran  stages[4] mlp_train        14.80s``."""
-    return f"{report.status:>6}  stages[{report.index}] {report.id:<14} {report.seconds:7.2f}s"
+    """One line per finished stage, e.g. ``   ran  stages[4] mlp_train        14.80s`` (a stage
+    whose name is its position, ``stages[2]``, is not named twice)."""
+    name = "" if report.id == f"stages[{report.index}]" else report.id
+    return f"{report.status:>6}  stages[{report.index}] {name:<14} {report.seconds:7.2f}s"
 
 
 def _fields_text(fields: dict[str, Any]) -> str:
@@ -59,71 +60,22 @@ class PlainProgress(NullProgress):
             self.write(stage_line(report))
 
 
-class _RateColumn(ProgressColumn):
-    """Samples per second when the stage reports a running ``samples`` count, else steps/s."""
-
-    def render(self, task: Task) -> Text:
-        elapsed = task.elapsed or 0.0
-        if elapsed <= 0 or task.completed == 0:
-            return Text("")
-        samples = task.fields.get("samples")
-        if samples is not None:
-            return Text(f"{samples / elapsed:,.0f} samples/s")
-        return Text(f"{task.completed / elapsed:,.1f} steps/s")
-
-
-class RichProgress:
-    """Live bars on a terminal: one per task, with the stage's fields, the rate and the ETA.
-
-    Args:
-        console: the rich console to draw on (default: a new one on stdout).
-        refresh_per_second: how often the bars are redrawn (in Jupyter every redraw is a widget
-            message, so the API asks for fewer).
-    """
-
-    def __init__(self, console: Console | None = None, refresh_per_second: float = 10):
-        self.console = console or Console()
-        self.refresh_per_second = refresh_per_second
-        self._bars: RichBars | None = None
-        self._task = None
-        self._samples = 0
-
-    def begin(self, description: str, total: int) -> None:
-        self.end()
-        self._bars = RichBars(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[live]}"), _RateColumn(), TextColumn("eta"),
-            TimeRemainingColumn(), console=self.console, transient=True,
-            refresh_per_second=self.refresh_per_second)
-        self._bars.start()
-        self._samples = 0
-        self._task = self._bars.add_task(description, total=total, live="")
-
-    def advance(self, steps: int = 1, **fields: Any) -> None:
-        if self._bars is None:
-            return
-        extra: dict[str, Any] = {"live": _fields_text(fields)}
-        if "samples" in fields:
-            self._samples += int(fields["samples"])
-            extra["samples"] = self._samples
-        self._bars.update(self._task, advance=steps, **extra)
-
-    def end(self) -> None:
-        if self._bars is not None:
-            self._bars.stop()
-            self._bars, self._task = None, None
-
-    def log(self, message: str) -> None:
-        self.console.print(f"  {message}", markup=False, highlight=False)
-
-    def stage(self, report: Any) -> None:
-        """Print the line of a finished stage above any live bar."""
-        self.console.print(stage_line(report), markup=False, highlight=False)
-
-
 def make_console(quiet: bool = False, stream: TextIO | None = None) -> PlainProgress | RichProgress:
     """Rich bars when ``stream`` (default stdout) is a terminal and not ``quiet``, else plain lines."""
     stream = stream if stream is not None else sys.stdout
     if not quiet and stream.isatty():
+        from rich.console import Console
+
+        from pipeline.console_rich import RichProgress
+
         return RichProgress(Console(file=stream))
     return PlainProgress(quiet)
+
+
+def __getattr__(name: str) -> Any:
+    """``pipeline.console.RichProgress``, imported (with rich) on first use."""
+    if name == "RichProgress":
+        from pipeline.console_rich import RichProgress
+
+        return RichProgress
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

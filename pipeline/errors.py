@@ -44,3 +44,14 @@ class PluginError(UserError):
 
 class RunError(NnpipeError):
     """A failure while running a stage that is not the input's fault (for example divergence)."""
+
+
+class Stopped(NnpipeError):
+    """A run its monitor stopped early (a tuner pruned it): nothing of it was cached or written.
+
+    ``stage_id`` names the stage that was stopped, ``step`` the last step it reported."""
+
+    def __init__(self, message: str, stage_id: str = "", step: int | None = None):
+        super().__init__(message)
+        self.stage_id = stage_id
+        self.step = step

@@ -1,8 +1,9 @@
 """``nnpipe plan``: which stages a run would load from the cache and which it would run, and why.
 
-Nothing runs. Each stage's key is computed exactly as the runner computes it; a stage whose key has
-an entry is "cached". For the first stage that misses, its key parts are compared with those of
-the key it had in the last run of the same pipeline (the cache's "last key" pointer), and the
+Nothing runs. Each stage's key comes from the same key chain the runner uses
+(``pipeline.engine.chain``); a stage whose key has an entry is "cached". For the first stage that
+misses, its key parts are compared with those of the nearest earlier key of that stage recorded
+in the cache (the one differing in the fewest parts, the most recent among equals), and the
 difference is named: a spec field (from what to what), the code of a module, an input file, the
 numpy version, the seed. Every stage after a miss runs too, because its previous key changed.
 """
@@ -14,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import LoadedPipeline
-from pipeline.errors import UserError
-from pipeline.keys import FileHasher, digest, input_hashes, stage_key_parts
-from pipeline.spec import StageContext
+from pipeline.engine.addressing import find_stage
+from pipeline.engine.chain import StageKey, key_chain
+from pipeline.keys import FileHasher
 
 
 @dataclass
@@ -33,29 +34,19 @@ class PlannedStage:
 
     def line(self) -> str:
         """``stages[4] mlp_train: will run: spec field epochs changed from 10 to 20``."""
+        name = f"stages[{self.index}]"
+        if self.id != name:
+            name += f" {self.id}"
         if self.after is not None:
-            return f"stages[{self.index}] {self.id}: {self.status} (after stages[{self.after}])"
+            return f"{name}: {self.status} (after stages[{self.after}])"
         reason = f": {self.reason}" if self.reason else ""
-        return f"stages[{self.index}] {self.id}: {self.status}{reason}"
+        return f"{name}: {self.status}{reason}"
 
 
 def resolve_stage(pipeline: LoadedPipeline, which: str) -> int:
-    """The index of the stage named by ``which``: an id, a kind (when unique) or an index."""
-    ids = pipeline.stage_ids()
-    stages = pipeline.stages
-    if which in ids:
-        return ids.index(which)
-    kinds = [i for i, s in enumerate(stages) if s.kind == which]
-    if len(kinds) == 1:
-        return kinds[0]
-    text = which.removeprefix("stages[").removesuffix("]").removeprefix("stages.")
-    if text.isdigit() and int(text) < len(stages):
-        return int(text)
-    if len(kinds) > 1:
-        raise UserError(f"--from {which}: {len(kinds)} stages are of kind {which!r}; "
-                        f"name one by id or index ({', '.join(ids[i] for i in kinds)})")
-    raise UserError(f"--from {which}: no such stage; the stages are "
-                    f"{', '.join(f'{i}:{name}' for i, name in enumerate(ids))}")
+    """The index of the stage ``--from which`` names (any form ``pipeline.engine.addressing``
+    accepts: ``stages[N]``, ``stages.N``, ``N``, an id, a unique kind, ``kind#N``)."""
+    return find_stage(which, pipeline.stages, f"--from {which}")
 
 
 def _short(value: Any) -> str:
@@ -82,17 +73,20 @@ def _spec_changes(old: Any, new: Any, path: str = "") -> list[str]:
     return []
 
 
-def explain(old: dict[str, Any] | None, new: dict[str, Any], input_paths: list[str],
-            old_paths: list[str] | None = None) -> str:
-    """Why key parts ``new`` differ from ``old`` (the parts of the last run's key)."""
-    if old is None:
-        return "not in the cache (no earlier run of this stage is recorded)"
+def _at(items: list, index: int) -> Any:
+    return items[index] if index < len(items) else None
+
+
+def differences(old: StageKey, new: StageKey) -> list[str]:
+    """What differs between the key parts of ``old`` (an earlier key of the stage) and ``new``,
+    each as a short phrase; empty when only the previous stage's key differs."""
+    before, after = old.parts, new.parts
     reasons = []
-    if old.get("kind") != new.get("kind"):
-        reasons.append(f"kind changed from {old.get('kind')} to {new.get('kind')}")
+    if before.get("kind") != after.get("kind"):
+        reasons.append(f"kind changed from {before.get('kind')} to {after.get('kind')}")
     else:
-        reasons.extend(_spec_changes(old.get("spec", {}), new.get("spec", {})))
-    old_code, new_code = old.get("code", {}), new.get("code", {})
+        reasons.extend(_spec_changes(before.get("spec", {}), after.get("spec", {})))
+    old_code, new_code = before.get("code", {}), after.get("code", {})
     if old_code.get("distribution") != new_code.get("distribution"):
         reasons.append(f"plugin distribution changed from {old_code.get('distribution')} "
                        f"to {new_code.get('distribution')}")
@@ -100,22 +94,42 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any], input_paths: list[s
     for module in sorted(set(old_mods) | set(new_mods)):
         if old_mods.get(module) != new_mods.get(module):
             reasons.append(f"code of {module} changed")
-    if old.get("numpy") != new.get("numpy"):
-        reasons.append(f"numpy changed from {old.get('numpy')} to {new.get('numpy')}")
-    if old.get("seed") != new.get("seed"):
-        reasons.append(f"seed changed from {old.get('seed')} to {new.get('seed')}")
-    old_inputs, new_inputs = old.get("inputs", []), new.get("inputs", [])
-    for i in range(max(len(old_inputs), len(new_inputs))):
-        before = old_inputs[i] if i < len(old_inputs) else None
-        after = new_inputs[i] if i < len(new_inputs) else None
-        if before != after:
-            name = input_paths[i] if i < len(input_paths) else (old_paths or ["?"] * (i + 1))[i]
-            reasons.append(f"input file {name} changed")
-    if not reasons and old.get("previous") != new.get("previous"):
+    for part in ("numpy", "seed"):
+        if before.get(part) != after.get(part):
+            reasons.append(f"{part} changed from {before.get(part)} to {after.get(part)}")
+    old_paths, new_paths = list(old.inputs), list(new.inputs)
+    old_hashes, new_hashes = before.get("inputs", []), after.get("inputs", [])
+    for i in range(max(len(old_hashes), len(new_hashes))):
+        if _at(old_hashes, i) != _at(new_hashes, i):
+            reasons.append(f"input file {_at(new_paths, i) or _at(old_paths, i) or '?'} changed")
+    return reasons
+
+
+def explain(old: StageKey | None, new: StageKey) -> str:
+    """Why stage ``new`` misses the cache, compared with ``old``, an earlier key of the stage."""
+    if old is None:
+        return "not in the cache (no earlier run of this stage is recorded)"
+    reasons = differences(old, new)
+    if not reasons and old.parts.get("previous") != new.parts.get("previous"):
         reasons.append("the result of an earlier stage changed")
     if not reasons:
         reasons.append("cache entry missing (cleared, pruned or damaged)")
     return "; ".join(reasons)
+
+
+def nearest_earlier(cache, stage: StageKey) -> StageKey | None:
+    """The recorded key of the same stage (same pipeline and kind, same name or position) whose
+    parts differ least from ``stage``'s, the most recent among equals; None if there is none."""
+    same = [r for r in cache.stage_records()
+            if r.pipeline == stage.pipeline and r.kind == stage.kind and r.key != stage.key
+            and (r.id == stage.id or r.index == stage.index)]
+
+    def distance(record: StageKey) -> tuple[int, bool]:
+        return (len(differences(record, stage)),
+                record.parts.get("previous") != stage.parts.get("previous"))
+
+    # newest first, so min() keeps the most recent of equally near records
+    return min(reversed(same), key=distance, default=None)
 
 
 def _damage(cache, key: str) -> str | None:
@@ -132,31 +146,20 @@ def plan(pipeline: LoadedPipeline, cache, data_dir: Path | None = None,
     from pipeline.runner import check_wiring
 
     check_wiring(pipeline)
-    hasher = hasher or FileHasher()
     planned: list[PlannedStage] = []
-    previous_key = None
     first_miss: int | None = None
-    for index, (stage, stage_id) in enumerate(zip(pipeline.stages, pipeline.stage_ids())):
-        context = StageContext(seed=pipeline.spec.seed, data_dir=data_dir, stage_index=index)
-        inputs = input_hashes(stage, context, hasher)  # path -> sha256
-        parts = stage_key_parts(stage, previous_key, context, inputs=inputs)
-        key = digest(parts)
-        entry = PlannedStage(index, stage_id, stage.kind, key, "cached")
+    for link in key_chain(pipeline, data_dir, hasher):
+        entry = PlannedStage(link.index, link.id, link.kind, link.key, "cached")
         if first_miss is not None:
             entry.status, entry.after = "will run", first_miss
-        elif force_from is not None and index >= force_from:
-            entry.status, entry.reason, first_miss = "will run", "forced by --from", index
+        elif force_from is not None and link.index >= force_from:
+            entry.status, entry.reason, first_miss = "will run", "forced by --from", link.index
         elif cache is None:
-            entry.status, entry.reason, first_miss = "will run", "cache off", index
-        elif cache.contains(key) and (damage := _damage(cache, key)):
-            entry.status, entry.reason, first_miss = "will run", damage, index
-        elif not cache.contains(key):
-            last = cache.last_key(pipeline.spec.name, stage_id)
-            record = cache.record(last) if last else None
-            entry.status = "will run"
-            entry.reason = explain(record.get("parts") if record else None, parts, list(inputs),
-                                   record.get("input_paths") if record else None)
-            first_miss = index
+            entry.status, entry.reason, first_miss = "will run", "cache off", link.index
+        elif cache.contains(link.key) and (damage := _damage(cache, link.key)):
+            entry.status, entry.reason, first_miss = "will run", damage, link.index
+        elif not cache.contains(link.key):
+            entry.status, entry.reason = "will run", explain(nearest_earlier(cache, link), link)
+            first_miss = link.index
         planned.append(entry)
-        previous_key = key
     return planned

@@ -23,7 +23,6 @@ GROUPS: dict[str, str] = {
     "optimizers": "nnpipe.optimizers",
     "initializers": "nnpipe.initializers",
     "schedules": "nnpipe.schedules",
-    "metrics": "nnpipe.metrics",
     "datasets": "nnpipe.datasets",
     "predictors": "nnpipe.predictors",
     "exporters": "nnpipe.exporters",
@@ -32,7 +31,7 @@ GROUPS: dict[str, str] = {
 #: Short group name -> the word for one of its plugins, for messages ("unknown loss 'x'").
 SINGULAR: dict[str, str] = {
     "stages": "stage", "activations": "activation", "losses": "loss", "optimizers": "optimizer",
-    "initializers": "initializer", "schedules": "schedule", "metrics": "metric", "datasets": "dataset",
+    "initializers": "initializer", "schedules": "schedule", "datasets": "dataset",
     "predictors": "predictor", "exporters": "exporter",
 }
 
@@ -57,10 +56,20 @@ class PluginEntry:
         return f"{self.distribution} {self.version}".strip()
 
 
-def _entry_of(short_group: str, ep: metadata.EntryPoint) -> PluginEntry:
+def _entry_of(short_group: str, ep: metadata.EntryPoint,
+              origins: dict[int, tuple[str, str]] | None = None) -> PluginEntry:
+    """The entry for ``ep``; ``origins`` memoises (name, version) by distribution object, since
+    reading a distribution's metadata parses its whole METADATA file (a few ms each time)."""
     dist = getattr(ep, "dist", None)
-    name = dist.metadata["Name"] if dist is not None else "?"
-    version = dist.version if dist is not None else ""
+    origins = {} if origins is None else origins
+    if dist is None:
+        name, version = "?", ""
+    elif id(dist) in origins:
+        name, version = origins[id(dist)]
+    else:
+        meta = dist.metadata  # parsed once, for both fields
+        name, version = meta["Name"], meta["Version"]
+        origins[id(dist)] = (name, version)
     return PluginEntry(short_group, ep.name, ep.value, name, version, ep)
 
 
@@ -92,12 +101,14 @@ class Registry:
             entry_points = [ep for group in GROUPS.values() for ep in found.select(group=group)]
         by_group = {value: key for key, value in GROUPS.items()}
         self._entries: dict[str, dict[str, list[PluginEntry]]] = {key: {} for key in GROUPS}
+        origins: dict[int, tuple[str, str]] = {}  # id(distribution) -> (name, version)
+        entry_points = list(entry_points)  # keeps each distribution alive while its id is a key
         for ep in entry_points:
             short = by_group.get(ep.group)
             if short is None:
                 continue
             self._entries[short].setdefault(ep.name, [])
-            entry = _entry_of(short, ep)
+            entry = _entry_of(short, ep, origins)
             # The same distribution seen twice (for example on two sys.path entries) is one plugin.
             if all(e.distribution != entry.distribution or e.target != entry.target
                    for e in self._entries[short][ep.name]):

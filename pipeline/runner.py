@@ -24,9 +24,10 @@ import yaml
 
 from pipeline.artifacts import Saveable
 from pipeline.config import LoadedPipeline
-from pipeline.errors import NnpipeError, RunError, UserError
+from pipeline.errors import NnpipeError, RunError, Stopped, UserError
+from pipeline.engine.chain import StageKey, key_chain
 from pipeline.files import DiskFullError, disk_full, write_json, write_text
-from pipeline.keys import FileHasher, digest, input_hashes, stage_key_parts
+from pipeline.keys import FileHasher
 from pipeline.leftovers import owner_tag, remove_abandoned, temp_prefix
 from pipeline.names import slug
 from pipeline.outputs import RUN_FORMAT, run_dir_problem
@@ -119,12 +120,17 @@ class Runner:
         state_dir: where stages keep state between runs (checkpoints), by stage key.
         force_from: the index of the first stage to run even when cached (``--from``); its
             entry and those of the stages after it are overwritten.
+        monitor: ``monitor(stage_id, step, values) -> bool``, called when a stage reports an
+            intermediate value (``StageContext.report``); True stops that stage. A stopped
+            stage's result is not cached and the run ends with ``Stopped`` (nothing written).
     """
 
     def __init__(self, data_dir: Path | None = None, progress=None,
                  on_stage: StageListener | None = None, cache=None,
-                 state_dir: Path | None = None, force_from: int | None = None):
+                 state_dir: Path | None = None, force_from: int | None = None,
+                 monitor: Callable[[str, int, Any], bool] | None = None):
         self.force_from = force_from
+        self.monitor = monitor
         self.data_dir = data_dir
         self.progress = progress
         self.on_stage = on_stage or (lambda report: None)
@@ -142,48 +148,48 @@ class Runner:
             self.cache.remove_abandoned()  # what killed runs left in the cache folder
         artifacts: dict[str, Any] = {}
         reports: list[StageReport] = []
-        chain: list[Fitted] = []  # the fitted transforms, in pipeline order
-        previous_key: str | None = None
-        for index, (stage, stage_id) in enumerate(zip(pipeline.stages, pipeline.stage_ids())):
+        started = time.perf_counter()
+        chain = key_chain(pipeline, self.data_dir, self.hasher, self.progress)
+        fitted: list[Fitted] = []  # the fitted transforms, in pipeline order
+        for stage, link in zip(pipeline.stages, chain):
             context = StageContext(seed=pipeline.spec.seed, data_dir=self.data_dir,
-                                   progress=self.progress, stage_index=index)
-            started = time.perf_counter()
-            inputs = input_hashes(stage, context, self.hasher)  # path -> sha256
-            parts = stage_key_parts(stage, previous_key, context, inputs=inputs)
-            key = digest(parts)
+                                   progress=self.progress, stage_index=link.index,
+                                   monitor=self._stage_monitor(link.id))
             if self.state_dir is not None:
-                context.checkpoint_dir = self.state_dir / "checkpoints" / key
-            record = {"label": f"stages[{index}] ({stage_id})", "pipeline": pipeline.spec.name,
-                      "stage_id": stage_id, "index": index, "kind": stage.kind, "parts": parts,
-                      "input_paths": list(inputs)}
-            forced = self.force_from is not None and index >= self.force_from
-            outputs, status = self._run_stage(stage, stage_id, index, key, artifacts, context,
-                                              record, forced)
+                context.checkpoint_dir = self.state_dir / "checkpoints" / link.key
+            forced = self.force_from is not None and link.index >= self.force_from
+            outputs, status = self._run_stage(stage, link, artifacts, context, forced)
+            if context.stop_requested:  # a partial result: not cached, nothing after it runs
+                raise Stopped(f"stages[{link.index}] ({link.id}) was stopped by its monitor",
+                              link.id)
             if self.cache is not None:
-                self.cache.remember(pipeline.spec.name, stage_id, key)
+                self.cache.remember(pipeline.spec.name, link.id, link.key)
             if stage.transform_output is not None:
                 seen = sample_shape({name: artifacts[name] for name in stage.inputs})
-                chain.append(Fitted(index, stage_id, stage.kind, outputs[stage.transform_output],
-                                    seen))
+                fitted.append(Fitted(link.index, link.id, stage.kind,
+                                     outputs[stage.transform_output], seen))
             artifacts.update(outputs)
-            previous_key = key
-            report = StageReport(index, stage_id, stage.kind, status,
-                                 time.perf_counter() - started, key, inputs)
+            # the first stage's time includes hashing the chain's input files
+            report = StageReport(link.index, link.id, stage.kind, status,
+                                 time.perf_counter() - started, link.key, dict(link.inputs))
+            started = time.perf_counter()
             reports.append(report)
             self.on_stage(report)
         self.hasher.flush()
         run_dir = None
         if write:
             run_dir = Path(out) if out is not None else default_run_dir(pipeline)
-            write_run_dir(run_dir, pipeline, artifacts, reports, chain)
+            write_run_dir(run_dir, pipeline, artifacts, reports, fitted)
         return RunResult(artifacts, run_dir, reports)
 
-    def _run_stage(self, stage, stage_id, index, key, artifacts, context, record, forced):
+    def _run_stage(self, stage, link: StageKey, artifacts, context, forced):
+        index, stage_id = link.index, link.id
         if self.cache is not None and not forced:
-            cached = self.cache.lookup(key, record["label"], stage.outputs)
+            cached = self.cache.lookup(link.key, link.label, stage.outputs)
             if cached is not None and set(cached) == set(stage.outputs):
                 return cached, "cached"
-        inputs = {name: artifacts[name] for name in stage.inputs}
+        inputs = {name: artifacts[name] for name in (*stage.inputs, *stage.optional_inputs)
+                  if name in artifacts}  # check_wiring made sure every required one is there
         try:
             outputs = stage.run(inputs, context)
         except NnpipeError:
@@ -197,9 +203,15 @@ class Runner:
             got = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
             raise RunError(f"stage stages[{index}] ({stage_id}, {type(stage).__module__}) returned "
                            f"{got}, but declares outputs {sorted(stage.outputs)}")
-        if self.cache is not None:
-            self.cache.store(key, outputs, record)
+        if self.cache is not None and not context.stop_requested:
+            self.cache.store(link.key, outputs, link)
         return outputs, "ran"
+
+    def _stage_monitor(self, stage_id: str):
+        """The ``StageContext.monitor`` of one stage: the runner's monitor with the stage's id."""
+        if self.monitor is None:
+            return None
+        return lambda step, values: self.monitor(stage_id, step, values)
 
 
 def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, Any],

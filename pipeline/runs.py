@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, List
 
 import typer
 
+from pipeline.engine.addressing import stage_names
 from pipeline.errors import UserError
 from pipeline.userfiles import (MAX_RUN_FILE_BYTES, MissingFile, load_yaml, read_json,
                                 read_text)
@@ -99,25 +100,11 @@ def find_runs(root: Path | str) -> list[RunInfo]:
     return sorted(runs, key=lambda run: (run.manifest.get("created", ""), run.name))
 
 
-def _stage_names(stages: list[Any]) -> list[str]:
-    """A name per stage as overrides address it: its id, else its kind when unique, else
-    ``stages[i]``."""
-    kinds = [s.get("kind") if isinstance(s, dict) else None for s in stages]
-    names = []
-    for i, stage in enumerate(stages):
-        if isinstance(stage, dict) and stage.get("id"):
-            names.append(str(stage["id"]))
-        elif kinds[i] is not None and kinds.count(kinds[i]) == 1:
-            names.append(str(kinds[i]))
-        else:
-            names.append(f"stages[{i}]")
-    return names
-
-
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Nested mappings and lists -> ``{"mlp_train.optimizer.lr": 0.05, ...}``.
 
-    Stages are named as ``--set`` addresses them (id, else kind when unique, else ``stages[i]``),
+    Stages are named as every command prints and accepts them (``pipeline.engine.addressing``:
+    id, else kind when unique, else ``stages[i]``),
     so two pipelines whose stages line up differently still compare field by field; other lists
     are leaves (``hidden: [256, 128]`` is one setting).
     """
@@ -125,7 +112,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         flat: dict[str, Any] = {}
         for key, item in value.items():
             if prefix == "" and key == "stages" and isinstance(item, list):
-                for name, stage in zip(_stage_names(item), item):
+                for name, stage in zip(stage_names(item), item):
                     flat.update(flatten(stage, name))
             else:
                 flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
@@ -204,6 +191,39 @@ def compare_text(runs: list[RunInfo]) -> str:
     return f"{settings}\n\n{table(['metric', *names], metric_rows)}"
 
 
+#: Settings that only pick the random stream: runs differing in these alone are one configuration.
+SEED_KEYS = ("seed",)
+
+
+def _is_seed(key: str) -> bool:
+    return key in SEED_KEYS or key.rpartition(".")[2] in SEED_KEYS
+
+
+def seed_groups(runs: list[RunInfo], metric: str = "accuracy") -> str | None:
+    """Runs that differ only in their seeds, grouped: per group the mean and standard deviation
+    of ``metric`` over its seeds, best first, and Welch's t-test between the two best groups.
+    None when no two runs differ only in seed."""
+    from pipeline.seedstats import compare_best, mean_std
+
+    varying = [key for key in differences(runs) if not _is_seed(key)]
+    groups: dict[str, list[RunInfo]] = {}
+    for run in runs:
+        flat = run.settings()
+        label = " ".join(f"{k}={show(flat.get(k))}" for k in varying) or "same settings"
+        groups.setdefault(label, []).append(run)
+    if all(len(members) < 2 for members in groups.values()):
+        return None
+    values = {label: [float(r.metrics[metric]) for r in members
+                      if isinstance(r.metrics.get(metric), (int, float))]
+              for label, members in groups.items()}
+    ranked = sorted(values, key=lambda label: -(mean_std(values[label])[0] or float("-inf")))
+    rows = [[label, str(len(groups[label])), show(mean_std(values[label])[0]),
+             show(mean_std(values[label])[1])] for label in ranked]
+    text = table(["configuration", "seeds", f"{metric} mean", "std"], rows)
+    comparison = compare_best([(label, values[label]) for label in ranked])
+    return text + (f"\n{comparison.sentence()}" if comparison else "")
+
+
 def make_app(reports_errors: Callable[[Callable], Callable]) -> typer.Typer:
     """The ``runs`` command group; ``reports_errors`` turns nnpipe errors into exit statuses."""
     app = typer.Typer(help="List and compare run directories.", no_args_is_help=True)
@@ -228,6 +248,10 @@ def make_app(reports_errors: Callable[[Callable], Callable]) -> typer.Typer:
         """The settings that differ between runs, then their metrics side by side."""
         if len(runs) < 2:
             raise UserError("compare needs at least two run directories")
-        typer.echo(compare_text([load_run(path) for path in runs]))
+        infos = [load_run(path) for path in runs]
+        typer.echo(compare_text(infos))
+        grouped = seed_groups(infos)
+        if grouped:
+            typer.echo(f"\nruns that differ only in seed, grouped:\n{grouped}")
 
     return app

@@ -47,6 +47,9 @@ class StageSpec(BaseModel):
 
     #: Names of the artifacts this stage reads; the runner checks an earlier stage produces each.
     inputs: ClassVar[tuple[str, ...]] = ()
+    #: Names of artifacts this stage reads when an earlier stage produced them (for example the
+    #: fitted normaliser); absent ones are simply not in ``run``'s inputs.
+    optional_inputs: ClassVar[tuple[str, ...]] = ()
     #: Names of the artifacts this stage writes (it may overwrite one it read).
     outputs: ClassVar[tuple[str, ...]] = ()
     #: Whether the result depends on the pipeline's seed (then the seed is part of its key).
@@ -74,8 +77,9 @@ class StageSpec(BaseModel):
         return []
 
     def run(self, inputs: Mapping[str, Any], context: "StageContext") -> dict[str, Any]:
-        """Do the stage's work: read ``inputs`` (only the names in ``self.inputs``), return a
-        dict with exactly the names in ``self.outputs``."""
+        """Do the stage's work: read ``inputs`` (the names in ``self.inputs``, and those in
+        ``self.optional_inputs`` that an earlier stage produced), return a dict with exactly the
+        names in ``self.outputs``."""
         raise NotImplementedError(f"stage {self.kind!r} does not implement run()")
 
 
@@ -87,10 +91,14 @@ class StageContext:
         data_dir: where registered datasets are looked for (``NNPIPE_DATA``), or None.
         progress: a callable receiving progress events (see ``pipeline.progress``).
         stage_index: the stage's position in the pipeline.
+        monitor: called by ``report`` with ``(step, values)``; returns True when whoever runs the
+            pipeline (a tuner) wants this stage to stop. None: nobody is watching.
+        stop_requested: True once a report was answered with "stop"; the runner then neither
+            caches the stage's (partial) result nor runs the stages after it.
     """
 
     def __init__(self, seed: int, data_dir: Path | None = None, progress=None, stage_index: int = 0,
-                 checkpoint_dir: Path | None = None):
+                 checkpoint_dir: Path | None = None, monitor=None):
         from pipeline.progress import NullProgress
 
         self.seed = seed
@@ -98,3 +106,15 @@ class StageContext:
         self.progress = progress if progress is not None else NullProgress()
         self.stage_index = stage_index
         self.checkpoint_dir = checkpoint_dir
+        self.monitor = monitor
+        self.stop_requested = False
+
+    def report(self, step: int, values: Mapping[str, Any]) -> bool:
+        """Report intermediate values (for example one epoch's ``val_accuracy`` at ``step`` =
+        the epoch); True means "stop now": return what you have, it will not be kept.
+
+        A no-op answering False unless the pipeline runs under a monitor (``nnpipe tune``).
+        """
+        if self.monitor is not None and not self.stop_requested:
+            self.stop_requested = bool(self.monitor(step, values))
+        return self.stop_requested

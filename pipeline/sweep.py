@@ -21,7 +21,6 @@ import csv
 import datetime as _dt
 import io
 import itertools
-import math
 import os
 import re
 import time
@@ -34,11 +33,13 @@ from typing import Any, Callable, Iterable, Iterator
 import yaml
 
 from pipeline.config import LoadedPipeline, load_pipeline
-from pipeline.errors import ConfigError, NnpipeError, UserError
+from pipeline.errors import ConfigError, NnpipeError, Stopped, UserError
 from pipeline.files import write_json, write_text
-from pipeline.keys import FileHasher, digest, stage_key_parts
+from pipeline.engine.chain import key_chain
+from pipeline.keys import FileHasher
 from pipeline.names import slug
 from pipeline.outputs import SWEEP, SWEEP_FORMAT, check_output, protected_places
+from pipeline.seedstats import compare_best, mean_std
 from pipeline.spec import StageContext
 from pipeline.userfiles import MAX_RUN_FILE_BYTES, load_yaml, read_json
 
@@ -82,7 +83,7 @@ def parse_grid(text: str) -> Axis:
     path, sep, raw = text.partition("=")
     path = path.strip()
     example = "e.g. --grid mlp_train.optimizer.lr=0.1,0.01"
-    if not sep or not path or not re.fullmatch(r"[A-Za-z0-9_.\-]+", path):
+    if not sep or not path or not re.fullmatch(r"[A-Za-z0-9_.\-\[\]#]+", path):
         raise UserError(f"--grid {text!r}: expected PATH=V1,V2,... ({example})")
     values = split_values(raw)
     if any(not value for value in values):
@@ -146,9 +147,10 @@ def read_metric(run_dir: Path, metric: str) -> float | None:
     return None
 
 
-def run_one(task: Task) -> dict[str, Any]:
+def run_one(task: Task, monitor=None) -> dict[str, Any]:
     """Run one configuration; return its outcome as plain data. Never raises for a failed run:
-    the failure is the outcome (``status: failed`` with the message)."""
+    the failure is the outcome (``status: failed`` with the message). ``monitor`` is the
+    Runner's (``nnpipe tune`` prunes through it); a run it stops has ``status: stopped``."""
     from threadpoolctl import threadpool_limits
 
     from pipeline.cache import StageCache
@@ -163,13 +165,16 @@ def run_one(task: Task) -> dict[str, Any]:
         with threadpool_limits(limits=task.threads):
             pipeline = load_pipeline(task.pipeline_file, task.all_overrides())
             runner = Runner(data_dir=Path(task.data_dir) if task.data_dir else None,
-                            cache=StageCache(task.cache_dir), state_dir=Path(task.cache_dir))
+                            cache=StageCache(task.cache_dir), state_dir=Path(task.cache_dir),
+                            monitor=monitor)
             result = runner.run(pipeline, out=Path(task.run_dir))
         outcome["stages"] = [dict(report.__dict__) for report in result.stages]
         outcome["metric"] = read_metric(Path(task.run_dir), task.metric)
         if outcome["metric"] is None:
             outcome.update(status="failed", error=f"the run produced no {task.metric!r} "
                                                   f"(in history.json or metrics.json)")
+    except Stopped as exc:
+        outcome.update(status="stopped", error=str(exc))
     except NnpipeError as exc:
         outcome.update(status="failed", error=" / ".join(str(exc).splitlines()) or
                        type(exc).__name__)
@@ -184,13 +189,8 @@ def run_one(task: Task) -> dict[str, Any]:
 
 
 def stage_keys(pipeline: LoadedPipeline, data_dir: Path | None, hasher: FileHasher) -> list[str]:
-    """The key of every stage of ``pipeline``, computed as the runner computes them."""
-    keys, previous = [], None
-    for index, stage in enumerate(pipeline.stages):
-        context = StageContext(seed=pipeline.spec.seed, data_dir=data_dir, stage_index=index)
-        previous = digest(stage_key_parts(stage, previous, context, hasher))
-        keys.append(previous)
-    return keys
+    """The key of every stage of ``pipeline``, from the key chain the runner uses."""
+    return [link.key for link in key_chain(pipeline, data_dir, hasher)]
 
 
 def shared_prefixes(keys_by_run: dict[int, list[str]]) -> dict[str, tuple[int, int]]:
@@ -316,10 +316,7 @@ def summarise(configs: list[tuple[str, ...]], outcomes: list[dict], mode: str) -
         runs = by_config.get(number, [])
         values = [r["metric"] for r in runs if r["status"] == "ok"]
         failed = [r for r in runs if r["status"] != "ok"]
-        mean = sum(values) / len(values) if values else None
-        # The sample standard deviation over seeds; none for a single value.
-        std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-               if len(values) > 1 else None)
+        mean, std = mean_std(values)  # std: the sample standard deviation over seeds
         status = "ok" if not failed else ("failed" if not values else "partial")
         error = None
         if failed:
@@ -547,19 +544,29 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
                                     f"per job")
     rows = summarise(configs, outcomes, mode)
     seconds = time.perf_counter() - started
-
     best_file = None
     if rows and rows[0]["status"] == "ok":
         best_file = out / "best.yaml"
         write_best(best_file, file, rows[0], metric, fixed)
     info = {"pipeline": str(file), "metric": metric, "mode": mode, "backend": backend,
-            "scheduler": scheduler, "jobs": jobs, "threads_per_job": threads,
-            "set": list(fixed), "grid": {a.path: list(a.values) for a in axes}, "seeds": seeds,
-            "seconds": round(seconds, 3), "cache_dir": str(cache_dir)}
+            "scheduler": scheduler, "jobs": jobs, "threads_per_job": threads, "set": list(fixed),
+            "grid": {a.path: list(a.values) for a in axes}, "seeds": seeds, "cache_dir":
+            str(cache_dir), "seconds": round(seconds, 3),
+            "seed_comparison": seed_sentence(rows, seeds)}
     write_json(out / "sweep.json", {"format": SWEEP_FORMAT, "status": "done", **info,
                                     "shared": shared, "configurations": rows, "runs": outcomes})
     write_text(out / "sweep.csv", to_csv(rows, metric, axes))
     return SweepResult(out, rows, outcomes, shared, seconds, best_file, info)
+
+
+def seed_sentence(rows: list[dict], seeds: int | None) -> str | None:
+    """Welch's t-test between the two best complete configurations, as a sentence; None
+    without several seeds."""
+    if not seeds or seeds < 2:
+        return None
+    comparison = compare_best([(" ".join(r["overrides"]) or "base", r["values"]) for r in rows
+                               if r["status"] == "ok"])
+    return comparison.sentence() if comparison else None
 
 
 def _run_all(tasks, invalid, pipelines, cache_dir, data_dir, echo, metric, headline):
@@ -631,10 +638,12 @@ def shared_line(shared: dict[str, Any]) -> str:
             f"{shared['runs_reporting_shared']} completed runs")
 
 
-def write_best(path: Path, file: Path, row: dict, metric: str, fixed: Iterable[str] = ()) -> None:
-    """The pipeline file with the best configuration's overrides applied, every default resolved."""
+def write_best(path: Path, file: Path, row: dict, metric: str, fixed: Iterable[str] = (),
+               what: str = "a sweep") -> None:
+    """The pipeline file with the best configuration's overrides applied, every default resolved;
+    ``what`` names the search in the header (``a sweep``, ``a tune study``)."""
     pipeline = load_pipeline(file, [*fixed, *row["overrides"]])
     mean = f"{row['mean']:.4f}" + (f" ± {row['std']:.4f}" if row["runs"] > 1 else "")
-    header = (f"# best of a sweep of {file}: {metric} {mean}\n"
+    header = (f"# best of {what} of {file}: {metric} {mean}\n"
               f"# overrides: {' '.join([*fixed, *row['overrides']]) or '(none)'}\n")
     write_text(path, header + yaml.safe_dump(pipeline.resolved(), sort_keys=False))

@@ -440,7 +440,8 @@ def check_stage(stage: Any, inputs: Mapping[str, Any] | None = None,
         raise PluginCheckError(f"{cls.__name__}: sample inputs lack {', '.join(missing)}")
     before = [a.copy() for a in _arrays(inputs)]
     try:
-        outputs = stage.run({name: inputs[name] for name in cls.inputs},
+        wanted = (*cls.inputs, *cls.optional_inputs)  # as the runner passes them
+        outputs = stage.run({name: inputs[name] for name in wanted if name in inputs},
                             context or StageContext(seed=0))
     except UserError as exc:  # the stage refuses these inputs: say which ones
         shown = {name: _describe(value) for name, value in inputs.items()}

@@ -58,6 +58,15 @@ class Normalizer:
         out /= self.scale.astype(dtype)
         return out
 
+    def invert(self, x: np.ndarray) -> np.ndarray:
+        """Normalised values ``x`` (n, *features) back to raw inputs ``x * scale + offset``, in
+        ``x``'s float dtype (the inverse of ``apply``, up to rounding)."""
+        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(self.dtype)
+        out = x.astype(dtype)  # (n, *features) a new array
+        out *= self.scale.astype(dtype)
+        out += self.offset.astype(dtype)
+        return out
+
     def save(self, directory: Path) -> list[str]:
         """Write ``normalizer.json`` (description) and ``normalizer.npz`` (arrays); return their names."""
         directory = Path(directory)

@@ -4,6 +4,8 @@
     confusion.png     the confusion matrix as a heatmap, class names on axes (from ``metrics``)
     misclassified.png a grid of wrongly predicted images, "true -> predicted" (``data``, ``model``)
     weights.png       the first layer's weights, one image per hidden unit   (from ``model``)
+    augmentations.png a few training images and distortions drawn by the pipeline's augment
+                      recipe, one original per row                  (``data``, ``augmentation``)
 
 The figures are rendered once, after training, as bare ``matplotlib.figure.Figure`` objects
 (never pyplot, so no window opens and the backend of whoever imports this, a notebook's inline one
@@ -15,6 +17,7 @@ a second or two.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from dataclasses import dataclass, field
@@ -22,8 +25,6 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from pydantic import Field, PositiveInt
 
 from pipeline.artifacts import Dataset
@@ -31,6 +32,18 @@ from pipeline.files import atomic_open
 from pipeline.spec import StageContext, StageSpec
 
 PLOTS_DIR = "plots"
+
+
+@functools.cache
+def _pyplot():
+    """``matplotlib.pyplot`` on the Agg backend, imported on first use: matplotlib takes a third
+    of a second to import, and validating, planning or a cached rerun never draws."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # before pyplot: render to files, never to a window
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 @dataclass
@@ -53,14 +66,16 @@ def _png(figure) -> bytes:
     """The figure as PNG bytes."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
+    _pyplot().close(figure)
     return buffer.getvalue()
 
 
 def plot_curves(history: list[dict[str, Any]]) -> bytes:
     """Loss and accuracy per epoch, train and validation (when there is one), side by side."""
     epochs = [e["epoch"] for e in history]
-    figure = Figure(figsize=(10, 4))
-    loss_ax, acc_ax = figure.subplots(1, 2)
+    figure, (loss_ax, acc_ax) = _pyplot().subplots(1, 2, figsize=(10, 4))
+    from matplotlib.ticker import MaxNLocator  # after _pyplot() chose the backend
+
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.2)
     for ax, what in ((loss_ax, "loss"), (acc_ax, "accuracy")):
         ax.plot(epochs, [e[f"train_{what}"] for e in history], "o-", label="train")
@@ -82,8 +97,7 @@ def plot_confusion(confusion: np.ndarray, names: list[str], title: str) -> bytes
     k = confusion.shape[0]
     size = max(5.0, 0.55 * k + 2)
     long = max(map(len, names)) > 2  # long names: rotated ticks and wider margins
-    figure = Figure(figsize=(size + 1, size))
-    ax = figure.subplots()
+    figure, ax = _pyplot().subplots(figsize=(size + 1, size))
     figure.subplots_adjust(left=0.17 if long else 0.09, bottom=0.17 if long else 0.09,
                            right=0.95, top=0.94)
     image = ax.imshow(confusion, cmap="Blues")
@@ -131,7 +145,7 @@ def plot_misclassified(images: np.ndarray, true: list[str], predicted: list[str]
     gap = max(2, h // 4)  # room under each tile for its label
     width = 1.3 * columns  # inches; the height follows the mosaic's aspect, plus the title
     height = width * rows * (h + gap) / (columns * (w + gap)) + 0.45
-    figure = Figure(figsize=(width, height))
+    figure = _pyplot().figure(figsize=(width, height))
     ax = figure.add_axes((0.01, 0.01, 0.98, 0.98 - 0.45 / height))
     if n:
         ax.imshow(mosaic(images, columns, gap), cmap="gray_r", interpolation="nearest")
@@ -151,13 +165,39 @@ def plot_weights(weights: np.ndarray, shape: tuple[int, int], columns: int = 8) 
     units = min(weights.shape[1], 64)
     tiles = weights[:, :units].T.reshape(units, *shape)  # (units, h, w)
     rows = math.ceil(units / columns)
-    figure = Figure(figsize=(1.2 * columns, 1.2 * rows + 0.5))
+    figure = _pyplot().figure(figsize=(1.2 * columns, 1.2 * rows + 0.5))
     ax = figure.add_axes((0.01, 0.01, 0.98, 0.98 - 0.4 / (1.2 * rows + 0.5)))
     ax.imshow(mosaic(tiles, columns, symmetric=True), cmap="coolwarm", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(f"first-layer weights, {units} of {weights.shape[1]} units "
                  f"(red +, blue -, each scaled on its own)")
     return _png(figure)
+
+
+def plot_augmentations(originals: np.ndarray, distorted: np.ndarray, title: str) -> bytes:
+    """Originals (m, h, w) in the first column, their distortions (m, c, h, w) beside them."""
+    m, c, h, w = distorted.shape
+    tiles = np.concatenate([originals[:, None], distorted], axis=1)  # (m, 1 + c, h, w)
+    figure = _pyplot().figure(figsize=(1.0 * (1 + c), 1.0 * m + 0.6))
+    ax = figure.add_axes((0.01, 0.01, 0.98, 0.98 - 0.6 / (1.0 * m + 0.6)))
+    ax.imshow(mosaic(tiles.reshape(-1, h, w), 1 + c), cmap="gray_r", interpolation="nearest")
+    ax.axvline(w + 0.5, color="firebrick", linewidth=1)  # originals | distortions
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    return _png(figure)
+
+
+def augmentation_examples(augmentation, x: np.ndarray, normalizer=None, count: int = 8,
+                          draws: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` samples of ``x`` (n, d) as pixel images (m, h, w), and ``draws``
+    distortions of each (m, draws, h, w), drawn in one batch from the recipe's generator for
+    draw 0 (the normaliser undone, so that they look as the augment stage saw them)."""
+    originals = augmentation.pixels(x[:count], normalizer)  # (m, h, w)
+    m, h, w = originals.shape
+    stacked = np.concatenate([originals] * draws)  # (draws * m, h, w), copy-major
+    distorted = augmentation.distortion.apply(stacked, augmentation.rng(0))
+    distorted = distorted.reshape(draws, m, h, w).transpose(1, 0, 2, 3)  # (m, draws, h, w)
+    return originals.astype(np.float64), distorted.astype(np.float64)
 
 
 def image_shape(data: Dataset, features: int) -> tuple[int, int] | None:
@@ -178,6 +218,7 @@ class PlotsStage(StageSpec):
     misclassified: PositiveInt = Field(default=32, description="How many mistakes to show.")
 
     inputs = ("data", "model", "history", "metrics")
+    optional_inputs = ("augmentation", "normalizer")  # augmentations.png, in pixel space
     outputs = ("plots",)
 
     def run(self, inputs: Mapping[str, Any], context: StageContext) -> dict[str, Any]:
@@ -206,4 +247,13 @@ class PlotsStage(StageSpec):
             x[wrong].reshape(-1, *shape).astype(np.float64),
             [names[t] for t in y[wrong]], [names[p] for p in predicted[wrong]])
         images["weights.png"] = plot_weights(np.asarray(model.W[0], dtype=np.float64), shape)
+        augmentation = inputs.get("augmentation")
+        if augmentation is not None:  # the train split's first rows are originals
+            train = data.split("train")
+            originals, distorted = augmentation_examples(
+                augmentation, train.x.reshape(len(train), -1), inputs.get("normalizer"))
+            mode = "fresh every epoch" if augmentation.fresh else "made once"
+            images["augmentations.png"] = plot_augmentations(
+                originals, distorted, f"training images (left) and distortions "
+                                      f"({augmentation.copies} per image, {mode})")
         return {"plots": Plots(images)}

@@ -74,3 +74,68 @@ def test_the_guides_decaying_optimizer_honours_the_mask():
 def test_the_readme_links_the_guide():
     readme = (GUIDE.parent.parent / "README.md").read_text()
     assert "(docs/plugins.md)" in readme
+
+
+ROOT = GUIDE.parent.parent
+#: "This is `examples/mnist.yaml`:" followed by a fenced block: the block claims to be the file.
+FILE_CLAIM = re.compile(r"This is `([^`]+)`:\s*\n```[\w-]*\n(.*?)```", flags=re.S)
+
+
+def test_every_readme_block_that_claims_to_be_a_file_is_that_file():
+    claims = FILE_CLAIM.findall((ROOT / "README.md").read_text())
+    assert [name for name, _ in claims] == ["examples/mnist.yaml"]
+    for name, block in claims:
+        assert block == (ROOT / name).read_text(), f"the README's {name} is not the file"
+
+
+def readme_commands(*commands: str) -> list[list[str]]:
+    """The arguments of every ``$ nnpipe COMMAND ...`` line of the README's console blocks
+    (continuation lines joined, comments dropped), for the given commands."""
+    import shlex
+
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    found = []
+    for line in re.findall(r"^\$ nnpipe (.*)$", text, flags=re.M):
+        args = shlex.split(line, comments=True)
+        if args and args[0] in commands:
+            found.append(args)
+    return found
+
+
+def test_every_readme_run_and_sweep_names_real_fields_and_stages():
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    checked = 0
+    for args in readme_commands("run", "sweep"):
+        file = ROOT / args[1]
+        if not file.is_file():  # bad.yaml, fashion.yaml: illustrations, not files of the repo
+            continue
+        sets = [value for option, value in zip(args, args[1:]) if option in ("--set", "--grid")]
+        overrides = [f"{path}={values.split(',')[0]}" for path, _, values in
+                     (s.partition("=") for s in sets)]
+        command = ["validate", str(file)] + [a for o in overrides for a in ("--set", o)]
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 0, (args, result.output)
+        checked += 1
+    assert checked >= 3
+
+
+def test_the_readmes_pipeline_snippets_validate(tmp_path):
+    """Every ```yaml block of the README validates: whole pipeline files as they are, a list of
+    stages inside a pipeline of an idx_reader, a split and those stages."""
+    from pipeline.config import load_pipeline
+
+    readme = (GUIDE.parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) >= 2
+    for index, block in enumerate(blocks):
+        if not block.lstrip().startswith("- kind:"):
+            text = block
+        else:
+            text = ("stages:\n  - {kind: idx_reader, dataset: mnist-10k}\n  - {kind: split}\n"
+                    + block)
+        path = tmp_path / f"block-{index}.yaml"
+        path.write_text(text)
+        load_pipeline(path)  # raises with every problem if the snippet does not validate

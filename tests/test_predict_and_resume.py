@@ -24,8 +24,10 @@ NNPIPE = [sys.executable, "-c", "from pipeline.cli import app; app()"]
 
 
 def pipeline_file(tmp_path: Path, epochs: int, hidden: str = "[32]", batch: int = 64,
-                  normalize: str = "standardize") -> Path:
+                  normalize: str = "standardize", augment: str | None = None) -> Path:
+    """A small MNIST-sample pipeline; ``augment`` is an augment stage in flow style, or none."""
     path = tmp_path / "tiny.yaml"
+    augment = f"\n{' ' * 10}- {augment}" if augment else ""  # indented as the stages below
     path.write_text(textwrap.dedent(f"""\
         name: tiny
         seed: 3
@@ -33,7 +35,7 @@ def pipeline_file(tmp_path: Path, epochs: int, hidden: str = "[32]", batch: int 
           - kind: idx_reader
             dataset: mnist-10k
           - kind: split
-            validation_fraction: 0.1
+            validation_fraction: 0.1{augment}
           - kind: normalize
             method: {normalize}
           - kind: one_hot
@@ -123,9 +125,16 @@ def checkpoint_epoch(cache: Path) -> int:
     return 0
 
 
-def test_a_run_killed_after_epoch_k_resumes_to_identical_weights(tmp_path):
+#: Fresh distortions are drawn anew each epoch from (seed, epoch): the resumed run must draw them
+#: exactly as the uninterrupted one did.
+FRESH = ("{kind: augment, fresh: true, max_shift: 2, rotate: 10, scale: 0.1, "
+         "elastic: {alpha: 34, sigma: 4}}")
+
+
+@pytest.mark.parametrize("augment", [None, FRESH], ids=["plain", "fresh-augment"])
+def test_a_run_killed_after_epoch_k_resumes_to_identical_weights(tmp_path, augment):
     epochs, k = 4, 2
-    pipeline = pipeline_file(tmp_path, epochs=epochs, hidden="[128]", batch=32)
+    pipeline = pipeline_file(tmp_path, epochs=epochs, hidden="[128]", batch=32, augment=augment)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
 
     reference = tmp_path / "reference"

@@ -1,5 +1,5 @@
 """What a run of the default pipeline shows and leaves behind: plain output in a pipe whose epoch
-lines match history.json, the four plots, an HTML report embedding them, and ``runs compare``.
+lines match history.json, the plots, an HTML report embedding them, and ``runs compare``.
 
 The default pipeline (examples/mnist.yaml, as ``make demo`` runs it) is run once per module,
 with fewer epochs, through a real subprocess whose stdout is a pipe.
@@ -26,7 +26,8 @@ from typer.testing import CliRunner  # noqa: E402
 from pipeline.cli import app  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parent.parent / "examples" / "mnist.yaml"
-PLOTS = ("curves.png", "confusion.png", "misclassified.png", "weights.png")
+# augmentations.png: the default pipeline has an augment stage
+PLOTS = ("curves.png", "confusion.png", "misclassified.png", "weights.png", "augmentations.png")
 EPOCH_LINE = re.compile(r"^  epoch (\d+)/(\d+)  train loss (\S+) acc (\S+)  val loss (\S+) acc (\S+)  ")
 
 
@@ -67,7 +68,7 @@ def test_epoch_lines_carry_the_numbers_of_history_json(piped_run):
         assert numbers == [round(v, 4) for v in expected]
 
 
-def test_the_four_plots_are_real_pictures(piped_run):
+def test_the_plots_are_real_pictures(piped_run):
     _, run_dir = piped_run
     manifest = json.loads((run_dir / "manifest.json").read_text())
     for name in PLOTS:

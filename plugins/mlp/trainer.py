@@ -3,6 +3,7 @@
     resume from the stage's checkpoint, if one matches this spec
     for each epoch:
         rates = the schedule's rate for each step of the epoch (one rate for a per-epoch one)
+        the epoch's rows: the train split, plus fresh distorted copies with ``augment: fresh``
         shuffle the training rows with the stage's seeded generator
         for each batch of ``batch_size`` rows (the last one may be smaller):
             output = model.forward(x_batch, dropout, rng)   (b, k)
@@ -48,6 +49,7 @@ from pipeline.files import write_json, write_npz
 from pipeline.registry import default_registry, unknown_name_message
 from pipeline.resources import require_memory
 from pipeline.spec import Seed, StageContext, StageSpec
+from plugins.augment import TrainingArrays
 from plugins.mlp import activations, init as initializers, losses, optim, regularize, schedules
 from plugins.mlp.losses import as_one_hot, smooth_labels
 from plugins.mlp.model import MLP
@@ -183,6 +185,7 @@ class MLPTrain(StageSpec):
     shuffle: bool = True
 
     inputs = ("data",)
+    optional_inputs = ("augmentation", "normalizer")  # fresh distortions, drawn in pixel space
     outputs = ("model", "history")
 
     @field_validator("activation")
@@ -225,6 +228,20 @@ class MLPTrain(StageSpec):
         """``{kind: cosine}`` -> the registered schedule class for ``kind``, validated."""
         return _from_registry("schedules", "schedule", Schedule, schedules.check, value,
                               "{kind: cosine}")
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        """pydantic's schema with the installed activations, losses, initializers (enums),
+        optimizers and schedules (one variant per kind): see ``plugins.mlp.schema``."""
+        from plugins.mlp.schema import fill_in_installed
+
+        json_schema = handler(core_schema)
+        fill_in_installed(handler.resolve_ref_schema(json_schema)["properties"],
+                          default_registry(),
+                          {"activations": activations.check, "losses": losses.check,
+                           "initializers": initializers.check, "optimizers": optim.check,
+                           "schedules": schedules.check})
+        return json_schema
 
     def code_modules(self) -> list[str]:
         """The modules of the activation, loss, initializer, optimizer and schedule it uses by
@@ -277,7 +294,10 @@ class MLPTrain(StageSpec):
             raise DataError(f"dataset {data.name}: {exc}") from exc
         if self.label_smoothing and self.class_weight is None:  # weighted: the loss smooths
             y = smooth_labels(y, self.label_smoothing)  # (n, k) training targets only
-        n, d = x.shape
+        # each epoch's rows: these, or the originals and fresh distorted copies (augment)
+        epoch_rows = TrainingArrays(inputs.get("augmentation"), inputs.get("normalizer"),
+                                    x, y, labels)
+        n, d = epoch_rows.rows, x.shape[1]
 
         # --- model, optimiser and the state a checkpoint carries -----------------------------
         self._check_memory(d, k, n, dtype, context)
@@ -305,6 +325,7 @@ class MLPTrain(StageSpec):
             started = time.perf_counter()
             rates = schedules.epoch_rates(self.schedule, epoch, optimizer.lr, self.epochs,
                                           n_batches, run.history.epochs)  # Python floats
+            x, y, labels = epoch_rows.epoch(epoch)  # (n, d), (n, k), (n,)
             order = rng.permutation(n) if self.shuffle else np.arange(n)  # (n,)
             loss_sum, correct = 0.0, 0
             progress.begin(f"epoch {epoch}/{self.epochs}", total=n_batches)
@@ -348,6 +369,8 @@ class MLPTrain(StageSpec):
             run.history.epochs.append(record)
             run.epoch = epoch
             progress.log(_epoch_line(record, self.epochs))
+            if epoch < self.epochs and context.report(epoch, asdict(record)):
+                break  # a tuner pruned this run (the last epoch is the result, not reported)
             if self.early_stopping is not None:
                 run.watch(self.early_stopping, record, model)
                 if run.stopped:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from pipeline.registry import Registry, set_default_registry
 from support import entry_points
@@ -13,6 +16,7 @@ TOY_STAGES = {
     "total": "toy_stages:Total",
     "reads_file": "toy_stages:ReadsFile",
     "liar": "toy_stages:Liar",
+    "affine": "toy_stages:Affine",
 }
 
 
@@ -23,3 +27,31 @@ def toy_registry():
     set_default_registry(registry)
     yield registry
     set_default_registry(None)
+
+
+GOOD = Path(__file__).parent.parent / "data" / "good"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A six-stage pipeline over the 4x4 fixtures, with a validation split."""
+    tmp_path = tmp_path_factory.mktemp("tiny")  # shared by sweep and tune tests
+    document = {
+        "name": "tiny",
+        "stages": [
+            {"kind": "idx_reader",
+             "train": {"images": str(GOOD / "train-images.idx"),
+                       "labels": str(GOOD / "train-labels.idx")},
+             "test": {"images": str(GOOD / "test-images.idx"),
+                      "labels": str(GOOD / "test-labels.idx")}},
+            {"kind": "split", "validation_fraction": 0.25},
+            {"kind": "normalize"},
+            {"kind": "one_hot", "classes": 10},
+            {"kind": "mlp_train", "hidden": [8], "epochs": 2, "batch_size": 16,
+             "optimizer": {"kind": "sgd", "lr": 0.1}},
+            {"kind": "evaluate"},
+        ],
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path

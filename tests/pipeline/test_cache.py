@@ -78,7 +78,8 @@ def test_from_forces_a_stage_and_the_following_ones(tmp_path, toy_registry, cach
     _, statuses = run(pipeline, cache, force_from=resolve_stage(pipeline, "double"))
     assert statuses == ["cached", "ran", "ran"]
     assert resolve_stage(pipeline, "2") == resolve_stage(pipeline, "stages[2]") == 2
-    with pytest.raises(UserError, match="--from nope: no such stage; the stages are 0:produce"):
+    with pytest.raises(UserError,
+                       match="--from nope: unknown stage 'nope'; the stages are 0:produce"):
         resolve_stage(pipeline, "nope")
 
 

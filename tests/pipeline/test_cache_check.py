@@ -118,7 +118,7 @@ def test_an_entry_with_other_outputs_than_the_stage_declares(tmp_path, toy_regis
     cache = make_cache(tmp_path)
     first, _ = run(load(tmp_path), cache)
     key = first.stages[2].key
-    record = cache.record(key)
+    record = cache.stage_record(key)  # the typed record the runner stores
     cache.store(key, {"sum": 5}, record)  # written whole, with its own checksum
     second, statuses = run(load(tmp_path), cache)
     assert statuses == ["cached", "cached", "ran"] and second.artifacts == first.artifacts

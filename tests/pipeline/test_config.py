@@ -60,7 +60,7 @@ def test_every_problem_is_reported_with_path_and_line(tmp_path, toy_registry):
     assert len(problems) == 3
     assert problems[0] == f"{path}:3: stages[0].count: must be greater than 0 (got -1)"
     assert problems[1].startswith(f"{path}:4: stages[1].kind: unknown stage kind 'dubble'; "
-                                  "installed: double, liar, produce, reads_file, total")
+                                  "installed: affine, double, liar, produce, reads_file, total")
     assert "did you mean 'double'" in problems[1]
     assert problems[2] == f"{path}:6: stages[2].factr: unknown field (did you mean 'factor'?)"
 

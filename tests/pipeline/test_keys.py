@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 
 from pipeline.keys import FileHasher, code_fingerprint, stage_key
@@ -77,3 +78,61 @@ def test_editing_a_helper_module_changes_the_fingerprint(tmp_path, monkeypatch):
     assert code_fingerprint(["toyplug.stage"]) != before
     for name in [m for m in sys.modules if m.startswith("toyplug")]:
         del sys.modules[name]
+
+
+def test_imports_are_found_in_every_nested_statement_as_ast_walk_finds_them():
+    import ast
+    from pathlib import Path
+
+    from pipeline.keys import _statements
+
+    root = Path(__file__).resolve().parents[2]
+    sources = [*root.glob("pipeline/**/*.py"), *root.glob("plugins/**/*.py")]
+    sources.append(Path(__file__))
+    nested = ("def f():\n    if x:\n        import a\n    else:\n        from b import c\n"
+              "class K:\n    try:\n        import d\n    except E:\n        import e\n"
+              "    finally:\n        import f\n"
+              "with w:\n    for i in y:\n        while z:\n            import g\n"
+              "match m:\n    case 1:\n        import h\n")
+    for text in [nested, *(path.read_text() for path in sources)]:
+        tree = ast.parse(text)
+        by_walk = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        by_statements = [n for n in _statements(tree)
+                         if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert sorted(map(ast.dump, by_walk)) == sorted(map(ast.dump, by_statements))
+    assert len([n for n in _statements(ast.parse(nested))
+                if isinstance(n, (ast.Import, ast.ImportFrom))]) == 7
+
+
+def test_a_plugins_distribution_comes_from_the_registry_as_metadata_gives_it():
+    from importlib import metadata
+
+    from pipeline.keys import distribution_of
+
+    for module in ("plugins.idx", "plugins.mlp.trainer", "pipeline.runner"):
+        (name,) = set(metadata.packages_distributions()[module.partition(".")[0]])
+        assert distribution_of(module) == f"{name} {metadata.version(name)}"
+    assert distribution_of("no_such_package_anywhere.x") == "unknown"
+
+
+def test_the_module_index_is_kept_between_runs_and_a_stale_or_damaged_one_is_reparsed(tmp_path):
+    from pipeline.keys import FileHasher
+
+    memo = tmp_path / "file-hashes.json"
+    hasher = FileHasher(memo)
+    truth = code_fingerprint(["plugins.split"], hasher.modules)
+    hasher.flush()
+    index = tmp_path / "module-index.json"
+    slots = json.loads(index.read_text())
+    (slot,) = [s for s in slots if s.startswith("plugins.split|")]
+    # the next process reads the index instead of the file (shown by planting another hash)
+    slots[slot][2] = "f" * 64
+    index.write_text(json.dumps(slots))
+    planted = code_fingerprint(["plugins.split"], FileHasher(memo).modules)
+    assert planted["plugins.split"] == "f" * 64
+    slots[slot][0] += 1  # a different size: the file changed, so it is read again
+    index.write_text(json.dumps(slots))
+    assert code_fingerprint(["plugins.split"], FileHasher(memo).modules) == truth
+    for damage in ("{not json", "[1]", json.dumps({slot: [1, 2]}), json.dumps({slot: "x"})):
+        index.write_text(damage)
+        assert code_fingerprint(["plugins.split"], FileHasher(memo).modules) == truth

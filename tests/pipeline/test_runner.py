@@ -43,6 +43,27 @@ def test_wiring_is_checked_before_anything_runs(tmp_path, toy_registry):
     assert "stages[0] (total) needs 'numbers', which no earlier stage produces" in str(caught.value)
 
 
+@pytest.mark.parametrize("stages, total, seen", [
+    ("  - {kind: produce, count: 4}\n  - {kind: maybe_scaled}\n", 6, ["numbers"]),
+    ("  - {kind: produce, count: 4}\n  - {kind: factor}\n  - {kind: maybe_scaled}\n", 60,
+     ["factor", "numbers"]),
+])
+def test_optional_inputs_are_passed_when_an_earlier_stage_produced_them(tmp_path, stages, total,
+                                                                      seen):
+    from pipeline.registry import Registry, set_default_registry
+    from support import entry_points
+
+    more = {"produce": "toy_stages:Produce", "maybe_scaled": "toy_stages:MaybeScaled",
+            "factor": "toy_stages:Factor"}
+    set_default_registry(Registry(entry_points("nnpipe.stages", more)))
+    pipeline = pipeline_from(tmp_path, "stages:\n" + stages)
+    check_wiring(pipeline)  # an absent optional input is no wiring error
+    try:
+        assert Runner().run(pipeline, write=False).artifacts["total"] == (total, seen)
+    finally:
+        set_default_registry(None)
+
+
 def test_a_stage_returning_other_outputs_is_a_run_error(tmp_path, toy_registry):
     pipeline = pipeline_from(tmp_path, "stages:\n  - {kind: liar}\n")
     with pytest.raises(RunError, match="returned \\['something_else'\\], but declares outputs"):

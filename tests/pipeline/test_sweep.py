@@ -19,33 +19,7 @@ from pipeline.errors import UserError
 from pipeline.sweep import (Axis, configurations, parse_grid, read_metric, run_sweep,
                             shared_prefixes, split_values)
 
-GOOD = Path(__file__).parent.parent / "data" / "good"
 cli = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A six-stage pipeline over the 4x4 fixtures, with a validation split."""
-    tmp_path = tmp_path_factory.mktemp("tiny")
-    document = {
-        "name": "tiny",
-        "stages": [
-            {"kind": "idx_reader",
-             "train": {"images": str(GOOD / "train-images.idx"),
-                       "labels": str(GOOD / "train-labels.idx")},
-             "test": {"images": str(GOOD / "test-images.idx"),
-                      "labels": str(GOOD / "test-labels.idx")}},
-            {"kind": "split", "validation_fraction": 0.25},
-            {"kind": "normalize"},
-            {"kind": "one_hot", "classes": 10},
-            {"kind": "mlp_train", "hidden": [8], "epochs": 2, "batch_size": 16,
-             "optimizer": {"kind": "sgd", "lr": 0.1}},
-            {"kind": "evaluate"},
-        ],
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
 
 
 @pytest.fixture(autouse=True)
@@ -233,3 +207,16 @@ def test_dask_backend_without_dask_is_a_user_error(tiny, tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert result.output.strip() == ("error: --backend dask: dask is not installed "
                                      "(pip install 'nnpipe[dask]')")
+
+
+def test_sweep_seeds_compare_the_two_best_configurations_with_welch(loky_result):
+    from scipy import stats
+
+    best, second = loky_result.rows[:2]
+    sentence = loky_result.info["seed_comparison"]
+    assert sentence.startswith(f"{' '.join(best['overrides'])} ({best['mean']:.4f}) vs "
+                               f"{' '.join(second['overrides'])}")
+    p = stats.ttest_ind(best["values"], second["values"], equal_var=False).pvalue
+    if p == p:  # scipy gives nan for two constant samples; nnpipe then says 1 or 0
+        assert f"p = {p:.3g}" in sentence
+    assert "noise of 2 seeds" in sentence

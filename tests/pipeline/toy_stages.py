@@ -65,3 +65,39 @@ class Liar(StageSpec):
 
 
 NOT_A_STAGE = 42
+
+
+class Affine(StageSpec):
+    """Scales and shifts the numbers (two fields, for telling near keys from far ones)."""
+
+    kind: Literal["affine"] = "affine"
+    scale: int = 1
+    shift: int = 0
+    inputs = ("numbers",)
+    outputs = ("numbers",)
+
+    def run(self, inputs, context):
+        return {"numbers": [n * self.scale + self.shift for n in inputs["numbers"]]}
+
+
+class MaybeScaled(StageSpec):
+    """Sums the numbers, times a ``factor`` artifact when an earlier stage produced one."""
+
+    kind: Literal["maybe_scaled"] = "maybe_scaled"
+    inputs = ("numbers",)
+    optional_inputs = ("factor",)
+    outputs = ("total",)
+
+    def run(self, inputs, context):
+        return {"total": (sum(inputs["numbers"]) * inputs.get("factor", 1), sorted(inputs))}
+
+
+class Factor(StageSpec):
+    """Produces a ``factor``."""
+
+    kind: Literal["factor"] = "factor"
+    value: int = 10
+    outputs = ("factor",)
+
+    def run(self, inputs, context):
+        return {"factor": self.value}

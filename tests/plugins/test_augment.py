@@ -61,3 +61,151 @@ def test_augment_needs_images():
     flat = Dataset({"train": Split(np.zeros((4, 35)), np.zeros(4, dtype=int))})
     with pytest.raises(DataError, match="expected images"):
         Augment().run({"data": flat}, StageContext(seed=0))
+
+
+# --- the new distortions, fixed and fresh -------------------------------------------------------
+
+from pydantic import ValidationError  # noqa: E402
+
+from plugins.augment import Augmentation, Distortion, TrainingArrays  # noqa: E402
+from plugins.normalize import fit_normalizer  # noqa: E402
+
+ELASTIC = dict(max_shift=2, rotate=10, scale=0.1, elastic={"alpha": 34, "sigma": 4})
+
+
+def digits(n=40, side=12, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, side, side), dtype=np.uint8)
+    x[:, 3:9, 4:8] = rng.integers(50, 256, size=(n, 6, 4))  # ink in the middle, zero around
+    return Dataset({"train": Split(x.reshape(n, -1), rng.integers(0, 10, size=n)),
+                    "validation": Split(x[:4].reshape(4, -1), np.zeros(4, dtype=int))})
+
+
+def test_without_the_new_fields_the_copies_are_todays_shifts():
+    """No rotation, scaling, flip or elastic field: the copies are the padded-gather shifts of the
+    seeded draws, as before these fields existed (the default pipeline's numbers stay put)."""
+    d = data()
+    out = Augment(copies=2, max_shift=2).run({"data": d}, StageContext(seed=1))
+    rng = np.random.default_rng([1, 0xA6])
+    x = d.split("train").x
+    expected = [x]
+    for _ in range(2):
+        dy, dx = rng.integers(-2, 3, size=(2, 50))
+        expected.append(shift_images(x, dy, dx))
+    np.testing.assert_array_equal(out["data"].split("train").x, np.concatenate(expected))
+    assert out["augmentation"].distortion.shifts_only and not out["augmentation"].fresh
+
+
+def test_fixed_elastic_copies_keep_labels_in_order_and_are_reproducible():
+    d = digits()
+    spec = Augment(copies=3, **ELASTIC)
+    out = spec.run({"data": d}, StageContext(seed=4))["data"]
+    train = out.split("train")
+    n = len(d.split("train"))
+    assert train.x.shape == (4 * n, 144) and train.x.dtype == np.uint8
+    np.testing.assert_array_equal(train.x[:n], d.split("train").x)  # originals first
+    np.testing.assert_array_equal(train.y, np.tile(d.split("train").y, 4))  # label order kept
+    for copy in range(1, 4):
+        assert np.mean(train.x[copy * n:(copy + 1) * n] != train.x[:n]) > 0.1
+    again = spec.run({"data": d}, StageContext(seed=4))["data"].split("train").x
+    np.testing.assert_array_equal(again, train.x)
+    other = spec.run({"data": d}, StageContext(seed=5))["data"].split("train").x
+    assert not np.array_equal(other, train.x)
+
+
+def test_fresh_leaves_the_data_alone_and_returns_the_recipe():
+    d = digits()
+    out = Augment(copies=2, fresh=True, **ELASTIC).run({"data": d}, StageContext(seed=6))
+    assert out["data"] is d  # the cache stores the undistorted images only
+    recipe = out["augmentation"]
+    assert recipe.fresh and recipe.copies == 2 and recipe.seed == 6
+    assert recipe.image_shape == (12, 12) and recipe.raw
+    assert recipe.distortion == Distortion(2, 10.0, (0.9, 1.1), (34.0, 4.0), False)
+    import pickle
+
+    assert pickle.loads(pickle.dumps(recipe)) == recipe  # it goes into the stage cache
+
+
+def fresh_arrays(seed=6, copies=2, normalizer=None, x=None):
+    d = digits()
+    recipe = Augment(copies=copies, fresh=True, **ELASTIC).run(
+        {"data": d}, StageContext(seed=seed))["augmentation"]
+    x = d.split("train").x.astype(np.float32) / 255 if x is None else x  # (n, 144)
+    y = np.eye(10, dtype=np.float32)[d.split("train").y]  # (n, 10)
+    return TrainingArrays(recipe, normalizer, x, y, y.argmax(axis=1)), x, y
+
+
+def test_fresh_epochs_differ_and_each_epoch_is_reproducible():
+    arrays, x, y = fresh_arrays()
+    n = len(x)
+    assert arrays.rows == 3 * n
+    first = [a.copy() for a in arrays.epoch(1)]
+    second = [a.copy() for a in arrays.epoch(2)]
+    for xe, ye, labels in (first, second):
+        np.testing.assert_array_equal(xe[:n], x)  # the originals first, every epoch
+        np.testing.assert_array_equal(ye, np.tile(y, (3, 1)))  # labels in the same order
+        np.testing.assert_array_equal(labels, np.tile(y.argmax(axis=1), 3))
+        assert 0 <= xe.min() and xe.max() <= 1  # still in the range of the inputs
+    assert np.mean(first[0][n:] != second[0][n:]) > 0.1  # fresh: new draws each epoch
+    # epoch 2 from a new object (a resumed run) is epoch 2 of the first: (seed, epoch) alone
+    resumed, _, _ = fresh_arrays()
+    np.testing.assert_array_equal(resumed.epoch(2)[0], second[0])
+    other_seed, _, _ = fresh_arrays(seed=7)
+    assert not np.array_equal(other_seed.epoch(2)[0], second[0])
+
+
+def test_without_fresh_augmentation_the_arrays_are_passed_through():
+    d = digits()
+    x = d.split("train").x.astype(np.float32)
+    y = np.eye(10, dtype=np.float32)[d.split("train").y]
+    fixed = Augment(**ELASTIC).run({"data": d}, StageContext(seed=1))["augmentation"]
+    for recipe in (None, fixed):
+        arrays = TrainingArrays(recipe, None, x, y, y.argmax(axis=1))
+        got = arrays.epoch(3)
+        assert got[0] is x and got[1] is y and arrays.rows == len(x)
+
+
+def test_fresh_distortions_are_drawn_in_pixel_space_under_a_standardizer():
+    """Undo the per-pixel standardizer, distort the pixels, standardize again: with alpha 0 and
+    no shift that is the identity (up to rounding), and otherwise exactly the standardized
+    distortion of the raw pixels."""
+    d = digits()
+    raw = d.split("train").x  # (n, 144) uint8
+    normalizer = fit_normalizer(raw, "standardize", "float32")
+    x = normalizer.apply(raw)  # (n, 144) float32
+    still = Augmentation(Distortion(elastic=(0.0, 3.0)), 1, True, 0, (12, 12))
+    np.testing.assert_allclose(still.distorted(x, still.rng(1), normalizer), x, atol=1e-4)
+    recipe = Augmentation(Distortion(max_shift=1, elastic=(20.0, 3.0)), 1, True, 0, (12, 12))
+    got = recipe.distorted(x, recipe.rng(1), normalizer)
+    expected = normalizer.apply(recipe.distortion.apply(
+        raw.reshape(-1, 12, 12).astype(np.float32), recipe.rng(1)).reshape(-1, 144))
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_fresh_refuses_features_that_are_no_longer_the_images():
+    recipe = Augmentation(Distortion(max_shift=1), 1, True, 0, (12, 12))
+    arrays = TrainingArrays(recipe, None, np.zeros((5, 20), np.float32),
+                            np.zeros((5, 2), np.float32), np.zeros(5, dtype=int))
+    with pytest.raises(DataError, match="20 features but the augment stage saw 12 x 12"):
+        arrays.epoch(1)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"scale": 1.5}, "largest change f must be in \\[0, 1\\)"),
+    ({"scale": [1.2, 0.8]}, "0 < lo <= hi <= 4"),
+    ({"elastic": {"alpha": 34}}, "sigma"),
+    ({"elastic": {"alpha": 34, "sigma": 4, "beta": 1}}, "beta"),
+    ({"rotate": -5}, "rotate"),
+    ({"fresh": True, "split": "validation"}, "cannot be fresh"),
+])
+def test_bad_fields_are_refused_with_their_name(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        Augment(**fields)
+
+
+def test_scale_as_a_fraction_or_a_range():
+    assert Augment(scale=0.25).distortion().scale == (0.75, 1.25)
+    assert Augment(scale=[0.8, 1.1]).distortion().scale == (0.8, 1.1)
+    assert Augment().distortion().shifts_only
+    spec = Augment(scale=[0.8, 1.1], elastic={"alpha": 8, "sigma": 3}, fresh=True)
+    assert Augment.model_validate(spec.model_dump(mode="json")) == spec  # round-trips

@@ -113,3 +113,13 @@ def test_needs_a_train_split():
 def test_spec_validation(fields):
     with pytest.raises(ValidationError):
         Normalize(**fields)
+
+
+@pytest.mark.parametrize("method", ["scale", "standardize"])
+def test_invert_gives_back_the_raw_inputs(method):
+    data = dataset()
+    out, normalizer = run(Normalize(method=method), data)
+    for name in ("train", "test"):
+        back = normalizer.invert(out.split(name).x)
+        assert back.dtype == np.float32 and back is not out.split(name).x
+        np.testing.assert_allclose(back, data.split(name).x, atol=1e-3)  # x * scale + offset

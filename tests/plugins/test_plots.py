@@ -51,8 +51,8 @@ def test_confusion_heatmap_renders_long_class_names():
     assert pixels.shape[0] > 400 and pixels[..., :3].std() > 0.05
 
 
-def _run_stage(x: np.ndarray, y: np.ndarray, sample_shape=None):
-    data = Dataset({"test": Split(x, y)}, sample_shape=sample_shape)
+def _run_stage(x: np.ndarray, y: np.ndarray, sample_shape=None, **extra):
+    data = Dataset({"test": Split(x, y), "train": Split(x, y)}, sample_shape=sample_shape)
     model = MLP([x.shape[1], 5, 3], rng=np.random.default_rng(0))
     history = History([Epoch(1, 1.0, 0.5, 1.1, 0.4, 0.1, 0.2), Epoch(2, 0.8, 0.6, 0.9, 0.5, 0.1, 0.2)])
     metrics = evaluate(model, x, y)
@@ -63,8 +63,8 @@ def _run_stage(x: np.ndarray, y: np.ndarray, sample_shape=None):
 
     context = Context()
     context.progress = progress
-    out = PlotsStage().run({"data": data, "model": model, "history": history, "metrics": metrics},
-                           context)
+    out = PlotsStage().run({"data": data, "model": model, "history": history, "metrics": metrics,
+                            **extra}, context)
     return out["plots"], progress
 
 
@@ -82,3 +82,28 @@ def test_stage_skips_image_plots_when_samples_are_not_images():
     plots, progress = _run_stage(rng.random((40, 7)), rng.integers(0, 3, 40))
     assert sorted(plots.images) == ["confusion.png", "curves.png"]
     assert any("not images" in line for line in progress.lines)
+
+
+def test_an_augment_recipe_adds_a_picture_of_originals_and_distortions(tmp_path):
+    from plugins.augment import Augmentation, Distortion
+    from plugins.normalize import fit_normalizer
+    from plugins.plots import augmentation_examples
+
+    rng = np.random.default_rng(0)
+    raw = np.zeros((40, 8, 8), dtype=np.uint8)
+    raw[:, 2:6, 3:5] = rng.integers(100, 256, size=(40, 4, 2))  # a bar of ink in the middle
+    raw = raw.reshape(40, 64)
+    normalizer = fit_normalizer(raw, "standardize", "float32")
+    recipe = Augmentation(Distortion(max_shift=1, rotate=20, elastic=(5.0, 2.0)), 2, True, 0,
+                          (8, 8))
+    x = normalizer.apply(raw)
+    originals, distorted = augmentation_examples(recipe, x, normalizer, count=3, draws=4)
+    # shown in pixel space: the normaliser undone
+    np.testing.assert_allclose(originals, raw[:3].reshape(3, 8, 8), atol=1e-3)
+    assert distorted.shape == (3, 4, 8, 8) and distorted.min() >= -1e-3
+    assert not np.allclose(distorted[:, 0], distorted[:, 1])  # each draw its own distortion
+    plots, _ = _run_stage(x, rng.integers(0, 3, 40), (8, 8), augmentation=recipe,
+                          normalizer=normalizer)
+    assert "augmentations.png" in plots.images
+    pixels = picture(plots.images["augmentations.png"])
+    assert pixels.shape[0] > 200 and pixels[..., :3].std() > 0.05

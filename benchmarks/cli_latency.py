@@ -1,0 +1,135 @@
+"""Command latency: ``nnpipe validate`` and a fully cached rerun against a bare import.
+
+Times whole processes, interleaved, in one run of this script:
+
+    bare      python -c "import numpy, pydantic, typer, yaml"
+    validate  nnpipe validate examples/mnist.yaml
+    cached    nnpipe run examples/mnist.yaml   (every stage loaded from the cache, run dir written)
+
+    .venv/bin/python benchmarks/cli_latency.py [--repeats 5] [--cache DIR]
+
+Without ``--cache`` a fresh cache folder is filled by one cold run first (untimed; about 15 s on a
+quiet machine). Prints the median and the fastest of the repeats for each, the ratios to the bare
+import (the goals: validate at most 1.6x, cached rerun at most 2.5x, medians), the load average
+while measuring, the CPU, Python and the BLAS kernel. Run it on a quiet machine: other processes
+move every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "mnist.yaml"
+GOALS = {"validate": 1.6, "cached": 2.5}
+
+
+def nnpipe() -> list[str]:
+    script = Path(sys.executable).with_name("nnpipe")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "pipeline.cli"]
+
+
+def commands(out: Path) -> dict[str, list[str]]:
+    return {
+        "bare": [sys.executable, "-c", "import numpy, pydantic, typer, yaml"],
+        "validate": [*nnpipe(), "validate", str(EXAMPLE)],
+        "cached": [*nnpipe(), "run", str(EXAMPLE), "--quiet", "--out", str(out)],
+    }
+
+
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one process; it must succeed. On a busy
+    machine the CPU time moves less than the wall time: both are reported."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{result.stderr}")
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def blas_kernel() -> str:
+    from threadpoolctl import threadpool_info
+
+    import numpy  # noqa: F401 (loads its BLAS so threadpoolctl sees it)
+
+    found = [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')}".strip()
+             for i in threadpool_info() if i.get("user_api") == "blas"]
+    return ", ".join(found) or "none found"
+
+
+def check_cached(env: dict[str, str]) -> None:
+    """The rerun really loads every stage (else the figure measures training)."""
+    result = subprocess.run([*nnpipe(), "plan", str(EXAMPLE)], capture_output=True, text=True,
+                            env=env)
+    if result.returncode != 0 or "will run" in result.stdout:
+        sys.exit(f"the cache is not warm:\n{result.stdout}{result.stderr}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cache", type=Path, help="a cache already warm for examples/mnist.yaml")
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="nnpipe-latency-") as scratch:
+        cache = options.cache or Path(scratch) / "cache"
+        env = {**os.environ, "NNPIPE_CACHE": str(cache)}
+        out = Path(scratch) / "run"
+        if options.cache is None:
+            print("filling a fresh cache with one cold run (untimed) ...", flush=True)
+            timed(commands(out)["cached"], env)
+        check_cached(env)
+        wall: dict[str, list[float]] = {name: [] for name in commands(out)}
+        cpu: dict[str, list[float]] = {name: [] for name in commands(out)}
+        load_before = os.getloadavg()
+        for _ in range(options.repeats):  # interleaved, so a slow moment hits all three
+            for name, command in commands(out).items():
+                seconds, used = timed(command, env)
+                wall[name].append(seconds)
+                cpu[name].append(used)
+        load_after = os.getloadavg()
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical)")
+    print(f"Python {platform.python_version()}; BLAS: {blas_kernel()}")
+    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+          f"(1 min; {os.cpu_count()} cores); {options.repeats} interleaved repeats")
+    report("wall time", wall)
+    report("CPU time (user + system)", cpu)
+
+
+def report(title: str, times: dict[str, list[float]]) -> None:
+    """Median and fastest of each command, and their ratios to the bare import's."""
+    bare_median, bare_min = statistics.median(times["bare"]), min(times["bare"])
+    print(f"\n{title:<24} {'median':>8} {'fastest':>8} {'ratio (medians)':>16} "
+          f"{'ratio (fastest)':>16}  goal")
+    for name, values in times.items():
+        median, fastest = statistics.median(values), min(values)
+        goal = f"<= {GOALS[name]}x" if name in GOALS else ""
+        print(f"{name:<24} {median:7.3f}s {fastest:7.3f}s {median / bare_median:15.2f}x "
+              f"{fastest / bare_min:15.2f}x  {goal}")
+    print("repeats: " + "; ".join(f"{name} " + " ".join(f"{v:.3f}" for v in values)
+                                  for name, values in times.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The study in its database: opening or continuing it, the budget, and trials left by a crash.
+
+By default the study is an SQLite file in the tune directory (``study.db``), opened through
+Optuna's ``RDBStorage`` with a busy timeout, so the parent and its workers (processes, Dask
+workers on a shared file system) write to it in turn. SQLite commits are atomic and its locks are
+the operating system's, released when a process dies, so a SIGKILL at any moment leaves a
+readable database with every committed trial; a journal file would leave a lock file behind
+instead. Any other Optuna storage URL (``postgresql://...``) works through ``--storage``.
+
+Numbering. Optuna numbers every trial it creates, failed ones included. nnpipe gives each trial
+its own number (user attribute ``nnpipe_number``, also the run directory's prefix): the lowest
+number no COMPLETE, PRUNED or RUNNING trial holds. A trial that fails (a crash, a diverging run)
+gives its number back, so a study of N trials ends with N counted trials numbered 0..N-1,
+however often it was interrupted; Optuna's own number stays in the table beside it.
+
+Ownership. The process that asks for a trial records itself (host and pid) on it. When the same
+command runs again, a RUNNING trial whose owner is gone from this host is marked FAIL; one owned
+by a live process means another ``nnpipe tune`` is running this study, which is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+#: The trial states that count towards ``--trials``.
+COUNTED = ("COMPLETE", "PRUNED")
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "none")
+NUMBER = "nnpipe_number"
+OWNER = "nnpipe_owner"
+
+
+def require_optuna():
+    """Import optuna, or say how to install it (exit 2)."""
+    try:
+        import optuna
+    except ImportError:
+        raise UserError("nnpipe tune needs Optuna: install nnpipe[tune] "
+                        "(pip install 'nnpipe[tune]')") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def storage_url(out: Path, url: str | None) -> str:
+    """``--storage`` as given, else ``sqlite:///<out>/study.db`` (absolute)."""
+    return url or f"sqlite:///{(Path(out) / 'study.db').resolve()}"
+
+
+def open_storage(url: str, created: bool = False):
+    """An Optuna storage for ``url``; SQLite with a 60 s busy timeout for concurrent writers.
+    ``created``: the parent made the tables and checked the schema (a worker skips both)."""
+    optuna = require_optuna()
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs,
+                                          skip_compatibility_check=created,
+                                          skip_table_creation=created)
+    except Exception as exc:  # sqlalchemy: bad URL, missing driver, unreachable server
+        raise UserError(f"--storage {url}: cannot open it: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+
+def make_sampler(name: str, params, seed: int):
+    """The Optuna sampler ``--sampler`` names, seeded (``seed`` = trials so far, so a resumed
+    study does not draw its first points again)."""
+    optuna = require_optuna()
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        class AskTellGrid(optuna.samplers.GridSampler):
+            """GridSampler stops ``study.optimize`` when the grid is done; the ask-and-tell
+            loop has no optimize to stop (its budget is capped at the grid's size)."""
+
+            def after_trial(self, study, trial, state, values):
+                pass
+
+        return AskTellGrid({p.path: p.grid() for p in params}, seed=seed)
+    # Three random start-up trials, then TPE over all parameters together (multivariate):
+    # a study of a dozen trials should spend most of them learning from the others.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # multivariate is "experimental" in Optuna
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=3, multivariate=True)
+
+
+def make_pruner(name: str):
+    """``median``: stop a trial whose value at an epoch is worse than the median of the earlier
+    trials' values at that epoch (once 2 trials are complete); ``none``: never stop."""
+    optuna = require_optuna()
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+
+
+def check_choices(sampler: str, pruner: str) -> None:
+    if sampler not in SAMPLERS:
+        raise UserError(f"--sampler {sampler}: choose one of {', '.join(SAMPLERS)}")
+    if pruner not in PRUNERS:
+        raise UserError(f"--pruner {pruner}: choose one of {', '.join(PRUNERS)}")
+
+
+def open_study(url: str, name: str, direction: str, sampler: str, pruner: str, params):
+    """Create the study, or load it to continue it. A study created for the other direction
+    (``--metric`` changed from a loss to an accuracy) is refused."""
+    optuna = require_optuna()
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name=name, direction=direction,
+                                load_if_exists=True)
+    if study.direction.name.lower() != direction:
+        raise UserError(f"--study {name}: the stored study is {study.direction.name.lower()}d, "
+                        f"but --metric asks to {direction} (use another --study or --out)")
+    check_same_search(study, params)
+    study.sampler = make_sampler(sampler, params, seed=len(study.trials))
+    study.pruner = make_pruner(pruner)
+    return study
+
+
+def check_same_search(study, params) -> None:
+    """Record the space on a new study; refuse to continue a study with another space (its
+    trials would be ranked and applied to ``best.yaml`` by parameters it no longer has)."""
+    space = {p.path: p.text.partition("=")[2].strip() for p in params}
+    stored = study.user_attrs.get("nnpipe_space")
+    if stored is None:
+        study.set_user_attr("nnpipe_space", space)
+    elif stored != space:
+        given = " ".join(f"--param {k}={v}" for k, v in stored.items())
+        raise UserError(f"study {study.study_name}: it was started with {given}; continue it "
+                        f"with the same --param options, or start another with --study NAME")
+
+
+def this_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(owner: str) -> bool | None:
+    """True/False for an owner on this host; None for one elsewhere (cannot tell)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(study) -> list[int]:
+    """Mark FAIL every RUNNING trial whose owner died; return their Optuna numbers.
+
+    Raises:
+        UserError: a live process on this host is running the study.
+    """
+    from optuna.trial import TrialState
+
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = trial.user_attrs.get(OWNER, "")
+        alive = _alive(owner) if owner else False
+        if alive and owner != this_owner():
+            raise UserError(f"study {study.study_name}: trial {trial.number} is being run by "
+                            f"process {owner}; run one 'nnpipe tune' per study at a time "
+                            f"(add workers with --jobs or --scheduler)")
+        if alive is False:
+            study._storage.set_trial_user_attr(trial._trial_id, "nnpipe_error",
+                                               "its process died while it ran")
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            failed.append(trial.number)
+    return failed
+
+
+def counted(study) -> int:
+    """COMPLETE + PRUNED trials: what ``--trials`` counts."""
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def free_number(study, in_flight: set[int]) -> int:
+    """The lowest nnpipe number no counted or running trial holds (failed ones give theirs back)."""
+    from optuna.trial import TrialState
+
+    held = {t.user_attrs.get(NUMBER) for t in study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))}
+    held |= in_flight
+    number = 0
+    while number in held:
+        number += 1
+    return number

@@ -1,0 +1,312 @@
+"""``nnpipe tune``: the space, pruning through the runner's monitor, a study that survives
+SIGKILL, trials on Dask, results and the README example.
+
+Real trials: the built-in plugins on the 4x4 fixtures of tests/data/good, a few epochs each.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from pipeline.cache import StageCache
+from pipeline.cli import app
+from pipeline.config import load_pipeline
+from pipeline.errors import Stopped, UserError
+from pipeline.keys import FileHasher
+from pipeline.runner import Runner
+from pipeline.sweep import stage_keys
+from pipeline.tune.run import TuneOptions, run_tune
+from pipeline.tune.space import parse_param
+from pipeline.tune.study import COUNTED, NUMBER, open_storage
+from pipeline.tune.trial import PruningMonitor
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+cli = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def no_lingering_loky_workers():
+    yield
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+
+
+def stored_trials(url: str, study: str):
+    return optuna.load_study(study_name=study, storage=open_storage(url)).get_trials()
+
+
+# --- the space -----------------------------------------------------------------------------
+
+def test_spaces_parse_to_optuna_distributions():
+    lr = parse_param("mlp_train.optimizer.lr=float(1e-4,1e-1,log)")
+    assert (lr.kind, lr.low, lr.high, lr.log) == ("float", 1e-4, 0.1, True)
+    assert lr.distribution() == optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)
+    width = parse_param("mlp_train.hidden=choice([128],[256,128])")
+    assert width.choices == ("[128]", "[256,128]")
+    assert width.override("[256,128]") == "mlp_train.hidden=[256,128]"
+    assert parse_param("mlp_train.epochs=int(1,8)").grid() == list(range(1, 9))
+    # a float YAML 1.1 would read as a string otherwise
+    assert yaml.safe_load(lr.override(1e-05).partition("=")[2]) == 1e-05
+
+
+@pytest.mark.parametrize("text, words", [
+    ("mlp_train.dropout=float(1,0)", "LOW (1) must be below HIGH (0)"),
+    ("mlp_train.activation=choice()", "choice() needs at least one value"),
+    ("mlp_train.optimizer.lr=float(0,1,log)", "log range needs LOW > 0"),
+    ("mlp_train.epochs=int(1.5,3)", "is not an int"),
+    ("mlp_train.lr=normal(0,1)", "unknown space"),
+    ("just-a-path", "expected PATH=SPACE"),
+])
+def test_a_bad_space_is_a_user_error_naming_it(text, words):
+    with pytest.raises(UserError) as caught:
+        parse_param(text)
+    assert text.partition("=")[2] in str(caught.value) or text in str(caught.value)
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize("param, words", [
+    ("mlp_train.optimiser.lr=float(0.01,0.1)", "mlp_train.optimiser.lr"),
+    ("trainer.epochs=int(1,3)", "trainer"),
+    ("mlp_train.dropout=float(1,0)", "float(1,0)"),
+    ("mlp_train.activation=choice()", "choice()"),
+    ("mlp_train.dropout=float(-1,0.5)", "dropout"),
+])
+def test_bad_spaces_exit_2_naming_them_before_anything_runs(tiny, tmp_path, param, words):
+    result = cli.invoke(app, ["tune", str(tiny), "--param", param, "--trials", "1",
+                              "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2, result.output
+    assert words in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--sampler", "grid"], "--sampler grid needs choice(...) or int(LOW,HIGH)"),
+    (["--sampler", "cmaes"], "--sampler cmaes: choose one of tpe, random, grid"),
+    (["--trials", "0"], "--trials 0: must be at least 1"),
+    (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open it"),
+])
+def test_bad_options_exit_2_naming_them(tiny, tmp_path, extra, words):
+    result = cli.invoke(app, ["tune", str(tiny), "--param", "mlp_train.dropout=float(0,0.5)",
+                              "--out", str(tmp_path / "t"), *extra])
+    assert result.exit_code == 2, result.output
+    assert words in result.output and "Traceback" not in result.output
+    if "--storage" not in extra:
+        assert not (tmp_path / "t").exists()  # refused before anything was written
+
+
+def test_missing_optuna_is_exit_2_saying_what_to_install(tiny, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna -> ImportError
+    result = cli.invoke(app, ["tune", str(tiny), "--param", "mlp_train.dropout=float(0,0.5)",
+                              "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2
+    assert "install nnpipe[tune]" in result.output
+
+
+def test_a_folder_nnpipe_did_not_make_is_refused_and_kept(tiny, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    result = cli.invoke(app, ["tune", str(tiny), "--param", "mlp_train.dropout=float(0,0.5)",
+                              "--trials", "1", "--out", str(mine)])
+    assert result.exit_code == 2 and "not made by nnpipe tune" in result.output
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+# --- pruning -------------------------------------------------------------------------------
+
+def test_a_trial_worse_than_the_median_at_an_epoch_is_pruned():
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3))
+    for accuracy in (0.8, 0.9, 0.85):  # three finished trials; their median at epoch 1 is 0.85
+        trial = study.ask()
+        trial.report(accuracy, 1)
+        study.tell(trial, accuracy)
+    worse, better = PruningMonitor(study.ask(), "val_accuracy"), PruningMonitor(study.ask(),
+                                                                                 "val_accuracy")
+    assert worse("mlp_train", 1, {"val_accuracy": 0.5, "train_loss": 1.0}) is True
+    assert better("mlp_train", 1, {"val_accuracy": 0.95}) is False
+    assert (worse.step, worse.value) == (1, 0.5)
+    # a step without the metric is not judged
+    assert PruningMonitor(study.ask(), "val_accuracy")("mlp_train", 1, {"loss": 1.0}) is False
+
+
+def test_a_stopped_stage_ends_within_its_epoch_and_is_never_cached(tiny, tmp_path):
+    pipeline = load_pipeline(tiny, ["mlp_train.epochs=5"])
+    calls = []
+
+    def monitor(stage_id, step, values):
+        calls.append((stage_id, step, sorted(values)))
+        return step == 2  # prune at the second epoch
+
+    cache = StageCache(tmp_path / "cache")
+    with pytest.raises(Stopped):
+        Runner(cache=cache, state_dir=tmp_path / "cache", monitor=monitor).run(
+            pipeline, out=tmp_path / "run")
+    assert [c[:2] for c in calls] == [("mlp_train", 1), ("mlp_train", 2)]  # no third epoch
+    assert "val_accuracy" in calls[0][2]
+    keys = stage_keys(pipeline, None, FileHasher(None))
+    assert cache.lookup(keys[3], "one_hot") is not None  # complete stages are cached
+    assert cache.lookup(keys[4], "mlp_train") is None  # the partial training is not
+    assert not (tmp_path / "run").exists()
+    # a monitor that never says stop: every epoch but the last (the result) is reported, and
+    # the complete training is cached
+    steps = []
+    Runner(cache=cache, state_dir=tmp_path / "cache",
+           monitor=lambda stage_id, step, values: steps.append(step) and False).run(
+        pipeline, out=tmp_path / "run")
+    assert steps == [1, 2, 3, 4]
+    assert cache.lookup(keys[4], "mlp_train") is not None
+
+
+# --- whole studies -------------------------------------------------------------------------
+
+def options(tmp_path, **changes) -> TuneOptions:
+    values = dict(trials=4, out=tmp_path / "tune", fixed=("mlp_train.epochs=2",))
+    values.update(changes)
+    return TuneOptions(**values)
+
+
+SPACE = ["mlp_train.optimizer.lr=float(0.01,0.5,log)", "mlp_train.hidden=choice([8],[16,8])"]
+
+
+def test_a_study_writes_its_results_and_continues_where_it_stopped(tiny, tmp_path):
+    params = [parse_param(t) for t in SPACE]
+    first = run_tune(tiny, params, options(tmp_path, trials=3), cache_dir=tmp_path / "cache")
+    out = tmp_path / "tune"
+    for name in ("tune.csv", "tune.json", "best.yaml", "report.html", "study.db",
+                 "plots/optimization_history.png", "plots/parallel_coordinate.png",
+                 ".nnpipe-tune"):
+        assert (out / name).is_file(), name
+    csv_lines = (out / "tune.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("number,optuna_number,state,mlp_train.optimizer.lr,"
+                                   "mlp_train.hidden,val_accuracy,")
+    assert len(csv_lines) == 4
+    assert first.best is not None
+    assert load_pipeline(out / "best.yaml").spec.stages[4].hidden == yaml.safe_load(
+        first.best["params"]["mlp_train.hidden"])
+    completed = [r for r in first.rows if r["state"] == "COMPLETE"]
+    assert all((Path(r["run_dir"]) / "manifest.json").is_file() for r in completed)
+    # the same study, a larger budget: the first trials are kept, two more are run
+    again = run_tune(tiny, params, options(tmp_path, trials=5), cache_dir=tmp_path / "cache")
+    assert again.ran == 2
+    assert [(r["optuna"], r["params"]) for r in again.rows[:3]] == \
+        [(r["optuna"], r["params"]) for r in first.rows]
+    assert sorted(r["number"] for r in again.rows) == [0, 1, 2, 3, 4]
+    # shared stages came from the cache in every trial: only mlp_train and evaluate ran
+    manifests = [yaml.safe_load((Path(r["run_dir"]) / "manifest.json").read_text())
+                 for r in again.rows if r["state"] == "COMPLETE"]
+    assert all(s["status"] == "cached" for m in manifests for s in m["stages"][:4])
+
+
+def test_a_study_killed_mid_trial_resumes_to_exactly_n_trials(tiny, tmp_path):
+    out = tmp_path / "tune"
+    command = [sys.executable, "-m", "pipeline.cli", "tune", str(tiny),
+               "--param", "mlp_train.optimizer.lr=float(0.01,0.5,log)", "--trials", "3",
+               "--pruner", "none", "--set", "mlp_train.epochs=40", "--out", str(out),
+               "--cache-dir", str(tmp_path / "cache")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"sqlite:///{out / 'study.db'}"
+    deadline = time.monotonic() + 120
+    before = None
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+        try:
+            trials = stored_trials(url, "tiny")
+        except Exception:  # not created yet
+            continue
+        states = [t.state.name for t in trials]
+        if "COMPLETE" in states and any(t.state.name == "RUNNING" and NUMBER in t.user_attrs
+                                        for t in trials):
+            os.kill(process.pid, signal.SIGKILL)  # mid-trial: one done, one running
+            before = [(t.number, t.params) for t in trials if t.state.name == "COMPLETE"]
+            break
+    process.wait(30)
+    assert before is not None, "the study finished before it could be killed"
+    assert process.returncode == -signal.SIGKILL
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "marked failed, their budget given back" in result.stdout
+    trials = stored_trials(url, "tiny")
+    counted = [t for t in trials if t.state.name in COUNTED]
+    assert len(counted) == 3
+    assert sorted(t.user_attrs[NUMBER] for t in counted) == [0, 1, 2]  # none lost, no gap
+    assert [t.state.name for t in trials].count("FAIL") == 1  # the killed one, kept as failed
+    assert [(t.number, t.params) for t in trials if t.number in dict(before)] == before
+
+
+def test_trials_on_a_local_dask_cluster_share_one_storage(tiny, tmp_path):
+    params = [parse_param(t) for t in SPACE]
+    result = run_tune(tiny, params, options(tmp_path, trials=4, backend="dask", jobs=2),
+                      cache_dir=tmp_path / "cache")
+    url = result.info["storage"]
+    trials = stored_trials(url, "tiny")
+    assert len([t for t in trials if t.state.name in COUNTED]) == 4
+    assert {t.user_attrs.get("nnpipe_seconds") is not None for t in trials} == {True}
+    assert sorted(r["number"] for r in result.rows) == [0, 1, 2, 3]
+
+
+def test_seeds_rank_by_the_mean_and_compare_the_two_best(tiny, tmp_path):
+    from scipy import stats
+
+    params = [parse_param("mlp_train.optimizer.lr=choice(0.05,0.5)")]
+    result = run_tune(tiny, params, options(tmp_path, trials=2, seeds=3, sampler="grid",
+                                            pruner="none"), cache_dir=tmp_path / "cache")
+    ranked = sorted((r for r in result.rows if r["state"] == "COMPLETE"),
+                    key=lambda r: -r["value"])
+    assert all(len(r["values"]) == 3 for r in ranked)
+    assert ranked[0]["value"] == pytest.approx(sum(ranked[0]["values"]) / 3)
+    p = stats.ttest_ind(ranked[0]["values"], ranked[1]["values"], equal_var=False).pvalue
+    if p == p:  # not nan (identical constant samples give p = 1 in nnpipe)
+        assert f"{p:.3g}" in result.sentence
+    assert "3 seeds" in result.sentence
+
+
+# --- the documented example ----------------------------------------------------------------
+
+def readme_command() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```console\n\$ (nnpipe tune .*?)```", text, flags=re.S).group(1)
+    return shlex.split(block.replace("\\\n", " "))
+
+
+def test_the_readme_example_runs_as_written_on_a_tiny_pipeline(tiny, tmp_path):
+    args = readme_command()
+    assert args[:3] == ["nnpipe", "tune", "examples/mnist.yaml"]
+    assert (ROOT / args[2]).is_file()
+    args[2] = str(tiny)  # the same command on the tiny pipeline, fewer trials
+    args[args.index("--trials") + 1] = "3"
+    result = cli.invoke(app, [*args[1:], "--out", str(tmp_path / "t"),
+                              "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    assert "best configuration:" in result.output
+
+
+def test_tune_help_shows_the_readme_example():
+    result = cli.invoke(app, ["tune", "--help"], terminal_width=200)
+    flat = " ".join(result.output.split())
+    for word in readme_command()[1:]:
+        assert word in flat, word
+
+
+def test_a_study_is_continued_only_with_the_space_it_was_started_with(tiny, tmp_path):
+    params = [parse_param("mlp_train.dropout=float(0,0.5)")]
+    run_tune(tiny, params, options(tmp_path, trials=1), cache_dir=tmp_path / "cache")
+    other = [parse_param("mlp_train.dropout=float(0,0.3)")]
+    with pytest.raises(UserError, match=r"started with --param mlp_train.dropout=float\(0,0.5\)"):
+        run_tune(tiny, other, options(tmp_path, trials=2), cache_dir=tmp_path / "cache")
