@@ -292,9 +292,11 @@ app.add_typer(build_cache_app(reports_errors, CacheDirOption), name="cache")
 app.add_typer(runs.make_app(reports_errors), name="runs")
 app.command("report")(reports_errors(report.command))
 
+from pipeline.cli_export import register as register_export  # noqa: E402
 from pipeline.cli_sweep import register as register_sweep  # noqa: E402
 
 register_sweep(app, reports_errors, DataDirOption, CacheDirOption)
+register_export(app, reports_errors)
 
 from pipeline.cli_tune import register as register_tune  # noqa: E402
 

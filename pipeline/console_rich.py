@@ -37,8 +37,10 @@ class RichProgress:
         console: the rich console to draw on (default: a new one on stdout).
     """
 
-    def __init__(self, console: Console | None = None):
+    def __init__(self, console: Console | None = None, refresh_per_second: float = 10):
+        # refresh_per_second: in Jupyter every redraw is a widget message; the API asks for 2
         self.console = console or Console()
+        self.refresh_per_second = refresh_per_second
         self._bars: RichBars | None = None
         self._task = None
         self._samples = 0
@@ -48,7 +50,8 @@ class RichProgress:
         self._bars = RichBars(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[live]}"), _RateColumn(), TextColumn("eta"),
-            TimeRemainingColumn(), console=self.console, transient=True)
+            TimeRemainingColumn(), console=self.console, transient=True,
+            refresh_per_second=self.refresh_per_second)
         self._bars.start()
         self._samples = 0
         self._task = self._bars.add_task(description, total=total, live="")

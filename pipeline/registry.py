@@ -26,13 +26,14 @@ GROUPS: dict[str, str] = {
     "layers": "nnpipe.layers",
     "datasets": "nnpipe.datasets",
     "predictors": "nnpipe.predictors",
+    "exporters": "nnpipe.exporters",
 }
 
 #: Short group name -> the word for one of its plugins, for messages ("unknown loss 'x'").
 SINGULAR: dict[str, str] = {
     "stages": "stage", "activations": "activation", "losses": "loss", "optimizers": "optimizer",
     "initializers": "initializer", "schedules": "schedule", "layers": "layer", "datasets": "dataset",
-    "predictors": "predictor",
+    "predictors": "predictor", "exporters": "exporter",
 }
 
 #: A check run on a loaded object: returns None when it fits the group, else what is wrong.

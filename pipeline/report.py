@@ -1,5 +1,8 @@
 """``nnpipe report RUN``: one self-contained HTML page of a run directory.
 
+The runner also writes it (``report.html``) into every run directory that has plots, so a run of
+a pipeline with the ``plots`` stage leaves one without an extra command.
+
 The page holds the run's settings (the resolved ``pipeline.yaml``), its metrics (overall and per
 class), its per-epoch history and every ``plots/*.png`` embedded as a base64 data URI. It needs
 no server and loads nothing from elsewhere: a browser opens the file as it is. All text from the
@@ -20,6 +23,9 @@ from pipeline.leftovers import remove_abandoned
 from pipeline.outputs import REPORT, REPORT_SIGNATURE, checked_out
 from pipeline.runs import METRIC_KEYS, RunInfo, load_run, show
 from pipeline.userfiles import MAX_RUN_FILE_BYTES, read_text
+
+#: What the runner writes into a run directory that has plots (``plots/*.png``).
+REPORT_NAME = "report.html"
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -48,8 +54,8 @@ def _plots(run: RunInfo) -> str:
     return "\n".join(figures) or "<p>No plots in this run.</p>"
 
 
-def render(run: RunInfo) -> str:
-    """The HTML page of ``run`` as one string."""
+def render(run: RunInfo, name: str | None = None) -> str:
+    """The HTML page of ``run`` as one string, titled with ``name`` (default: the folder's)."""
     m = run.metrics
     overview = [["created", run.created], ["pipeline", run.manifest.get("pipeline")],
                 ["command", run.manifest.get("command")], ["time", f"{run.seconds:.1f}s"],
@@ -71,7 +77,7 @@ def render(run: RunInfo) -> str:
     settings = (run.path / "pipeline.yaml")
     settings_text = (read_text(settings, "run directory file", MAX_RUN_FILE_BYTES)
                      if settings.is_file() else "(no pipeline.yaml)")
-    title = f"nnpipe run {run.name}"
+    title = f"nnpipe run {name or run.name}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">{REPORT_SIGNATURE.decode()}<title>{escape(title)}</title>
 <style>{STYLE}</style></head><body>
@@ -92,13 +98,25 @@ def render(run: RunInfo) -> str:
 """
 
 
+def write_report(run_dir: Path, out: Path | None = None, name: str | None = None,
+                 checked: bool = True) -> Path:
+    """Write the page of the run directory ``run_dir`` to ``out`` (default ``run_dir/report.html``)
+    atomically; return where. With ``checked`` the target goes through the output checks (never
+    a file nnpipe did not write); the runner passes False for the page it writes into a run
+    directory it is still building (a temporary folder), with ``name`` its final name."""
+    info = load_run(run_dir)
+    if not checked:
+        target = Path(run_dir) / REPORT_NAME
+    else:
+        target = checked_out(out, REPORT, lambda: info.path / REPORT_NAME)
+        remove_abandoned(target.parent)  # what a killed report left beside it
+    write_text(target, render(info, name))
+    return target
+
+
 def command(
     run: Path = typer.Argument(..., help="A run directory."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default RUN/report.html)."),
 ) -> None:
     """Write one self-contained HTML page of a run: settings, metrics, plots."""
-    info = load_run(run)
-    target = checked_out(out, REPORT, lambda: info.path / "report.html")
-    remove_abandoned(target.parent)  # what a killed report left beside it
-    write_text(target, render(info))
-    typer.echo(f"report written to {target}")
+    typer.echo(f"report written to {write_report(run, out)}")

@@ -32,6 +32,7 @@ from pipeline.leftovers import owner_tag, remove_abandoned, temp_prefix
 from pipeline.names import slug
 from pipeline.outputs import RUN_FORMAT, run_dir_problem
 from pipeline.spec import StageContext
+from pipeline.transforms import Fitted, sample_shape, write_chain
 
 
 @dataclass
@@ -71,6 +72,10 @@ def check_wiring(pipeline: LoadedPipeline) -> None:
                 f"(available: {have})"
             )
         available.extend(name for name in stage.outputs if name not in available)
+        fitted = getattr(stage, "transform_output", None)
+        if fitted is not None and fitted not in stage.outputs:
+            problems.append(f"{pipeline.path}: stages[{index}] ({stage_id}, {type(stage).__module__}) "
+                            f"declares transform_output {fitted!r}, which is not one of its outputs")
     if problems:
         raise UserError("\n".join(problems))
 
@@ -145,6 +150,7 @@ class Runner:
         reports: list[StageReport] = []
         started = time.perf_counter()
         chain = key_chain(pipeline, self.data_dir, self.hasher, self.progress)
+        fitted: list[Fitted] = []  # the fitted transforms, in pipeline order
         for stage, link in zip(pipeline.stages, chain):
             context = StageContext(seed=pipeline.spec.seed, data_dir=self.data_dir,
                                    progress=self.progress, stage_index=link.index,
@@ -158,6 +164,10 @@ class Runner:
                               link.id)
             if self.cache is not None:
                 self.cache.remember(pipeline.spec.name, link.id, link.key)
+            if stage.transform_output is not None:
+                seen = sample_shape({name: artifacts[name] for name in stage.inputs})
+                fitted.append(Fitted(link.index, link.id, stage.kind,
+                                     outputs[stage.transform_output], seen))
             artifacts.update(outputs)
             # the first stage's time includes hashing the chain's input files
             report = StageReport(link.index, link.id, stage.kind, status,
@@ -169,7 +179,7 @@ class Runner:
         run_dir = None
         if write:
             run_dir = Path(out) if out is not None else default_run_dir(pipeline)
-            write_run_dir(run_dir, pipeline, artifacts, reports)
+            write_run_dir(run_dir, pipeline, artifacts, reports, fitted)
         return RunResult(artifacts, run_dir, reports)
 
     def _run_stage(self, stage, link: StageKey, artifacts, context, forced):
@@ -205,8 +215,9 @@ class Runner:
 
 
 def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, Any],
-                  reports: list[StageReport]) -> None:
-    """Write every saveable artifact, the resolved pipeline and the manifest into ``run_dir``.
+                  reports: list[StageReport], chain: list[Fitted] | None = None) -> None:
+    """Write every saveable artifact, the fitted-transform ``chain`` (``transforms.json`` and
+    ``transforms/``), the resolved pipeline and the manifest into ``run_dir``.
 
     The files are written into a temporary folder beside ``run_dir`` that is renamed into place
     at the end, so an interrupted run never leaves a half-written run directory. An existing
@@ -227,7 +238,7 @@ def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
             raise DiskFullError(run_dir.parent, f"the run directory {run_dir}") from None
         raise
     try:
-        _fill_run_dir(staging, pipeline, artifacts, reports)
+        _fill_run_dir(staging, pipeline, artifacts, reports, chain or [], run_dir.name)
         if run_dir.exists():
             # Replace an old run only now that the new one is complete.
             old = run_dir.with_name(f".{run_dir.name}.old-{owner_tag()}")
@@ -244,12 +255,20 @@ def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
 
 
 def _fill_run_dir(staging: Path, pipeline: LoadedPipeline, artifacts: dict[str, Any],
-                  reports: list[StageReport]) -> None:
-    """Write the artifacts, the resolved pipeline and the manifest into ``staging``."""
-    files = []
-    for name, value in artifacts.items():
+                  reports: list[StageReport], chain: list[Fitted], name: str) -> None:
+    """Write the artifacts, the fitted-transform chain, the resolved pipeline, the manifest and,
+    for a run with plots, its HTML page into ``staging`` (the run directory ``name`` to be)."""
+    from pipeline.report import REPORT_NAME, write_report
+
+    files, saved = [], {}  # saved: id of an artifact -> the files it wrote
+    for value in artifacts.values():
         if isinstance(value, Saveable):
-            files.extend(value.save(staging))
+            saved[id(value)] = list(value.save(staging))
+            files.extend(saved[id(value)])
+    files.extend(write_chain(staging, chain, saved))
+    plotted = any(file.startswith("plots/") for file in files)
+    if plotted:  # its HTML page too, written last: it reads the manifest
+        files.append(REPORT_NAME)
     header = f"# resolved from {pipeline.path}" + (
         f" with --set {' --set '.join(pipeline.overrides)}" if pipeline.overrides else "") + "\n"
     write_text(staging / "pipeline.yaml",
@@ -266,3 +285,5 @@ def _fill_run_dir(staging: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
         "files": sorted(files + ["pipeline.yaml", "manifest.json"]),
     }
     write_json(staging / "manifest.json", manifest)
+    if plotted:
+        write_report(staging, name=name, checked=False)

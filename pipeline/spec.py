@@ -54,6 +54,18 @@ class StageSpec(BaseModel):
     outputs: ClassVar[tuple[str, ...]] = ()
     #: Whether the result depends on the pipeline's seed (then the seed is part of its key).
     uses_seed: ClassVar[bool] = True
+    #: A stage that fits a transform on the train split and applies it to every split names here
+    #: the output holding the fitted transform (an object with ``apply(x)`` and
+    #: ``save(directory)``), and implements ``load_transform``. The runner saves each such
+    #: transform in the run directory and records the chain in order (``transforms.json``), so
+    #: ``nnpipe predict``, the Python API and the exports replay it before the model.
+    transform_output: ClassVar[str | None] = None
+
+    @classmethod
+    def load_transform(cls, directory: Path) -> Any:
+        """The fitted transform ``save`` wrote into ``directory`` (no pickles), for a stage
+        with a ``transform_output``; raise ``pipeline.errors.DataError`` if it is not there."""
+        raise NotImplementedError(f"stage {cls.__name__} fits no transform")
 
     def input_files(self, context: "StageContext") -> list[Path]:
         """The files this stage reads, whose content is part of its cache key."""

@@ -8,6 +8,8 @@ in the predictions, as scikit-learn does by default.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,8 @@ class Metrics:
         loss: the model's mean loss on the split.
         confusion: (k, k) int64 counts, rows true class, columns predicted class.
         class_names: a name per class index, or None.
+        sample_shape: the shape of one input sample as the dataset stores it (for example
+            (28, 28)), or None; recorded so that an export can declare the model's input shape.
     """
 
     split: str
@@ -70,6 +74,7 @@ class Metrics:
     loss: float
     confusion: np.ndarray
     class_names: tuple[str, ...] | None = None
+    sample_shape: tuple[int, ...] | None = None
 
     @property
     def scores(self) -> dict[str, np.ndarray]:
@@ -112,6 +117,7 @@ class Metrics:
             "per_class": per_class,
             "confusion_matrix": self.confusion.tolist(),
             "class_names": list(self.class_names) if self.class_names is not None else None,
+            "sample_shape": list(self.sample_shape) if self.sample_shape is not None else None,
         }
 
     def save(self, directory: Path) -> list[str]:
@@ -168,4 +174,6 @@ class Evaluate(StageSpec):
         """Return ``{"metrics": Metrics}`` for the chosen split."""
         data: Dataset = inputs["data"]
         part = data.split(self.split)
-        return {"metrics": evaluate(inputs["model"], part.x, part.y, self.split, data.class_names)}
+        metrics = evaluate(inputs["model"], part.x, part.y, self.split, data.class_names)
+        shape = tuple(int(d) for d in data.sample_shape) if data.sample_shape else None
+        return {"metrics": dataclasses.replace(metrics, sample_shape=shape)}

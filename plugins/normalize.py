@@ -169,6 +169,12 @@ class Normalize(StageSpec):
 
     inputs = ("data",)
     outputs = ("data", "normalizer")
+    transform_output = "normalizer"  # fitted on train, replayed by predict and the exports
+
+    @classmethod
+    def load_transform(cls, directory: Path) -> Normalizer:
+        """The ``Normalizer`` saved in ``directory``."""
+        return Normalizer.load(directory)
 
     def run(self, inputs: Mapping[str, Any], context: StageContext) -> dict[str, Any]:
         """Fit on ``train``, apply to every split."""

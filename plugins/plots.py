@@ -9,7 +9,9 @@
     augmentations.png a few training images and distortions drawn by the pipeline's augment
                       recipe, one original per row                  (``data``, ``augmentation``)
 
-The figures are rendered once, after training, with matplotlib's Agg backend (no display), and
+The figures are rendered once, after training, as bare ``matplotlib.figure.Figure`` objects
+(never pyplot, so no window opens and the backend of whoever imports this, a notebook's inline one
+say, is left alone), and
 kept as PNG bytes, so the artifact is cheap to cache and to write. Image grids are one mosaic
 array drawn by a single ``imshow``, not one axes per tile, which keeps all four plots well under
 a second or two.
@@ -17,7 +19,6 @@ a second or two.
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 from dataclasses import dataclass, field
@@ -34,16 +35,20 @@ from pipeline.spec import StageContext, StageSpec
 PLOTS_DIR = "plots"
 
 
-@functools.cache
-def _pyplot():
-    """``matplotlib.pyplot`` on the Agg backend, imported on first use: matplotlib takes a third
-    of a second to import, and validating, planning or a cached rerun never draws."""
-    import matplotlib
+def _figure(**options):
+    """A matplotlib ``Figure`` of its own, imported on first use: matplotlib takes a third of a
+    second to import, and validating, planning or a cached rerun never draws. No pyplot: its
+    global state and backend belong to the user (a notebook keeps its inline backend), and a
+    ``Figure`` renders to PNG with the Agg canvas without any backend being chosen."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # before pyplot: render to files, never to a window
-    import matplotlib.pyplot as plt
+    return Figure(**options)
 
-    return plt
+
+def _subplots(*grid, figsize, **options):
+    """``(figure, axes)`` like ``pyplot.subplots``, on a ``_figure``."""
+    figure = _figure(figsize=figsize)
+    return figure, figure.subplots(*grid, **options)
 
 
 @dataclass
@@ -63,10 +68,9 @@ class Plots:
 
 
 def _png(figure) -> bytes:
-    """The figure as PNG bytes; the figure is closed."""
+    """The figure as PNG bytes."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    _pyplot().close(figure)
     return buffer.getvalue()
 
 
@@ -91,8 +95,8 @@ def plot_diagnostics(history: list[dict[str, Any]]) -> bytes | None:
     if not series:
         return None
     shown = [(m, title) for m, title in DIAGNOSTICS if m in series]
-    figure, axes = _pyplot().subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), squeeze=False)
-    from matplotlib.ticker import MaxNLocator  # after _pyplot() chose the backend
+    figure, axes = _subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), squeeze=False)
+    from matplotlib.ticker import MaxNLocator
 
     figure.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.9, wspace=0.3)
     for ax, (measure, title) in zip(axes[0], shown):
@@ -112,8 +116,8 @@ def plot_diagnostics(history: list[dict[str, Any]]) -> bytes | None:
 def plot_curves(history: list[dict[str, Any]]) -> bytes:
     """Loss and accuracy per epoch, train and validation (when there is one), side by side."""
     epochs = [e["epoch"] for e in history]
-    figure, (loss_ax, acc_ax) = _pyplot().subplots(1, 2, figsize=(10, 4))
-    from matplotlib.ticker import MaxNLocator  # after _pyplot() chose the backend
+    figure, (loss_ax, acc_ax) = _subplots(1, 2, figsize=(10, 4))
+    from matplotlib.ticker import MaxNLocator
 
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.2)
     for ax, what in ((loss_ax, "loss"), (acc_ax, "accuracy")):
@@ -136,7 +140,7 @@ def plot_confusion(confusion: np.ndarray, names: list[str], title: str) -> bytes
     k = confusion.shape[0]
     size = max(5.0, 0.55 * k + 2)
     long = max(map(len, names)) > 2  # long names: rotated ticks and wider margins
-    figure, ax = _pyplot().subplots(figsize=(size + 1, size))
+    figure, ax = _subplots(figsize=(size + 1, size))
     figure.subplots_adjust(left=0.17 if long else 0.09, bottom=0.17 if long else 0.09,
                            right=0.95, top=0.94)
     image = ax.imshow(confusion, cmap="Blues")
@@ -184,7 +188,7 @@ def plot_misclassified(images: np.ndarray, true: list[str], predicted: list[str]
     gap = max(2, h // 4)  # room under each tile for its label
     width = 1.3 * columns  # inches; the height follows the mosaic's aspect, plus the title
     height = width * rows * (h + gap) / (columns * (w + gap)) + 0.45
-    figure = _pyplot().figure(figsize=(width, height))
+    figure = _figure(figsize=(width, height))
     ax = figure.add_axes((0.01, 0.01, 0.98, 0.98 - 0.45 / height))
     if n:
         ax.imshow(mosaic(images, columns, gap), cmap="gray_r", interpolation="nearest")
@@ -204,7 +208,7 @@ def plot_weights(weights: np.ndarray, shape: tuple[int, int], columns: int = 8) 
     units = min(weights.shape[1], 64)
     tiles = weights[:, :units].T.reshape(units, *shape)  # (units, h, w)
     rows = math.ceil(units / columns)
-    figure = _pyplot().figure(figsize=(1.2 * columns, 1.2 * rows + 0.5))
+    figure = _figure(figsize=(1.2 * columns, 1.2 * rows + 0.5))
     ax = figure.add_axes((0.01, 0.01, 0.98, 0.98 - 0.4 / (1.2 * rows + 0.5)))
     ax.imshow(mosaic(tiles, columns, symmetric=True), cmap="coolwarm", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
@@ -217,7 +221,7 @@ def plot_augmentations(originals: np.ndarray, distorted: np.ndarray, title: str)
     """Originals (m, h, w) in the first column, their distortions (m, c, h, w) beside them."""
     m, c, h, w = distorted.shape
     tiles = np.concatenate([originals[:, None], distorted], axis=1)  # (m, 1 + c, h, w)
-    figure = _pyplot().figure(figsize=(1.0 * (1 + c), 1.0 * m + 0.6))
+    figure = _figure(figsize=(1.0 * (1 + c), 1.0 * m + 0.6))
     ax = figure.add_axes((0.01, 0.01, 0.98, 0.98 - 0.6 / (1.0 * m + 0.6)))
     ax.imshow(mosaic(tiles.reshape(-1, h, w), 1 + c), cmap="gray_r", interpolation="nearest")
     ax.axvline(w + 0.5, color="firebrick", linewidth=1)  # originals | distortions

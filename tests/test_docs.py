@@ -7,7 +7,10 @@ import sys
 import types
 from pathlib import Path
 
-from pipeline.testing import check_activation, check_initializer, check_optimizer
+import numpy as np
+
+from pipeline.testing import (check_activation, check_initializer, check_optimizer, check_stage,
+                              tiny_dataset)
 from plugins.mlp.layers.gradcheck import check_layer
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
@@ -35,6 +38,22 @@ def test_the_guides_plugins_pass_their_checks():
     check_initializer(examples["orthogonal"])
     check_initializer(examples["orthogonal"], fan_in=3, fan_out=5)
     check_layer(examples["GaussianNoise"])
+
+
+def test_the_guides_transform_stage_fits_on_train_and_reads_back(tmp_path):
+    examples = complete_examples()
+    stage_class = examples["Centre"]
+    out = check_stage(stage_class())  # on pipeline.testing.tiny_dataset()
+    train = tiny_dataset().split("train").x.astype(np.float64)  # (n, 6, 6), the same every call
+    fitted = out["centring"]
+    np.testing.assert_allclose(fitted.mean, train.mean(axis=0))  # the train split's mean only
+    np.testing.assert_allclose(out["data"].split("train").x.mean(axis=0), 0, atol=1e-5)
+    files = fitted.save(tmp_path)
+    assert sorted(files) == ["centring.json", "centring.npz"]
+    again = stage_class.load_transform(tmp_path)
+    x = train[:2] * 0.5
+    np.testing.assert_array_equal(again.apply(x), fitted.apply(x))
+    assert stage_class.transform_output in stage_class.outputs
 
 
 def test_the_guides_schedules_give_the_rates_they_promise():

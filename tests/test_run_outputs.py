@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import matplotlib
@@ -79,6 +80,73 @@ def test_the_plots_are_real_pictures(piped_run):
         rgb = pixels[..., :3]
         assert rgb.std() > 0.05, f"{name} looks blank (pixel std {rgb.std():.3f})"
         assert (rgb.min(axis=2) < 0.5).mean() > 0.01, f"{name} has almost no dark or coloured pixels"
+
+
+class _References(HTMLParser):
+    """Every URL an HTML page would make a browser load or follow: attribute values that hold a
+    URL, and CSS ``url(...)`` / ``@import`` in style blocks and attributes."""
+
+    URL_ATTRIBUTES = {"src", "href", "srcset", "action", "formaction", "data", "poster",
+                      "background", "cite", "manifest", "xlink:href", "ping"}
+
+    def __init__(self):
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name == "srcset" and value:  # "a.png 1x, b.png 2x"
+                self.urls.extend(part.split()[0] for part in value.split(",") if part.strip())
+            elif name in self.URL_ATTRIBUTES and value:
+                self.urls.append(value.strip())
+            if name == "style" and value:
+                self.handle_data(value)
+
+    def handle_data(self, data):
+        self.urls.extend(m.strip("'\" ") for m in re.findall(r"url\(([^)]*)\)", data))
+        self.urls.extend(re.findall(r"@import\s+['\"]([^'\"]+)", data))
+
+
+def external_references(page: str) -> list[str]:
+    """The URLs in ``page`` that load or point to anything outside the page itself: all but
+    inline ``data:`` URIs and ``#fragment`` links (so ``//host``, any scheme, relative files)."""
+    parser = _References()
+    parser.feed(page)
+    external = [url for url in parser.urls if not url.startswith(("data:", "#"))]
+    if re.search(r"https?://", page):
+        external.append("an http(s):// address in the text")
+    return external
+
+
+def test_external_references_finds_what_a_browser_would_load():
+    assert external_references('<img src="data:image/png;base64,AAAA"><a href="#top">x</a>') == []
+    for page in ('<img src="//cdn.example/x.png">', '<img srcset="a.png 1x, //x/b.png 2x">', '<script src="HTTPS://x/y.js"></script>',
+                 "<style>body{background:url('ftp://x/y.png')}</style>",
+                 '<link rel="stylesheet" href="file:///etc/passwd">', '<img src="plots/a.png">',
+                 '<div style="background: url(//x/y)"></div>', "<p>see http://x</p>"):
+        assert external_references(page), page
+
+
+def test_the_run_writes_its_report_loading_nothing_from_elsewhere(piped_run):
+    _, run_dir = piped_run
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert "report.html" in manifest["files"]
+    page = (run_dir / "report.html").read_text()  # written by the run itself, no extra command
+    assert f"nnpipe run {run_dir.name}" in page  # titled with the final name, not the staging one
+    assert external_references(page) == []
+    for name in PLOTS:
+        data = base64.b64encode((run_dir / "plots" / name).read_bytes()).decode()
+        assert f"data:image/png;base64,{data}" in page
+
+
+def test_a_run_without_plots_writes_no_report(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(DEFAULT), "--set", "mlp_train.epochs=1",
+                                      "--set", "mlp_train.hidden=[16]", "--set", "augment.copies=1",
+                                      "--set", "stages.7.kind=evaluate", "--out", str(out),
+                                      "--quiet", "--no-cache"])
+    assert result.exit_code == 0, result.output
+    assert not (out / "report.html").exists()
 
 
 def test_report_embeds_every_plot(piped_run):

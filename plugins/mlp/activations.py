@@ -39,6 +39,9 @@ class Activation:
     backprop: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
     #: Saturating (sigmoid, tanh): the per-layer diagnostics count saturated units, not dead ones.
     saturates: bool = False
+    #: Optional, for ``nnpipe export --format onnx``: ``onnx(graph, x) -> y`` appends the ONNX
+    #: nodes computing f to a ``plugins.mlp.onnx_forms.OnnxGraph`` (the built-ins' are there).
+    onnx: Callable[[Any, str], str] | None = None
 
 
 # The model calls these two, not methods: a plugin's activation may be any object with ``value``

@@ -1,8 +1,9 @@
 """Predictions from a saved run: ``nnpipe predict RUN_DIR INPUT`` ends up here (through the
 ``nnpipe.predictors`` entry point ``mlp``, so the framework never imports the MLP).
 
-    run directory   model.npz + model.json (the MLP), normalizer.json + normalizer.npz (the fitted
-                    input transform, applied exactly as in training), metrics.json (class names)
+    run directory   model.npz + model.json (the MLP), transforms.json + transforms/ (the fitted
+                    transforms, replayed in order exactly as in training; an older run's
+                    normalizer.json + normalizer.npz), metrics.json (class names)
     input           an IDX file of images (n, 28, 28), gzip or raw; a PNG image; or a folder of
                     PNG images (sorted by name). PNGs are read with matplotlib (values in [0, 1],
                     multiplied by 255 to match the raw IDX pixels; colour is averaged to grey).
@@ -22,6 +23,7 @@ import numpy as np
 
 from pipeline.errors import DataError, UserError
 from pipeline.resources import require_memory
+from pipeline.transforms import CHAIN_NAME, Fitted, load_chain, replay
 from pipeline.userfiles import load_json_file, read_bytes
 from plugins.idx import read_idx
 from plugins.mlp.model import MLP
@@ -64,8 +66,14 @@ class Prediction:
             for i in rows]
 
 
-def read_images(path: Path) -> tuple[list[str], np.ndarray]:
-    """Raw pixel arrays (n, h, w) in 0..255 and a name per sample, from IDX or PNG input."""
+def read_images(path: Path | np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Raw pixel arrays (n, h, w) in 0..255 and a name per sample, from IDX or PNG input, or
+    from an array of raw pixels (n, h, w) or (n, d) as the Python API passes it."""
+    if isinstance(path, np.ndarray):
+        if path.ndim < 2 or not np.issubdtype(path.dtype, np.number):
+            raise DataError(f"images: expected a numeric array (n, h, w) or (n, d); "
+                            f"got {path.dtype} of shape {path.shape}")
+        return [f"images[{i}]" for i in range(path.shape[0])], path
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
@@ -128,42 +136,84 @@ def _read_png(path: Path) -> np.ndarray:
     return image.astype(np.float64) * 255.0  # (h, w) in 0..255 like IDX pixels
 
 
-def predict(run_dir: Path | str, input_path: Path | str, top: int = 3,
-            labels: Path | str | None = None) -> Prediction:
-    """Classify ``input_path`` with the model saved in ``run_dir``; with ``labels`` (an IDX file
-    of one label per sample) also measure the accuracy.
+def predict(run_dir: Path | str, input_path: Path | str | np.ndarray, top: int = 3,
+            labels: Path | str | np.ndarray | None = None) -> Prediction:
+    """Classify ``input_path`` (a file, a folder or an array of raw pixels) with the model saved
+    in ``run_dir``; with ``labels`` (an IDX file or an array of one label per sample) also
+    measure the accuracy.
 
     Raises:
         DataError: a missing or broken run directory or input, or input of the wrong size.
     """
-    run_dir, input_path = Path(run_dir), Path(input_path)
+    run_dir = Path(run_dir)
+    if not isinstance(input_path, np.ndarray):
+        input_path = Path(input_path)
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: not a run directory (expected model.npz and model.json)")
     model = MLP.load(run_dir)
-    normalizer = _saved_normalizer(run_dir, model.sizes[0])
     names, images = read_images(input_path)  # (n, h, w) raw pixels
+    where = "images" if isinstance(input_path, np.ndarray) else str(input_path)
     features = int(np.prod(images.shape[1:]))
     # Normalising makes float64 copies of every sample: check before the first one.
-    require_memory(2 * images.shape[0] * features * 8, f"{input_path}: {images.shape[0]} samples "
+    require_memory(2 * images.shape[0] * features * 8, f"{where}: {images.shape[0]} samples "
                    f"of {features} values as float64", "predict fewer samples at once")
-    if features != model.sizes[0]:
-        raise DataError(f"{input_path}: samples of shape {images.shape[1:]} ({features} values); "
-                        f"the model expects {model.sizes[0]} values per sample")
-    if normalizer is not None:
-        shape = normalizer.offset.shape  # () for scale, the training samples' shape otherwise
-        if shape:
-            images = images.reshape(images.shape[0], *shape)  # (n, *shape), e.g. (n, 784)
-        images = normalizer.apply(images)  # as in training
-    probabilities = model.predict_proba(images)  # (n, k)
+    probabilities = model.predict_proba(model_inputs(run_dir, model, images, where))  # (n, k)
     k = probabilities.shape[1]
     top_classes = np.argsort(-probabilities, axis=1, kind="stable")[:, :min(top, k)]  # (n, top)
     result = Prediction(names, probabilities, top_classes, _class_names(run_dir))
     if labels is not None:
-        truth = read_idx(labels).reshape(-1)  # (n,)
+        truth = (np.asarray(labels) if not isinstance(labels, (str, Path))
+                 else read_idx(labels)).reshape(-1)  # (n,)
         if truth.shape[0] != len(names):
-            raise DataError(f"{labels}: {truth.shape[0]} labels for {len(names)} samples")
+            where = labels if isinstance(labels, (str, Path)) else "labels"
+            raise DataError(f"{where}: {truth.shape[0]} labels for {len(names)} samples")
         result.accuracy = float(np.mean(result.labels == truth))
     return result
+
+
+def model_inputs(run_dir: Path, model: MLP, images: np.ndarray, where: str) -> np.ndarray:
+    """Raw inputs (n, ...) -> what the model was trained on: the run's fitted-transform chain
+    replayed in order (``pipeline.transforms``).
+
+    Raises:
+        DataError: samples of another size than the run was trained on (``where`` names them).
+    """
+    x = replay(saved_chain(run_dir, model.sizes[0]), images, where)  # (n, ...) as in training
+    raw, features = int(np.prod(images.shape[1:])), int(np.prod(x.shape[1:]))
+    if features != model.sizes[0]:
+        after = f" give {features} after the run's transforms" if features != raw else ""
+        raise DataError(f"{where}: samples of shape {images.shape[1:]} ({raw} values){after}; "
+                        f"the model expects {model.sizes[0]} values per sample")
+    return x
+
+
+def saved_chain(run_dir: Path, features: int) -> list[Fitted]:
+    """The run's fitted transforms in order: its ``transforms.json``, or for a run written
+    before the chain was recorded, its normaliser if it has one (checked against the model's
+    ``features``). A chain file the manifest lists but that is gone is a DataError."""
+    chain = load_chain(run_dir)
+    if chain is not None:
+        last = chain[-1].transform if chain else None  # what feeds the model
+        if isinstance(last, Normalizer) and last.offset.shape \
+                and int(np.prod(last.offset.shape)) != features:
+            raise DataError(f"{chain[-1].directory / NPZ_NAME}: fitted on samples of shape "
+                            f"{last.offset.shape}, but model.json expects {features} values per sample")
+        return chain
+    if CHAIN_NAME in _listed_files(run_dir):
+        raise DataError(f"{run_dir / CHAIN_NAME}: missing, but the run's manifest lists it")
+    normalizer = _saved_normalizer(run_dir, features)
+    if normalizer is None:
+        return []
+    return [Fitted(0, "normalize", "normalize", normalizer, tuple(normalizer.offset.shape) or None)]
+
+
+def _listed_files(run_dir: Path) -> set[str]:
+    """The files the run's manifest lists (empty without a readable manifest)."""
+    try:
+        files = load_json_file(run_dir / "manifest.json").get("files")
+        return {str(name) for name in files} if isinstance(files, list) else set()
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()  # no manifest: the files present decide
 
 
 def _saved_normalizer(run_dir: Path, features: int) -> Normalizer | None:
@@ -172,13 +222,7 @@ def _saved_normalizer(run_dir: Path, features: int) -> Normalizer | None:
     missing, damaged or of another size than the model's input is a DataError naming the file,
     never silently skipped (predictions on unnormalised inputs would look plausible and be
     wrong)."""
-    names = (JSON_NAME, NPZ_NAME)
-    listed = set()
-    try:
-        files = load_json_file(run_dir / "manifest.json").get("files")
-        listed = {str(name) for name in files} if isinstance(files, list) else set()
-    except (OSError, ValueError, AttributeError, TypeError):
-        pass  # no manifest: the files present decide
+    names, listed = (JSON_NAME, NPZ_NAME), _listed_files(run_dir)
     if not any((run_dir / name).exists() or name in listed for name in names):
         return None
     normalizer = Normalizer.load(run_dir)
