@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -119,6 +120,7 @@ def test_an_entry_with_other_outputs_than_the_stage_declares(tmp_path, toy_regis
     first, _ = run(load(tmp_path), cache)
     key = first.stages[2].key
     record = cache.record(key)
+    shutil.rmtree(cache.store_dir / key)
     cache.store(key, {"sum": 5}, record)  # written whole, with its own checksum
     second, statuses = run(load(tmp_path), cache)
     assert statuses == ["cached", "cached", "ran"] and second.artifacts == first.artifacts
