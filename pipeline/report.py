@@ -62,9 +62,11 @@ def render(run: RunInfo) -> str:
     per_class = _table(["class", "precision", "recall", "F1", "support"],
                        [[c.get("name"), c.get("precision"), c.get("recall"), c.get("f1"),
                          c.get("support")] for c in m.get("per_class", [])]) if m else ""
-    history = _table(["epoch", "train loss", "train acc", "val loss", "val acc", "lr", "seconds"],
+    history = _table(["epoch", "train loss", "train acc", "val loss", "val acc", "lr", "lr end",
+                      "seconds"],
                      [[e.get("epoch"), e.get("train_loss"), e.get("train_accuracy"),
-                       e.get("val_loss"), e.get("val_accuracy"), e.get("lr"), e.get("seconds")]
+                       e.get("val_loss"), e.get("val_accuracy"), e.get("lr"),
+                       e.get("lr_end", e.get("lr")), e.get("seconds")]
                       for e in run.history]) if run.history else "<p>No history.json.</p>"
     settings = (run.path / "pipeline.yaml")
     settings_text = (read_text(settings, "run directory file", MAX_RUN_FILE_BYTES)

@@ -27,7 +27,7 @@ RelativePath = Annotated[Path, AfterValidator(_resolve_against_file)]
 
 #: A seed field in a spec: a non-negative integer (numpy's generators refuse negative seeds, so
 #: a negative one is refused when the file is validated, not when the stage runs).
-Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Seed = Annotated[int, Field(ge=0)]
 
 
 class StageSpec(BaseModel):

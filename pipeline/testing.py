@@ -7,7 +7,9 @@ The framework knows nothing about networks, so the objects are duck-typed:
   ``backprop(delta, z, a)``, checked against the first two;
 - a **loss** is anything with ``value(output, target) -> float`` and
   ``gradient(output, target) -> dL/doutput``, on outputs (n, k) and per-row targets (n, k), and
-  optionally ``fused(output, target) -> (value, gradient)``, checked against the first two;
+  optionally ``fused(output, target) -> (value, gradient)``, checked against the first two, and
+  ``weighted(output, target, weight, smoothing) -> (value, gradient)`` (class weights), its
+  gradient checked against central differences of its value;
 - an **optimizer** is a class (a pydantic model whose fields all have defaults) with
   ``init_state(params) -> state`` and ``step(params, grads, state, lr)`` updating ``params`` in place;
 - an **initializer** is a function ``(fan_in, fan_out, rng) -> (W (fan_in, fan_out), b (fan_out,))``;
@@ -242,6 +244,32 @@ def check_loss(loss: Any, output: np.ndarray | None = None, target: np.ndarray |
     numeric = numerical_gradient(lambda: float(loss.value(output, t64)), output)
     assert_gradient("gradient(output, target)", analytic, numeric, tolerance)
     _check_fused_loss(loss, output, target)
+    _check_weighted_loss(loss, output, target, rng, tolerance)
+
+
+def _check_weighted_loss(loss: Any, output: np.ndarray, target: np.ndarray,
+                         rng: np.random.Generator, tolerance: float) -> None:
+    """The optional ``weighted(output, target, weight, smoothing) -> (value, gradient)``: its
+    gradient against central differences of its value (float64, random positive weights, with
+    and without smoothing), and with equal weights and no smoothing the plain loss."""
+    weighted = getattr(loss, "weighted", None)
+    if weighted is None:
+        return
+    k = output.shape[1]
+    for weight, smoothing in ((rng.uniform(0.2, 3.0, size=k), 0.0),
+                              (rng.uniform(0.2, 3.0, size=k), 0.2)):
+        _, analytic = weighted(output.copy(), target, weight, smoothing)
+        numeric = numerical_gradient(
+            lambda: float(weighted(output, target, weight, smoothing)[0]), output)
+        assert_gradient(f"weighted(output, target, weight, smoothing={smoothing:g}) gradient",
+                        analytic, numeric, tolerance)
+    value, gradient = weighted(output.copy(), target, np.full(k, 2.5), 0.0)
+    expected = float(loss.value(output.copy(), target))
+    if not np.isclose(float(value), expected, rtol=1e-12, atol=0):
+        raise PluginCheckError(f"weighted(output, target, equal weights, 0): value {value!r} but "
+                               f"value(output, target) gives {expected!r}")
+    _agree("weighted(output, target, equal weights, 0) gradient", np.asarray(gradient),
+           np.asarray(loss.gradient(output.copy(), target)))
 
 
 def _check_fused_loss(loss: Any, output: np.ndarray, target: np.ndarray) -> None:

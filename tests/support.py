@@ -1,8 +1,12 @@
-"""Helpers shared by the tests: real EntryPoint objects and installed distributions."""
+"""Helpers shared by the tests: real EntryPoint objects, installed distributions, a small dataset."""
 
 from __future__ import annotations
 
 from importlib import metadata
+
+import numpy as np
+
+from pipeline.artifacts import Dataset, Split
 
 
 def entry_points(group: str, targets: dict[str, str]) -> list[metadata.EntryPoint]:
@@ -31,3 +35,13 @@ def make_distribution(root, name: str, version: str, groups: dict[str, dict[str,
 def installed_entry_points(root) -> list[metadata.EntryPoint]:
     """The entry points of the distributions under ``root``, with their ``dist`` attached."""
     return [ep for dist in metadata.distributions(path=[str(root)]) for ep in dist.entry_points]
+
+
+def blobs(n: int = 300, seed: int = 0, classes: int = 3) -> Dataset:
+    """``classes`` well-separated Gaussian blobs in 4-d: 80% train, 20% validation."""
+    rng = np.random.default_rng(seed)
+    centres = 4.0 * np.eye(classes, 4)  # (classes, 4)
+    y = rng.integers(0, classes, size=n)  # (n,)
+    x = centres[y] + rng.normal(size=(n, 4))  # (n, 4)
+    cut = int(0.8 * n)
+    return Dataset({"train": Split(x[:cut], y[:cut]), "validation": Split(x[cut:], y[cut:])})

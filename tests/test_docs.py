@@ -30,8 +30,26 @@ def test_the_guides_plugins_pass_their_checks():
     examples = complete_examples()
     check_activation(examples["swish"])
     check_optimizer(examples["SignSGD"])
+    check_optimizer(examples["SignSGDW"])
     check_initializer(examples["orthogonal"])
     check_initializer(examples["orthogonal"], fan_in=3, fan_out=5)
+
+
+def test_the_guides_schedules_give_the_rates_they_promise():
+    from plugins.mlp.schedules import epoch_rates
+
+    examples = complete_examples()
+    assert epoch_rates(examples["Halving"](), 3, 0.8, 5, 2, []) == [0.2, 0.2]
+    assert epoch_rates(examples["LinearDecay"](), 2, 1.0, 2, 4, []) == [0.5, 0.375, 0.25, 0.125]
+
+
+def test_the_guides_decaying_optimizer_honours_the_mask():
+    import numpy as np
+
+    optimizer = complete_examples()["SignSGDW"](lr=0.1, weight_decay=0.5)
+    params = np.array([1.0, 1.0])
+    optimizer.step(params, np.zeros(2), optimizer.start(params, np.array([True, False])), 0.1)
+    assert params.tolist() == [0.95, 1.0]  # the masked entry decays by lr * wd * p, sign(0) = 0
 
 
 def test_the_readme_links_the_guide():

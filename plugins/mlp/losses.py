@@ -8,6 +8,10 @@ as logits and fuses the softmax into the loss (stable, and the gradient is simpl
 Targets are one-hot (or any per-row target) of shape (n, k); integer labels of shape (n,) are
 converted to one-hot with k = the output's width. A plugin registers a ``Loss`` object under the
 ``nnpipe.losses`` entry-point group.
+
+Class weights (``mlp_train``'s ``class_weight``) need a loss with ``weighted``: cross-entropy has
+it, as PyTorch's ``cross_entropy(weight=w, label_smoothing=s)``; a loss without it is refused when
+the pipeline file is validated.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ class Loss:
         link: ``output (n, k) -> predictions (n, k)`` (probabilities for cross-entropy).
         fused: optional ``(output, target) -> (value, gradient)`` computing both at once (the
             training loop needs both for every batch); without it, value and gradient are called.
+        weighted: optional ``(output, target, weight (k,), smoothing) -> (value, gradient)``,
+            the class-weighted loss and its gradient, ``target`` the true one-hot rows (n, k):
+            each sample's loss weighted by its class's weight, summed, and divided by the sum of
+            those weights; ``smoothing`` is label smoothing applied as PyTorch applies it with
+            weights. Needed for ``class_weight``.
     """
 
     name: str
@@ -36,6 +45,7 @@ class Loss:
     gradient: Callable[[np.ndarray, np.ndarray], np.ndarray]
     link: Callable[[np.ndarray], np.ndarray]
     fused: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]] | None = None
+    weighted: Callable[..., tuple[float, np.ndarray]] | None = None
 
 
 def value_and_gradient(loss: Any, output: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
@@ -114,6 +124,32 @@ def cross_entropy_fused(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray
     return value, e  # (n, k)
 
 
+def cross_entropy_weighted(z: np.ndarray, y: np.ndarray, weight: np.ndarray,
+                           smoothing: float = 0.0) -> tuple[float, np.ndarray]:
+    """Class-weighted cross-entropy and its gradient, as PyTorch's
+    ``cross_entropy(z, labels, weight=w, label_smoothing=s)`` with the mean reduction:
+
+        q = (1 - s) y + s / k                        the smoothed targets (n, k)
+        L = sum_ij w_j q_ij (-log softmax(z)_ij) / sum_i w_{y_i}
+        dL/dz_ij = (softmax(z)_ij sum_c w_c q_ic - w_j q_ij) / sum_i w_{y_i}
+
+    (the denominator uses the true labels, as PyTorch's does). ``y``: one-hot rows (n, k) or
+    labels (n,); ``weight``: (k,) positive."""
+    y = _target(z, y)  # (n, k) true one-hot targets
+    weight = np.asarray(weight, dtype=z.dtype)  # (k,)
+    wq = (smooth_labels(y, smoothing) if smoothing else y) * weight  # (n, k) w_j q_ij
+    total = float((y @ weight).sum())  # sum_i w_{y_i}
+    shifted = z - z.max(axis=1, keepdims=True)  # (n, k), every row's max is 0
+    e = np.exp(shifted)  # (n, k)
+    row_sum = e.sum(axis=1, keepdims=True)  # (n, 1)
+    value = float(-(wq * (shifted - np.log(row_sum))).sum()) / total
+    e /= row_sum  # (n, k) softmax
+    e *= wq.sum(axis=1, keepdims=True)  # (n, k) p_ij sum_c w_c q_ic
+    e -= wq
+    e /= total
+    return value, e  # (n, k)
+
+
 # ----------------------------------------------------------------------------------------------
 # mean squared error, on the raw output o (the notebook's mse_loss):
 #   L = 0.5 * mean_i sum_j (o_ij - y_ij)^2  =  sum((o - y)^2) / (2n)      dL/do = (o - y) / n
@@ -135,7 +171,7 @@ def identity(o: np.ndarray) -> np.ndarray:
 
 #: Softmax cross-entropy from logits: -mean_i sum_j y_ij log softmax(z)_ij; predicts softmax(z).
 cross_entropy = Loss("cross_entropy", cross_entropy_value, cross_entropy_gradient, softmax,
-                     cross_entropy_fused)
+                     cross_entropy_fused, cross_entropy_weighted)
 #: Half mean squared error: 0.5 * mean over the batch of sum over outputs of (o - y)^2; predicts o.
 mse = Loss("mse", mse_value, mse_gradient, identity)
 

@@ -130,6 +130,18 @@ class MLP:
             offset += fan_out
         return Ws, bs
 
+    def parameter_groups(self) -> dict[str, tuple[str, slice]]:
+        """Where each parameter array lives in the flat vector: name -> (kind, slice of
+        ``params``), in layout order, e.g. ``{"W0": ("weight", slice(0, 3136)), "b0": ("bias",
+        slice(3136, 3140)), ...}``. Kinds: ``weight`` (a dense layer's matrix) and ``bias``;
+        L1 acts on the weights, and ``decay_biases: false`` decays the weights only."""
+        groups, offset = {}, 0
+        for l, (W, b) in enumerate(zip(self.W, self.b)):
+            for name, kind, size in ((f"W{l}", "weight", W.size), (f"b{l}", "bias", b.size)):
+                groups[name] = (kind, slice(offset, offset + size))
+                offset += size
+        return groups
+
     # ------------------------------------------------------------------------------------------
     # forward and backward
 

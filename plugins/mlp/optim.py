@@ -6,7 +6,7 @@ vectorised operations over all parameters at once, whatever the architecture.
 
 The trainer only ever does::
 
-    state = optimizer.init_state(model.params)             # buffers, once
+    state = optimizer.start(model.params, decay_mask)      # init_state's buffers, once
     optimizer.step(model.params, model.grads, state, lr)   # every batch
 
 ``lr`` is passed at every step (the trainer passes ``optimizer.lr`` today; a learning-rate schedule
@@ -17,10 +17,18 @@ work buffers, not state (a checkpoint skips them). ``step`` clips the gradient w
 registers an ``Optimizer`` subclass under ``nnpipe.optimizers``, its ``kind`` a ``Literal`` of the
 registered name.
 
-Conventions follow PyTorch's, so results compare: velocity v = momentum * v + g; Adam's bias
-correction; ``weight_decay`` adds ``weight_decay * params`` to the gradient (L2) for SGD and Adam
-and shrinks the parameters directly (decoupled) for AdamW. Decay applies to every parameter,
-biases included (PyTorch's default without parameter groups).
+Conventions follow PyTorch's ``torch.optim`` (parameter names, defaults and update rules), so
+results compare: velocity v = momentum * v + g; Adam's bias correction; ``weight_decay`` adds
+``weight_decay * params`` to the gradient (L2) for SGD, Adam, RMSprop, Adagrad and NAdam and
+shrinks the parameters directly (decoupled) for AdamW. Decay applies to every parameter, biases
+included (PyTorch's default without parameter groups), unless ``start`` is given a decay mask
+(``mlp_train``'s ``decay_biases: false``): then only the entries where the mask is 1 decay, as
+with a PyTorch parameter group of ``weight_decay=0`` for the others. An optimiser applies decay
+through ``decayed(params, state)``, which honours the mask.
+
+The hot paths are whole-vector passes written into preallocated buffers, with every scalar a
+Python float: NumPy 2 computes ``float32_array * np.float64(c)`` in float64 and casts back, 6-7x
+slower than the float32 loop (NEP 50).
 """
 
 from __future__ import annotations
@@ -48,6 +56,29 @@ class Optimizer(BaseModel):
     def init_state(self, params: np.ndarray) -> State:
         """The per-parameter buffers this optimiser needs for ``params`` (P,); none by default."""
         return {}
+
+    def start(self, params: np.ndarray, decay_mask: np.ndarray | None = None) -> State:
+        """``init_state(params)``, plus ``decay_mask`` (P,) (true where weight decay acts) kept
+        as a work buffer ``_decay_mask`` of 1s and 0s in ``params``' dtype: derived from the
+        model, so a checkpoint does not carry it (the trainer passes it again on resume)."""
+        state = self.init_state(params)
+        if decay_mask is not None and not np.all(decay_mask):
+            state["_decay_mask"] = np.asarray(decay_mask).astype(params.dtype)  # (P,)
+        return state
+
+    @staticmethod
+    def decayed(params: np.ndarray, state: State) -> np.ndarray:
+        """What weight decay acts on: ``params`` (P,), with the entries outside the decay mask
+        (biases, when ``decay_biases`` is false) zeroed in a copy."""
+        mask = state.get("_decay_mask")
+        return params if mask is None else params * mask  # (P,)
+
+    def _with_l2(self, params: np.ndarray, grads: np.ndarray, state: State) -> np.ndarray:
+        """``grads + weight_decay * params`` (the L2 term PyTorch adds), honouring the mask."""
+        weight_decay = getattr(self, "weight_decay", 0.0)
+        if not weight_decay:
+            return grads
+        return grads + weight_decay * self.decayed(params, state)  # (P,)
 
     def step(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
         """Update ``params`` (P,) in place from ``grads`` (P,) with learning rate ``lr``.
@@ -83,8 +114,7 @@ class SGD(Optimizer):
         return {"velocity": np.zeros_like(params)} if self.momentum else {}  # (P,)
 
     def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
-        if self.weight_decay:
-            grads = grads + self.weight_decay * params  # (P,)
+        grads = self._with_l2(params, grads, state)  # (P,)
         if self.momentum:
             velocity = state["velocity"]  # (P,)
             velocity *= self.momentum
@@ -114,9 +144,7 @@ class Adam(Optimizer):
                 "_scratch": np.empty_like(params)}  # (P,) work buffer, not state to save
 
     def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
-        if self.weight_decay:
-            grads = grads + self.weight_decay * params  # (P,)
-        self._adam_step(params, grads, state, lr)
+        self._adam_step(params, self._with_l2(params, grads, state), state, lr)
 
     def _adam_step(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
         # The hot path. Every line writes into an existing buffer (no temporaries per step), and
@@ -136,16 +164,21 @@ class Adam(Optimizer):
         # Python floats, not NumPy float64 scalars: NumPy 2 computes ``work += eps`` with a
         # float64 scalar in float64 and casts back, 6-7x slower than the float32 loop (NEP 50).
         step, eps = float(lr) * c1 / c2, self.eps / c2
-        M *= self.beta1
-        M += grads  # M = b1 M + g
-        V *= self.beta2
-        np.multiply(grads, grads, out=work)
-        V += work  # V = b2 V + g^2
+        self._moments(grads, M, V, work)
         np.sqrt(V, out=work)
         work += eps
         np.divide(M, work, out=work)
         work *= step
         params -= work
+
+    def _moments(self, grads: np.ndarray, M: np.ndarray, V: np.ndarray, work: np.ndarray) -> None:
+        """The unscaled moments in place: ``M = b1 M + g``, ``V = b2 V + g^2`` (``work`` (P,)
+        is overwritten)."""
+        M *= self.beta1
+        M += grads
+        V *= self.beta2
+        np.multiply(grads, grads, out=work)
+        V += work
 
 
 class AdamW(Adam):
@@ -156,10 +189,142 @@ class AdamW(Adam):
     weight_decay: float = Field(default=0.01, ge=0, description="Decoupled decay per unit of lr.")
 
     def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
-        if self.weight_decay:
-            params *= 1 - lr * self.weight_decay  # (P,)
+        if self.weight_decay and "_decay_mask" in state:
+            params -= (float(lr) * self.weight_decay) * self.decayed(params, state)  # (P,)
+        elif self.weight_decay:
+            params *= 1 - float(lr) * self.weight_decay  # (P,)
         self._adam_step(params, grads, state, lr)
 
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture 6e), as ``torch.optim.RMSprop``:
+
+    ``v = alpha v + (1 - alpha) g^2``; centered: ``g_avg = alpha g_avg + (1 - alpha) g`` and
+    ``v~ = v - g_avg^2``, else ``v~ = v``; with momentum ``b = momentum b + g / (sqrt(v~) + eps)``
+    and ``params -= lr b``, else ``params -= lr g / (sqrt(v~) + eps)``."""
+
+    kind: Literal["rmsprop"] = "rmsprop"
+    alpha: float = Field(default=0.99, ge=0, lt=1, description="Smoothing of the squared gradient.")
+    eps: float = Field(default=1e-8, gt=0)
+    momentum: float = Field(default=0.0, ge=0, lt=1, description="0: no momentum buffer.")
+    centered: bool = Field(default=False, description="Divide by an estimate of the variance.")
+    weight_decay: float = Field(default=0.0, ge=0, description="L2 penalty added to the gradient.")
+
+    def init_state(self, params: np.ndarray) -> State:
+        state = {"square_avg": np.zeros_like(params), "_scratch": np.empty_like(params)}  # (P,)
+        if self.centered:
+            state["grad_avg"] = np.zeros_like(params)  # (P,)
+        if self.momentum:
+            state["momentum_buffer"] = np.zeros_like(params)  # (P,)
+        return state
+
+    def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
+        grads = self._with_l2(params, grads, state)  # (P,)
+        v, work, rest = state["square_avg"], state["_scratch"], 1 - self.alpha  # (P,) each
+        v *= self.alpha
+        np.multiply(grads, grads, out=work)
+        work *= rest
+        v += work  # v = alpha v + (1 - alpha) g^2
+        if self.centered:
+            g_avg = state["grad_avg"]  # (P,)
+            g_avg *= self.alpha
+            np.multiply(grads, rest, out=work)
+            g_avg += work  # g_avg = alpha g_avg + (1 - alpha) g
+            np.multiply(g_avg, g_avg, out=work)
+            np.subtract(v, work, out=work)  # v~ = v - g_avg^2, >= 0 but for rounding
+            np.maximum(work, 0.0, out=work)
+            np.sqrt(work, out=work)
+        else:
+            np.sqrt(v, out=work)
+        work += self.eps
+        np.divide(grads, work, out=work)  # g / (sqrt(v~) + eps)
+        if self.momentum:
+            buffer = state["momentum_buffer"]  # (P,)
+            buffer *= self.momentum
+            buffer += work
+            np.multiply(buffer, float(lr), out=work)
+        else:
+            work *= float(lr)
+        params -= work
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al. 2011), as ``torch.optim.Adagrad``: with ``t`` the step number,
+    ``clr = lr / (1 + (t - 1) lr_decay);  sum += g^2;  params -= clr g / (sqrt(sum) + eps)``,
+    the sum starting at ``initial_accumulator_value``."""
+
+    kind: Literal["adagrad"] = "adagrad"
+    lr_decay: float = Field(default=0.0, ge=0, description="Learning-rate decay per step.")
+    eps: float = Field(default=1e-10, gt=0)
+    initial_accumulator_value: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0, description="L2 penalty added to the gradient.")
+
+    def init_state(self, params: np.ndarray) -> State:
+        return {"sum": np.full_like(params, self.initial_accumulator_value),  # (P,)
+                "t": np.zeros((), dtype=np.int64),  # steps taken
+                "_scratch": np.empty_like(params)}  # (P,)
+
+    def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
+        grads = self._with_l2(params, grads, state)  # (P,)
+        total, t, work = state["sum"], state["t"], state["_scratch"]  # (P,), (), (P,)
+        t += 1
+        clr = float(lr) / (1 + (int(t) - 1) * self.lr_decay)
+        np.multiply(grads, grads, out=work)
+        total += work  # sum += g^2
+        np.sqrt(total, out=work)
+        work += self.eps
+        np.divide(grads, work, out=work)
+        work *= clr
+        params -= work
+
+
+class NAdam(Adam):
+    """NAdam (Dozat 2016), Adam with Nesterov momentum, as ``torch.optim.NAdam``: with ``t`` the
+    step number, ``mu_t = beta1 (1 - 0.96^(t momentum_decay) / 2)``,
+    ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g^2``,
+    ``m_hat = mu_{t+1} m / (1 - prod_{i<=t+1} mu_i) + (1 - mu_t) g / (1 - prod_{i<=t} mu_i)``,
+    ``params -= lr m_hat / (sqrt(v / (1 - beta2^t)) + eps)``.
+
+    (``state`` keeps m / (1 - beta1) and v / (1 - beta2), as Adam's does: see ``update``.
+    Adam's fields, with PyTorch's NAdam default lr.)"""
+
+    kind: Literal["nadam"] = "nadam"
+    lr: float = Field(default=0.002, gt=0, description="Learning rate (step size).")
+    momentum_decay: float = Field(default=0.004, ge=0, description="psi in mu_t's schedule.")
+
+    def init_state(self, params: np.ndarray) -> State:
+        state = super().init_state(params)  # m, v (P,) each; t; _scratch (P,)
+        state["mu_product"] = np.ones((), dtype=np.float64)  # prod_{i<=t} mu_i, in float64
+        state["_denom"] = np.empty_like(params)  # (P,)
+        return state
+
+    def _mu(self, t: int) -> float:
+        return self.beta1 * (1 - 0.5 * 0.96 ** (t * self.momentum_decay))
+
+    def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
+        # With M = m / (1 - b1), V = v / (1 - b2) (so M = b1 M + g, V = b2 V + g^2) and
+        # c2 = sqrt((1 - b2) / (1 - b2^t)):  sqrt(v_hat) + eps = c2 (sqrt(V) + eps / c2), so
+        #     params -= (a M + b g) / (sqrt(V) + eps / c2),
+        #     a = lr mu_{t+1} (1 - b1) / (c2 (1 - prod_{i<=t+1} mu_i)),
+        #     b = lr (1 - mu_t) / (c2 (1 - prod_{i<=t} mu_i))
+        # in 13 whole-vector passes instead of the 16 of the textbook form.
+        grads = self._with_l2(params, grads, state)  # (P,)
+        M, V, t = state["m"], state["v"], state["t"]  # (P,), (P,), ()
+        denom, work = state["_denom"], state["_scratch"]  # (P,) each
+        t += 1
+        mu, mu_next = self._mu(int(t)), self._mu(int(t) + 1)
+        state["mu_product"] *= mu
+        product = float(state["mu_product"])  # prod_{i<=t} mu_i
+        c2 = math.sqrt((1 - self.beta2) / (1 - self.beta2 ** int(t)))
+        a = float(lr) * mu_next * (1 - self.beta1) / (c2 * (1 - product * mu_next))
+        b = float(lr) * (1 - mu) / (c2 * (1 - product))
+        self._moments(grads, M, V, work)
+        np.sqrt(V, out=denom)
+        denom += self.eps / c2
+        np.multiply(grads, b, out=work)
+        params -= np.divide(work, denom, out=work)  # the gradient's share
+        np.multiply(M, a, out=work)
+        params -= np.divide(work, denom, out=work)  # the momentum's share
 
 def check(obj: Any) -> str | None:
     """None when ``obj`` is an ``Optimizer`` subclass, else what is wrong (for the registry)."""

@@ -2,14 +2,17 @@
 
     resume from the stage's checkpoint, if one matches this spec
     for each epoch:
-        lr = schedule.lr(epoch, optimizer.lr, epochs, history)   fixed within the epoch
+        rates = the schedule's rate for each step of the epoch (one rate for a per-epoch one)
         shuffle the training rows with the stage's seeded generator
         for each batch of ``batch_size`` rows (the last one may be smaller):
             output = model.forward(x_batch, dropout, rng)   (b, k)
-            value, gradient = the loss and dL/doutput (b, k) (one softmax for cross-entropy)
+            value, gradient = the loss and dL/doutput (b, k) (one softmax for cross-entropy;
+                              class-weighted with ``class_weight``)
             a non-finite loss stops the run (RunError naming epoch and step)
             model.backward(gradient)                        fills model.grads (P,)
+            l1 > 0: model.grads += l1 * sign(W) on the dense weights
             optimizer.step(model.params, model.grads, ...)  updates model.params (P,) in place
+                              (decaying the weights only with ``decay_biases: false``)
         train loss / accuracy come from the batch outputs (no second pass over the train split);
         val loss / accuracy from one batched pass over the ``validation`` split, if there is one.
         early stopping watches val_loss or val_accuracy and keeps the best weights
@@ -18,8 +21,9 @@
 
 Everything is cast to the model's dtype once, before the first epoch, and the batch buffers are
 allocated once. The same spec and seed give bit-identical weights, with or without an
-interruption and resume in between. Label smoothing changes the training targets only; the
-validation loss is measured against the true labels.
+interruption and resume in between. Label smoothing, class weights and the L1 penalty change
+the training objective only: the validation loss is the plain loss against the true labels, and
+the reported train loss leaves out the L1 term.
 """
 
 from __future__ import annotations
@@ -29,12 +33,13 @@ import math
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import numpy as np
-from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, SerializeAsAny, ValidationError,
-                      field_validator)
+from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, SerializeAsAny,
+                      ValidationError, ValidationInfo, field_validator)
 from pydantic_core import PydanticCustomError
 
 from pipeline.artifacts import Dataset
@@ -43,7 +48,7 @@ from pipeline.files import write_json, write_npz
 from pipeline.registry import default_registry, unknown_name_message
 from pipeline.resources import require_memory
 from pipeline.spec import Seed, StageContext, StageSpec
-from plugins.mlp import activations, init as initializers, losses, optim, schedules
+from plugins.mlp import activations, init as initializers, losses, optim, regularize, schedules
 from plugins.mlp.losses import as_one_hot, smooth_labels
 from plugins.mlp.model import MLP
 from plugins.mlp.optim import SGD, Optimizer
@@ -59,8 +64,9 @@ class Epoch:
     train_accuracy: float
     val_loss: float | None
     val_accuracy: float | None
-    lr: float
+    lr: float  # the epoch's first step's learning rate
     seconds: float
+    lr_end: float | None = None  # its last step's (differs from lr for a per-step schedule)
 
 
 @dataclass
@@ -158,6 +164,19 @@ class MLPTrain(StageSpec):
     label_smoothing: float = Field(default=0.0, ge=0, lt=1,
                                    description="Mix this much of the uniform distribution into "
                                                "the one-hot training targets.")
+    l1: float = Field(default=0.0, ge=0,
+                      description="L1 penalty: adds l1 * sum(|W|) over the dense layers' weights "
+                                  "(not biases) to each batch's mean loss, so l1 * sign(W) to "
+                                  "their gradient. Reported losses are the data loss, without it.")
+    decay_biases: bool = Field(default=True,
+                               description="Let the optimizer's weight_decay act on the biases "
+                                           "too (PyTorch's default); false decays the dense "
+                                           "layers' weights only.")
+    class_weight: Literal["balanced"] | list[PositiveFloat] | None = Field(
+        default=None,
+        description="Weight each sample's loss by its class's weight, as PyTorch's "
+                    "cross_entropy(weight=...): 'balanced' (n / (k * count) on the train split, "
+                    "scikit-learn's formula) or one weight per class. The loss must support it.")
     early_stopping: EarlyStopping | None = None
     dtype: Literal["float32", "float64"] = "float32"
     seed: Seed | None = None
@@ -175,6 +194,18 @@ class MLPTrain(StageSpec):
     @classmethod
     def _loss_is_registered(cls, name: str) -> str:
         return _check_name("losses", "loss", name, losses.check)
+
+    @field_validator("class_weight")
+    @classmethod
+    def _loss_supports_weights(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.data.get("loss")  # absent when the loss itself did not validate
+        if value is not None and name is not None:
+            loss = default_registry().load("losses", name, check=losses.check)
+            if not callable(getattr(loss, "weighted", None)):
+                raise _plugin_error(f"loss {name!r} does not support class weights (it has no "
+                                    f"weighted(output, target, weight, smoothing)); use "
+                                    f"cross_entropy or drop class_weight")
+        return value
 
     @field_validator("init")
     @classmethod
@@ -244,7 +275,7 @@ class MLPTrain(StageSpec):
                 labels_val = y_val.argmax(axis=1)  # (n_val,)
         except ValueError as exc:
             raise DataError(f"dataset {data.name}: {exc}") from exc
-        if self.label_smoothing:
+        if self.label_smoothing and self.class_weight is None:  # weighted: the loss smooths
             y = smooth_labels(y, self.label_smoothing)  # (n, k) training targets only
         n, d = x.shape
 
@@ -255,7 +286,9 @@ class MLPTrain(StageSpec):
         model = MLP([d, *self.hidden, k], self.activation, self.loss, self.dtype,
                     init=self.init, rng=rng)
         loss_fn, optimizer = model.loss_fn, self.optimizer
-        state = optimizer.init_state(model.params)
+        objective = self._objective(loss_fn, labels, k)  # (output, targets) -> (loss, dL/doutput)
+        decay_mask, penalty = self._regularizers(model)
+        state = optimizer.start(model.params, decay_mask)
         run = _RunState()
         checkpoint = Checkpoint(context.checkpoint_dir) if context.checkpoint_dir else None
         if checkpoint is not None and checkpoint.load(model, state, rng, run, self, seed):
@@ -270,9 +303,8 @@ class MLPTrain(StageSpec):
         while run.epoch < self.epochs and not run.stopped:
             epoch = run.epoch + 1
             started = time.perf_counter()
-            # a float, whatever a schedule returns: a NumPy float64 would turn float32 updates
-            # into float64 arithmetic (NEP 50)
-            lr = float(self.schedule.lr(epoch, optimizer.lr, self.epochs, run.history.epochs))
+            rates = schedules.epoch_rates(self.schedule, epoch, optimizer.lr, self.epochs,
+                                          n_batches, run.history.epochs)  # Python floats
             order = rng.permutation(n) if self.shuffle else np.arange(n)  # (n,)
             loss_sum, correct = 0.0, 0
             progress.begin(f"epoch {epoch}/{self.epochs}", total=n_batches)
@@ -285,8 +317,9 @@ class MLPTrain(StageSpec):
                         # default "raise" it gathers straight into the buffer
                         xb = np.take(x, rows, axis=0, out=xb_buffer[:b], mode="clip")  # (b, d)
                         yb = np.take(y, rows, axis=0, out=yb_buffer[:b], mode="clip")  # (b, k)
+                        lr = rates[step - 1]
                         output = model.forward(xb, self.dropout, rng)  # (b, k)
-                        batch_loss, output_grad = losses.value_and_gradient(loss_fn, output, yb)
+                        batch_loss, output_grad = objective(output, yb)
                         if not math.isfinite(batch_loss):
                             raise RunError(
                                 f"training diverged: the loss is {batch_loss} in epoch {epoch}, "
@@ -294,6 +327,8 @@ class MLPTrain(StageSpec):
                                 f"learning rate, gradient clipping (optimizer.clip_norm) or "
                                 f"standardized inputs")
                         model.backward(output_grad)  # (b, k) in; fills model.grads (P,)
+                        if penalty is not None:
+                            penalty.add_gradient(model.params, model.grads)  # + l1 sign(W)
                         optimizer.step(model.params, model.grads, state, lr)  # model.params (P,)
                         loss_sum += batch_loss * b
                         correct += int(np.count_nonzero(output.argmax(axis=1) == labels[rows]))
@@ -304,7 +339,7 @@ class MLPTrain(StageSpec):
                 raise RunError(f"training diverged: non-finite weights after epoch {epoch} "
                                f"(learning rate {lr:g}); try a smaller learning rate")
 
-            record = Epoch(epoch, loss_sum / n, correct / n, None, None, lr, 0.0)
+            record = Epoch(epoch, loss_sum / n, correct / n, None, None, rates[0], 0.0, rates[-1])
             if validation is not None:
                 output = model.output(x_val)  # (n_val, k)
                 record.val_loss = loss_fn.value(output, y_val)
@@ -327,6 +362,24 @@ class MLPTrain(StageSpec):
         if checkpoint is not None:
             checkpoint.remove()  # the stage's result is complete; the stage cache keeps it
         return {"model": model, "history": run.history}
+
+    def _objective(self, loss_fn: Any, labels: np.ndarray, k: int):
+        """``(output (b, k), targets (b, k)) -> (batch loss, dL/doutput (b, k))``: the loss's own,
+        or with ``class_weight`` its ``weighted`` form, which applies label smoothing itself
+        (PyTorch's order: the targets stay one-hot)."""
+        if self.class_weight is None:
+            return partial(losses.value_and_gradient, loss_fn)
+        weight = regularize.class_weights(self.class_weight, labels, k)  # (k,) float64
+        return partial(loss_fn.weighted, weight=weight, smoothing=self.label_smoothing)
+
+    def _regularizers(self, model: MLP) -> tuple[np.ndarray | None, "regularize.L1Penalty | None"]:
+        """The weight-decay mask (None: everything decays) and the L1 penalty (None without l1),
+        both from the model's parameter groups."""
+        groups, size = model.parameter_groups(), model.params.size
+        weights = regularize.kind_mask(groups, size, ["weight"])  # (P,) the dense weights
+        decay_mask = None if self.decay_biases else weights
+        penalty = regularize.L1Penalty(self.l1, weights, model.dtype) if self.l1 else None
+        return decay_mask, penalty
 
 
 @dataclass

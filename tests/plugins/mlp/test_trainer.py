@@ -18,16 +18,7 @@ from pipeline.spec import StageContext
 from plugins.mlp.model import MLP
 from plugins.mlp.optim import SGD
 from plugins.mlp.trainer import History, MLPTrain
-
-
-def blobs(n: int = 300, seed: int = 0, classes: int = 3) -> Dataset:
-    """``classes`` well-separated Gaussian blobs in 4-d: 80% train, 20% validation."""
-    rng = np.random.default_rng(seed)
-    centres = 4.0 * np.eye(classes, 4)  # (classes, 4)
-    y = rng.integers(0, classes, size=n)  # (n,)
-    x = centres[y] + rng.normal(size=(n, 4))  # (n, 4)
-    cut = int(0.8 * n)
-    return Dataset({"train": Split(x[:cut], y[:cut]), "validation": Split(x[cut:], y[cut:])})
+from support import blobs
 
 
 def train(spec: MLPTrain, data: Dataset, seed: int = 0, progress=None) -> tuple[MLP, History]:
@@ -76,8 +67,8 @@ def test_every_problem_is_reported_with_its_path():
 
 def test_unknown_or_missing_optimizer_kind():
     assert _errors(optimizer={"kind": "sdg", "lr": 0.1}) == {
-        ("optimizer", "kind"): "unknown optimizer 'sdg'; installed: adam, adamw, sgd (did you mean 'sgd'?)"}
-    assert _errors(optimizer={"lr": 0.1}) == {("optimizer", "kind"): "missing; installed: adam, adamw, sgd"}
+        ("optimizer", "kind"): "unknown optimizer 'sdg'; installed: adagrad, adam, adamw, nadam, rmsprop, sgd (did you mean 'sgd'?)"}
+    assert _errors(optimizer={"lr": 0.1}) == {("optimizer", "kind"): "missing; installed: adagrad, adam, adamw, nadam, rmsprop, sgd"}
     assert ("optimizer",) in _errors(optimizer="sgd")
 
 
@@ -180,8 +171,8 @@ def test_history_and_progress(tmp_path):
     saved = json.loads((tmp_path / "history.json").read_text())
     assert [row["epoch"] for row in saved] == [1, 2, 3]
     assert set(saved[0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                             "lr", "seconds"}
-    assert saved[0]["lr"] == 0.1 and saved[0]["seconds"] > 0
+                             "lr", "lr_end", "seconds"}
+    assert saved[0]["lr"] == saved[0]["lr_end"] == 0.1 and saved[0]["seconds"] > 0
     assert all(0 <= row["train_accuracy"] <= 1 and 0 <= row["val_accuracy"] <= 1 for row in saved)
 
     without_validation = Dataset({"train": blobs(100).split("train")})
@@ -268,7 +259,8 @@ def test_plateau_reduces_after_patience_epochs():
 def test_unknown_schedule_lists_the_installed_ones():
     errors = _errors(schedule={"kind": "cosin"})
     assert errors == {("schedule", "kind"): "unknown schedule 'cosin'; installed: constant, cosine, "
-                                            "exponential, plateau, step (did you mean 'cosine'?)"}
+                                            "exponential, one_cycle, plateau, step (did you mean "
+                                            "'cosine'?)"}
     assert ("schedule", "gamma") in _errors(schedule={"kind": "step", "gamma": 2})
 
 
@@ -352,10 +344,19 @@ class StopAfter(ListProgress):
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("extra", [{}, {"dropout": 0.2, "early_stopping": {"patience": 50},
-                                        "schedule": {"kind": "plateau", "patience": 0},
-                                        "optimizer": {"kind": "adam", "lr": 0.01}}],
-                         ids=["sgd", "adam-dropout-plateau-early"])
+@pytest.mark.parametrize("extra", [
+    {},
+    {"dropout": 0.2, "early_stopping": {"patience": 50},
+     "schedule": {"kind": "plateau", "patience": 0}, "optimizer": {"kind": "adam", "lr": 0.01}},
+    {"optimizer": {"kind": "nadam", "lr": 0.01, "weight_decay": 0.01},
+     "schedule": {"kind": "one_cycle", "max_lr": 0.05}, "class_weight": "balanced",
+     "label_smoothing": 0.1, "l1": 1e-4, "decay_biases": False},
+    {"optimizer": {"kind": "rmsprop", "lr": 0.01, "momentum": 0.5, "centered": True},
+     "schedule": {"kind": "cosine", "warmup_steps": 7}, "class_weight": [1.0, 2.0, 0.5]},
+    {"optimizer": {"kind": "adagrad", "lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.001},
+     "decay_biases": False, "l1": 1e-3},
+], ids=["sgd", "adam-dropout-plateau-early", "nadam-one_cycle-weights-l1",
+        "rmsprop-cosine_warmup_steps", "adagrad-decay"])
 def test_interrupted_run_resumes_bit_identical(tmp_path, extra):
     spec = MLPTrain(**{**SMALL, "hidden": [16], "epochs": 5, **extra})
     whole, whole_history = train(spec, blobs())
@@ -371,6 +372,7 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, extra):
     assert any("resuming from the checkpoint of epoch 2" in line for line in progress.lines)
     assert np.array_equal(out["model"].params, whole.params)
     assert [e.val_loss for e in out["history"]] == [e.val_loss for e in whole_history]
+    assert [e.lr_end for e in out["history"]] == [e.lr_end for e in whole_history]
     assert not (tmp_path / "ckpt" / "checkpoint.npz").exists()  # removed once complete
 
 
