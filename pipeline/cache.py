@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.cache_check import (MISSING, check_content, checksum_fields, outputs_problem,
-                                  read_record, read_small_json, shape_of, type_name)
+from pipeline.cache_check import (MISSING, REPLACED, check_content, checksum_fields, fresh_entry,
+                                  outputs_problem, read_record, read_small_json, shape_of,
+                                  type_name)
 from pipeline import settings
 from pipeline.engine.chain import StageKey
 from pipeline.errors import UserError
@@ -158,6 +159,8 @@ class StageCache:
             # deleted: a miss, not damage; the stage runs and its entry is written again.
             return None
         record, problem = self._checked_record(key)
+        if problem == REPLACED:
+            return None  # two processes computed the same entry: the other's record follows
         if problem:
             self._damaged(key, label, problem)
             return None
@@ -187,6 +190,9 @@ class StageCache:
         without that entry; but a full disk is a ``DiskFullError`` naming the cache folder (every
         later write would fail too). Either way, and on Ctrl-C, joblib's temporary file is removed.
         """
+        if fresh_entry(self._entry_file(key)) and self._record_file(key).exists() \
+                and self.verify(key) is None:
+            return  # another process stored this entry a moment ago: keep it, do not replace it
         mark = writer_mark(self.store_dir / key)  # joblib's temporary name has no host
         try:
             self._tag()

@@ -161,6 +161,20 @@ def _racy(record: dict[str, Any]) -> bool:
     return record["stamped"] - ctime < margin
 
 
+#: ``check_content``'s answer for an entry file another process has just replaced (a new inode
+#: within the last minute) whose record it has not written yet: a miss, not damage.
+REPLACED = "another process replaced it and has not written its record yet"
+_FRESH_NS = 60 * 10**9
+
+
+def fresh_entry(path: Path) -> bool:
+    """Whether the entry file ``path`` exists and was written within the last minute."""
+    try:
+        return time.time_ns() - os.stat(path).st_ctime_ns < _FRESH_NS
+    except OSError:
+        return False
+
+
 def check_content(path: Path, record: dict[str, Any], record_path: Path,
                   always: bool = False) -> str | None:
     """Why the entry file ``path`` is not what ``record`` says was written, or None.
@@ -169,6 +183,8 @@ def check_content(path: Path, record: dict[str, Any], record_path: Path,
     refreshes the stamp in ``record_path``."""
     try:
         info = os.stat(path)
+        if info.st_ino != record["stamp"][3] and time.time_ns() - info.st_ctime_ns < _FRESH_NS:
+            return REPLACED
         if info.st_size != record["size"]:
             return f"its size is {info.st_size} bytes, {record['size']} were written"
         if not always and _stamp(info) == list(record["stamp"]) and not _racy(record):

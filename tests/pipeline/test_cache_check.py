@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -119,6 +120,7 @@ def test_an_entry_with_other_outputs_than_the_stage_declares(tmp_path, toy_regis
     first, _ = run(load(tmp_path), cache)
     key = first.stages[2].key
     record = cache.stage_record(key)  # the typed record the runner stores
+    shutil.rmtree(cache.store_dir / key)
     cache.store(key, {"sum": 5}, record)  # written whole, with its own checksum
     second, statuses = run(load(tmp_path), cache)
     assert statuses == ["cached", "cached", "ran"] and second.artifacts == first.artifacts
@@ -298,3 +300,24 @@ def test_a_file_hash_index_of_any_shape_is_never_a_traceback(tmp_path, value):
     assert len(warnings) <= 1 and all("\n" not in w for w in warnings)
     # No generated value holds a 64-hex sha256, so only an empty object is a valid index.
     assert bool(warnings) == (value != {})
+
+
+def test_an_entry_another_process_just_replaced_is_a_silent_miss(tmp_path, toy_registry,
+                                                                 monkeypatch):
+    # Two processes computed the same entry: the other's file (a new inode, other bytes) is in
+    # place, its record not yet. Not damage: a miss, nothing removed, no warning.
+    cache = make_cache(tmp_path)
+    first, _ = run(load(tmp_path), cache)
+    key = first.stages[0].key
+    entry = cache.store_dir / key / "output.pkl"
+    replacement = entry.with_name("other.pkl")
+    replacement.write_bytes(pickle.dumps({"numbers": list(range(40))}, protocol=2))
+    os.replace(replacement, entry)
+    assert cache.verify(key) == cache_check.REPLACED
+    assert cache.lookup(key, "stages[0] (produce)", ("numbers",)) is None
+    assert cache.warnings == [] and entry.exists()
+    # Once it is older than a minute, other bytes under another inode are damage again.
+    monkeypatch.setattr(cache_check, "_FRESH_NS", 0)
+    problem = cache.verify(key)
+    assert problem not in (None, cache_check.REPLACED)
+    assert "size" in problem or "checksum" in problem
