@@ -34,11 +34,11 @@ def one_step(data: Dataset, **fields) -> tuple[np.ndarray, np.ndarray]:
 def test_parameter_groups_cover_the_flat_vector_in_layout_order():
     model = MLP([4, 5, 3], init=None)
     groups = model.parameter_groups()
-    assert list(groups) == ["W0", "b0", "W1", "b1"]
+    assert list(groups) == ["dense0.W", "dense0.b", "dense1.W", "dense1.b"]  # model.npz names
     assert [kind for kind, _ in groups.values()] == ["weight", "bias", "weight", "bias"]
     assert [(s.start, s.stop) for _, s in groups.values()] == [(0, 20), (20, 25), (25, 40), (40, 43)]
     model.params[...] = np.arange(43)
-    assert np.array_equal(model.params[groups["W1"][1]].reshape(5, 3), model.W[1])
+    assert np.array_equal(model.params[groups["dense1.W"][1]].reshape(5, 3), model.W[1])
     mask = kind_mask(groups, 43, ["weight"])
     assert mask.sum() == 35 and not mask[20:25].any() and not mask[40:].any()
 
