@@ -53,3 +53,27 @@ def test_onnxruntime_equals_nnpipe_predict_on_the_default_pipeline(tmp_path, mon
     np.testing.assert_array_equal(namespace["probabilities"], got)
     accuracy = float(np.mean(got.argmax(axis=1) == read_idx(IMAGES.with_name("t10k-labels-idx1-ubyte.gz"))))
     assert accuracy == json.loads((run / "metrics.json").read_text())["accuracy"]
+
+
+def test_onnxruntime_equals_nnpipe_predict_on_a_batch_norm_and_layer_norm_stack(tmp_path):
+    """examples/layers.yaml (dense, batch norm, relu, dropout, dense, layer norm, gelu): batch
+    norm exported with its running statistics, layer norm as LayerNormalization, dropout gone."""
+    run = tmp_path / "layers-run"
+    result = CliRunner().invoke(app, ["run", str(ROOT / "examples" / "layers.yaml"), "--out",
+                                      str(run), "--set", "mlp_train.epochs=1", "--quiet",
+                                      "--no-cache"])
+    assert result.exit_code == 0, result.output
+    kinds = [layer["kind"] for layer in json.loads((run / "model.json").read_text())["layers"]]
+    assert {"batch_norm", "layer_norm", "dropout"} <= set(kinds)
+    result = CliRunner().invoke(app, ["export", str(run), "--format", "onnx"])
+    assert result.exit_code == 0, result.output
+    exported = onnx.load(str(run / "model.onnx"))
+    onnx.checker.check_model(exported, full_check=True)
+    ops = {node.op_type for node in exported.graph.node}
+    assert {"BatchNormalization", "LayerNormalization"} <= ops and "Dropout" not in ops
+
+    expected = default_registry().load("predictors", "mlp")(run, IMAGES).probabilities  # (2000, 10)
+    images = read_idx(IMAGES).astype(np.float32)  # (2000, 28, 28) raw pixels
+    session = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(["probabilities"], {"images": images})[0]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
