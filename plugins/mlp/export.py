@@ -79,12 +79,20 @@ def model_pieces(model: Any) -> list[tuple[str, Any, dict, dict, Any]]:
     return pieces
 
 
+def _origin(layer: Any) -> str:
+    """The module that defines ``layer``: for an activation used as a layer, the activation's
+    own (a plugin's, say), not the wrapper's."""
+    activation = getattr(layer, "activation", None)
+    value = getattr(activation, "value", None)
+    return getattr(value, "__module__", None) or type(layer).__module__
+
+
 def _refuse_missing(run_dir: Path, transforms: list, pieces: list, loss: Any) -> None:
     """One UserError naming every piece that has no ONNX form."""
     missing = [f"the transform of {f.label} ({type(f.transform).__module__}."
                f"{type(f.transform).__name__})" for f in transforms
                if onnx_forms.transform_form(f.transform) is None]
-    missing += [label if layer is None else f"{label} from {type(layer).__module__}"
+    missing += [label if layer is None else f"{label} from {_origin(layer)}"
                 for label, form, _, _, layer in pieces if form is None]
     if onnx_forms.link_form(loss) is None:
         missing.append(f"the link of loss {getattr(loss, 'name', loss)!r}")

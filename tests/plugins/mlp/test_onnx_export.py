@@ -190,7 +190,7 @@ def test_a_plugin_activation_without_a_form_is_exit_2_naming_it(tmp_path):
     MLP((12, 4, 3), swish, init="glorot_uniform", rng=0).save(run)
     result = CliRunner().invoke(app, ["export", str(run)])
     assert result.exit_code == 2
-    assert "activation 'swish' from nnpipe_extras.activations" in result.output
+    assert "layer 'swish' (layers[1]) from nnpipe_extras.activations" in result.output
     assert "Traceback" not in result.output and not (run / "model.onnx").exists()
 
 
