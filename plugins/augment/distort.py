@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 #: Images resampled per call: 2,048 x 28 x 28 x 3 float32 coordinates take 19 MB.
 CHUNK = 2048
@@ -58,6 +57,8 @@ def elastic_fields(rng: np.random.Generator, n: int, shape: tuple[int, int], alp
     noise *= 2
     noise -= 1  # uniform in [-1, 1)
     # sigma 0 on the (dy/dx) and sample axes: each field is smoothed within its own image
+    from scipy import ndimage  # on first use: importing scipy.ndimage takes 0.15 s
+
     smooth = ndimage.gaussian_filter(noise, sigma=(0, 0, sigma, sigma), mode="constant")
     smooth *= np.float32(alpha)
     return smooth
@@ -124,6 +125,8 @@ class Distortion:
         coords[2] = centre_x + sign * (cos * px - sin * py)
         source = images.astype(np.float32, copy=False)  # (m, h, w)
         # grid-constant: zeros beyond the border, blended in bilinearly (a smooth edge)
+        from scipy import ndimage
+
         return ndimage.map_coordinates(source, coords, output=np.float32, order=1,
                                        mode="grid-constant", cval=0.0)
 
