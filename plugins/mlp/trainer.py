@@ -348,30 +348,8 @@ class MLPTrain(StageSpec):
     def run(self, inputs: Mapping[str, Any], context: StageContext) -> dict[str, Any]:
         data: Dataset = inputs["data"]
         dtype = np.dtype(self.dtype)
-        train = data.split("train")
-        validation = data.splits.get("validation")
-        if validation is not None and len(validation) == 0:
-            validation = None
-        if len(train) == 0:
-            raise DataError(f"dataset {data.name}: the train split is empty")
-        if self.early_stopping is not None and validation is None:
-            raise DataError(f"early_stopping monitors {self.early_stopping.monitor}, but dataset "
-                            f"{data.name} has no validation split (add a split stage)")
         k = _n_classes(data)
-
-        # --- data, cast and laid out once ---------------------------------------------------
-        try:
-            x = np.ascontiguousarray(train.x.reshape(len(train), -1), dtype=dtype)  # (n, d)
-            y = np.ascontiguousarray(as_one_hot(train.y, k, dtype))  # (n, k)
-            labels = y.argmax(axis=1)  # (n,)
-            if validation is not None:
-                x_val = np.ascontiguousarray(validation.x.reshape(len(validation), -1), dtype=dtype)
-                y_val = as_one_hot(validation.y, k, dtype)  # (n_val, k)
-                labels_val = y_val.argmax(axis=1)  # (n_val,)
-        except ValueError as exc:
-            raise DataError(f"dataset {data.name}: {exc}") from exc
-        if self.label_smoothing and self.class_weight is None:  # weighted: the loss smooths
-            y = smooth_labels(y, self.label_smoothing)  # (n, k) training targets only
+        x, y, labels, val = self._arrays(data, k, dtype)  # val: (x, y, labels) or None
         # each epoch's rows: these, or the originals and fresh distorted copies (augment)
         epoch_rows = TrainingArrays(inputs.get("augmentation"), inputs.get("normalizer"),
                                     x, y, labels)
@@ -382,83 +360,39 @@ class MLPTrain(StageSpec):
         seed = self.seed if self.seed is not None else context.seed
         rng = np.random.default_rng(seed)  # draws the initial weights, then orders and masks
         model = self._model(d, k, rng)
-        loss_fn, optimizer = model.loss_fn, self.optimizer
-        objective = self._objective(loss_fn, labels, k)  # (output, targets) -> (loss, dL/doutput)
         decay_mask, penalty = self._regularizers(model)
-        state = optimizer.start(model.params, decay_mask)
+        state = self.optimizer.start(model.params, decay_mask)
         run = _RunState()
         checkpoint = Checkpoint(context.checkpoint_dir) if context.checkpoint_dir else None
         if checkpoint is not None and checkpoint.load(model, state, rng, run, self, seed):
             context.progress.log(f"resuming from the checkpoint of epoch {run.epoch}")
-
         B = min(self.batch_size, n)
-        n_batches = math.ceil(n / B)
         _check_batch_rows(model, n, B)
-        diagnostics = LayerDiagnostics(model, n_batches) if self.diagnostics else NoDiagnostics()
-        xb_buffer = np.empty((B, d), dtype=dtype)  # (B, d) batch rows gathered here
-        yb_buffer = np.empty((B, k), dtype=dtype)  # (B, k)
-        progress = context.progress
+        loop = _Loop(model, self.optimizer, state, self._objective(model.loss_fn, labels, k),
+                     penalty, rng, B, math.ceil(n / B), context.progress,
+                     np.empty((B, d), dtype=dtype), np.empty((B, k), dtype=dtype))
+        diagnostics = loop.diagnostics = \
+            LayerDiagnostics(model, loop.n_batches) if self.diagnostics else NoDiagnostics()
 
         while run.epoch < self.epochs and not run.stopped:
             epoch = run.epoch + 1
             started = time.perf_counter()
-            rates = schedules.epoch_rates(self.schedule, epoch, optimizer.lr, self.epochs,
-                                          n_batches, run.history.epochs)  # Python floats
-            x, y, labels = epoch_rows.epoch(epoch)  # (n, d), (n, k), (n,)
-            order = rng.permutation(n) if self.shuffle else np.arange(n)  # (n,)
-            loss_sum, correct = 0.0, 0
-            diagnostics.begin_epoch()
-            progress.begin(f"epoch {epoch}/{self.epochs}", total=n_batches)
-            try:  # overflow ends as a non-finite loss, reported with epoch and step: no warnings
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    for step, start in enumerate(range(0, n, B), start=1):
-                        rows = order[start:start + B]  # (b,) the last batch may be smaller
-                        b = rows.shape[0]
-                        # rows are a permutation of range(n): "clip" never clips, and unlike the
-                        # default "raise" it gathers straight into the buffer
-                        xb = np.take(x, rows, axis=0, out=xb_buffer[:b], mode="clip")  # (b, d)
-                        yb = np.take(y, rows, axis=0, out=yb_buffer[:b], mode="clip")  # (b, k)
-                        lr = rates[step - 1]
-                        output = model.forward(xb, rng)  # (b, k)
-                        batch_loss, output_grad = objective(output, yb)
-                        if not math.isfinite(batch_loss):
-                            raise RunError(
-                                f"training diverged: the loss is {batch_loss} in epoch {epoch}, "
-                                f"step {step} of {n_batches} (learning rate {lr:g}); try a smaller "
-                                f"learning rate, gradient clipping (optimizer.clip_norm) or "
-                                f"standardized inputs")
-                        model.backward(output_grad)  # (b, k) in; fills model.grads (P,)
-                        if penalty is not None:
-                            penalty.add_gradient(model.params, model.grads)  # + l1 sign(W)
-                        diagnostics.after_backward(step)
-                        optimizer.step(model.params, model.grads, state, lr)  # model.params (P,)
-                        diagnostics.after_update()
-                        loss_sum += batch_loss * b
-                        correct += int(np.count_nonzero(output.argmax(axis=1) == labels[rows]))
-                        progress.advance(1, loss=batch_loss, samples=b)
-            finally:
-                progress.end()  # on Ctrl-C too: the last complete epoch's checkpoint stays
-            if not np.all(np.isfinite(model.params)):
-                raise RunError(f"training diverged: non-finite weights after epoch {epoch} "
-                               f"(learning rate {lr:g}); try a smaller learning rate")
-
+            rates = schedules.epoch_rates(self.schedule, epoch, self.optimizer.lr, self.epochs,
+                                          loop.n_batches, run.history.epochs)  # Python floats
+            loss_sum, correct = self._train_epoch(loop, epoch, *epoch_rows.epoch(epoch), rates)
             record = Epoch(epoch, loss_sum / n, correct / n, None, None, rates[0], 0.0, rates[-1])
-            if validation is not None:
-                output = model.output(x_val, watch=diagnostics.watch)  # (n_val, k)
-                record.val_loss = loss_fn.value(output, y_val)
-                record.val_accuracy = float(np.mean(output.argmax(axis=1) == labels_val))
+            if val is not None:
+                output = model.output(val[0], watch=diagnostics.watch)  # (n_val, k)
+                record.val_loss = model.loss_fn.value(output, val[1])
+                record.val_accuracy = float(np.mean(output.argmax(axis=1) == val[2]))
             record.layers = diagnostics.record()
             record.seconds = time.perf_counter() - started
             run.history.epochs.append(record)
             run.epoch = epoch
-            progress.log(_epoch_line(record, self.epochs))
+            loop.progress.log(_epoch_line(record, self.epochs))
             if epoch < self.epochs and context.report(epoch, asdict(record)):
                 break  # a tuner pruned this run (the last epoch is the result, not reported)
-            if self.early_stopping is not None:
-                run.watch(self.early_stopping, record, model)
-                if run.stopped:
-                    progress.log(f"early stopping after epoch {epoch}: "
-                                 f"{self.early_stopping.monitor} best in epoch {run.best_epoch}")
+            self._watch(run, record, model, loop.progress)
             if checkpoint is not None:
                 checkpoint.save(model, state, rng, run, self, seed)
 
@@ -469,6 +403,86 @@ class MLPTrain(StageSpec):
         if checkpoint is not None:
             checkpoint.remove()  # the stage's result is complete; the stage cache keeps it
         return {"model": model, "history": run.history}
+
+    def _arrays(self, data: Dataset, k: int, dtype: np.dtype):
+        """The train split as (x (n, d), targets (n, k), labels (n,)), cast and laid out once,
+        and the validation split's (x, one-hot, labels), or None when there is none."""
+        train = data.split("train")
+        validation = data.splits.get("validation")
+        if validation is not None and len(validation) == 0:
+            validation = None
+        if len(train) == 0:
+            raise DataError(f"dataset {data.name}: the train split is empty")
+        if self.early_stopping is not None and validation is None:
+            raise DataError(f"early_stopping monitors {self.early_stopping.monitor}, but dataset "
+                            f"{data.name} has no validation split (add a split stage)")
+        try:
+            x = np.ascontiguousarray(train.x.reshape(len(train), -1), dtype=dtype)  # (n, d)
+            y = np.ascontiguousarray(as_one_hot(train.y, k, dtype))  # (n, k)
+            labels = y.argmax(axis=1)  # (n,)
+            val = None
+            if validation is not None:
+                x_val = np.ascontiguousarray(validation.x.reshape(len(validation), -1), dtype=dtype)
+                y_val = as_one_hot(validation.y, k, dtype)  # (n_val, k)
+                val = (x_val, y_val, y_val.argmax(axis=1))  # labels (n_val,)
+        except ValueError as exc:
+            raise DataError(f"dataset {data.name}: {exc}") from exc
+        if self.label_smoothing and self.class_weight is None:  # weighted: the loss smooths
+            y = smooth_labels(y, self.label_smoothing)  # (n, k) training targets only
+        return x, y, labels, val
+
+    def _train_epoch(self, loop: "_Loop", epoch: int, x: np.ndarray, y: np.ndarray,
+                     labels: np.ndarray, rates: list[float]) -> tuple[float, int]:
+        """One pass over the shuffled rows x (n, d), y (n, k): (sum of batch losses times their
+        rows, correctly classified rows). Updates ``loop.model.params`` in place."""
+        model, diagnostics, progress, B = loop.model, loop.diagnostics, loop.progress, loop.B
+        n = x.shape[0]
+        order = loop.rng.permutation(n) if self.shuffle else np.arange(n)  # (n,)
+        loss_sum, correct, lr = 0.0, 0, rates[0]
+        diagnostics.begin_epoch()
+        progress.begin(f"epoch {epoch}/{self.epochs}", total=loop.n_batches)
+        try:  # overflow ends as a non-finite loss, reported with epoch and step: no warnings
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                for step, start in enumerate(range(0, n, B), start=1):
+                    rows = order[start:start + B]  # (b,) the last batch may be smaller
+                    b = rows.shape[0]
+                    # rows are a permutation of range(n): "clip" never clips, and unlike the
+                    # default "raise" it gathers straight into the buffer
+                    xb = np.take(x, rows, axis=0, out=loop.xb[:b], mode="clip")  # (b, d)
+                    yb = np.take(y, rows, axis=0, out=loop.yb[:b], mode="clip")  # (b, k)
+                    lr = rates[step - 1]
+                    output = model.forward(xb, loop.rng)  # (b, k)
+                    batch_loss, output_grad = loop.objective(output, yb)
+                    if not math.isfinite(batch_loss):
+                        raise RunError(
+                            f"training diverged: the loss is {batch_loss} in epoch {epoch}, "
+                            f"step {step} of {loop.n_batches} (learning rate {lr:g}); try a "
+                            f"smaller learning rate, gradient clipping (optimizer.clip_norm) or "
+                            f"standardized inputs")
+                    model.backward(output_grad)  # (b, k) in; fills model.grads (P,)
+                    if loop.penalty is not None:
+                        loop.penalty.add_gradient(model.params, model.grads)  # + l1 sign(W)
+                    diagnostics.after_backward(step)
+                    loop.optimizer.step(model.params, model.grads, loop.state, lr)  # (P,)
+                    diagnostics.after_update()
+                    loss_sum += batch_loss * b
+                    correct += int(np.count_nonzero(output.argmax(axis=1) == labels[rows]))
+                    progress.advance(1, loss=batch_loss, samples=b)
+        finally:
+            progress.end()  # on Ctrl-C too: the last complete epoch's checkpoint stays
+        if not np.all(np.isfinite(model.params)):
+            raise RunError(f"training diverged: non-finite weights after epoch {epoch} "
+                           f"(learning rate {lr:g}); try a smaller learning rate")
+        return loss_sum, correct
+
+    def _watch(self, run: "_RunState", record: Epoch, model: MLP, progress: Any) -> None:
+        """Early stopping's look at the epoch just finished (nothing without early_stopping)."""
+        if self.early_stopping is None:
+            return
+        run.watch(self.early_stopping, record, model)
+        if run.stopped:
+            progress.log(f"early stopping after epoch {record.epoch}: "
+                         f"{self.early_stopping.monitor} best in epoch {run.best_epoch}")
 
     def _objective(self, loss_fn: Any, labels: np.ndarray, k: int):
         """``(output (b, k), targets (b, k)) -> (batch loss, dL/doutput (b, k))``: the loss's own,
@@ -487,6 +501,24 @@ class MLPTrain(StageSpec):
         decay_mask = None if self.decay_biases else weights
         penalty = regularize.L1Penalty(self.l1, weights, model.dtype) if self.l1 else None
         return decay_mask, penalty
+
+
+@dataclass
+class _Loop:
+    """What the batch loop of one run works with, built once before the first epoch."""
+
+    model: MLP
+    optimizer: Optimizer
+    state: dict  # the optimiser's, carried by checkpoints
+    objective: Any  # (output (b, k), targets (b, k)) -> (batch loss, dL/doutput (b, k))
+    penalty: Any  # L1Penalty, or None without l1
+    rng: np.random.Generator  # orders the rows, draws dropout masks
+    B: int  # batch size
+    n_batches: int
+    progress: Any
+    xb: np.ndarray  # (B, d) batch rows gathered here
+    yb: np.ndarray  # (B, k)
+    diagnostics: Any = None  # LayerDiagnostics or NoDiagnostics
 
 
 @dataclass
