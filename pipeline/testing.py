@@ -396,6 +396,32 @@ def _arrays(value: Any) -> list[np.ndarray]:
     return []
 
 
+def _checked_spec(stage: Any, cls: type, must_build: bool) -> Any:
+    """The spec instance of ``stage`` (built from the class when ``stage`` is one), after checking
+    it is a StageSpec with a JSON Schema that round-trips through JSON; None when the class needs
+    arguments and ``must_build`` is false."""
+    if not (isinstance(cls, type) and issubclass(cls, StageSpec)):
+        raise PluginCheckError(f"not a stage: expected a StageSpec subclass, got {stage!r}")
+    try:
+        cls.model_json_schema()
+    except Exception as exc:  # pydantic raises several kinds here
+        raise PluginCheckError(f"{cls.__name__}: no JSON Schema ({type(exc).__name__}: {exc})")
+    if isinstance(stage, type):
+        try:
+            stage = cls()
+        except Exception as exc:
+            if must_build:
+                raise PluginCheckError(f"{cls.__name__}() needs arguments ({exc}); pass an "
+                                       f"instance") from None
+            return None
+    dumped = json.loads(json.dumps(stage.model_dump(mode="json")))
+    again = cls.model_validate(dumped)
+    if again != stage or again.model_dump(mode="json") != dumped:
+        raise PluginCheckError(f"{cls.__name__}: spec does not round-trip through JSON: "
+                               f"{dumped} -> {again.model_dump(mode='json')}")
+    return stage
+
+
 def check_stage(stage: Any, inputs: Mapping[str, Any] | None = None,
                 context: StageContext | None = None, run: bool | None = None) -> dict[str, Any] | None:
     """Check a stage: a ``StageSpec`` subclass whose spec round-trips through
@@ -411,25 +437,9 @@ def check_stage(stage: Any, inputs: Mapping[str, Any] | None = None,
             (a class that cannot be built without arguments is then only checked as a class).
     """
     cls = stage if isinstance(stage, type) else type(stage)
-    if not (isinstance(cls, type) and issubclass(cls, StageSpec)):
-        raise PluginCheckError(f"not a stage: expected a StageSpec subclass, got {stage!r}")
-    try:
-        cls.model_json_schema()
-    except Exception as exc:  # pydantic raises several kinds here
-        raise PluginCheckError(f"{cls.__name__}: no JSON Schema ({type(exc).__name__}: {exc})")
-    if isinstance(stage, type):
-        try:
-            stage = cls()
-        except Exception as exc:
-            if inputs is not None or run:
-                raise PluginCheckError(f"{cls.__name__}() needs arguments ({exc}); pass an "
-                                       f"instance") from None
-            return None  # nothing more to check without an example spec
-    dumped = json.loads(json.dumps(stage.model_dump(mode="json")))
-    again = cls.model_validate(dumped)
-    if again != stage or again.model_dump(mode="json") != dumped:
-        raise PluginCheckError(f"{cls.__name__}: spec does not round-trip through JSON: "
-                               f"{dumped} -> {again.model_dump(mode='json')}")
+    stage = _checked_spec(stage, cls, must_build=inputs is not None or bool(run))
+    if stage is None:
+        return None  # a class that needs arguments: nothing more to check without an example
 
     if inputs is None and set(cls.inputs) == {"data"}:
         inputs = {"data": tiny_dataset()}
