@@ -183,17 +183,20 @@ def check_content(path: Path, record: dict[str, Any], record_path: Path,
     refreshes the stamp in ``record_path``."""
     try:
         info = os.stat(path)
-        if info.st_ino != record["stamp"][3] and time.time_ns() - info.st_ctime_ns < _FRESH_NS:
-            return REPLACED
+        # Another process wrote the same entry again (a new inode, just now): equal bytes are
+        # the same entry (hashed below); other bytes are that process's, whose record follows.
+        replaced = info.st_ino != record["stamp"][3] and \
+            time.time_ns() - info.st_ctime_ns < _FRESH_NS
         if info.st_size != record["size"]:
-            return f"its size is {info.st_size} bytes, {record['size']} were written"
+            return REPLACED if replaced else \
+                f"its size is {info.st_size} bytes, {record['size']} were written"
         if not always and _stamp(info) == list(record["stamp"]) and not _racy(record):
             return None
         checksum, info = _hash_open_file(path)
     except OSError as exc:
         return f"cannot read it: {exc.strerror or exc}"
     if checksum != record["checksum"]:
-        return "its content does not match its checksum"
+        return REPLACED if replaced else "its content does not match its checksum"
     refreshed = dict(record, stamp=_stamp(info), stamped=time.time_ns())
     try:
         write_json(record_path, refreshed)

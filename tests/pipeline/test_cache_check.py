@@ -321,3 +321,21 @@ def test_an_entry_another_process_just_replaced_is_a_silent_miss(tmp_path, toy_r
     problem = cache.verify(key)
     assert problem not in (None, cache_check.REPLACED)
     assert "size" in problem or "checksum" in problem
+
+
+def test_an_entry_another_process_rewrote_with_the_same_bytes_is_a_hit(tmp_path, toy_registry):
+    # Two processes computed the same entry and the last record written stamps the first
+    # file's inode: the file in place is a new inode with the very bytes the record vouches
+    # for. That is the stored entry, loaded (and its stamp refreshed), not a miss.
+    cache = make_cache(tmp_path)
+    first, _ = run(load(tmp_path), cache)
+    key = first.stages[0].key
+    entry = cache.store_dir / key / "output.pkl"
+    replacement = entry.with_name("other.pkl")
+    replacement.write_bytes(entry.read_bytes())
+    os.replace(replacement, entry)  # same bytes, another inode, ctime now
+    assert cache.verify(key) is None
+    assert cache.lookup(key, "stages[0] (produce)", ("numbers",)) is not None
+    assert cache.warnings == []
+    second, statuses = run(load(tmp_path), cache)
+    assert statuses[0] == "cached" and second.artifacts == first.artifacts
