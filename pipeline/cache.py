@@ -225,7 +225,25 @@ class StageCache:
         entry.update(key=key, created=_dt.datetime.now().isoformat(timespec="seconds"),
                      outputs={name: type_name(value) for name, value in outputs.items()},
                      **checksum)
-        write_json(self._record_file(key), entry)
+        self._write_record(key, entry)
+
+    def _write_record(self, key: str, entry: dict[str, Any]) -> None:
+        """Write ``entry`` as ``key``'s record so that it describes the entry file in place.
+
+        Two processes computing the same entry each replace the file, then write a record: the
+        last record written may stamp the file the other replaced (and pickles of equal outputs
+        need not be equal bytes). So after writing, look again: while the file in place is not
+        the one stamped, describe that one (a whole entry of the same key: joblib replaces
+        atomically) and write again. The writer whose look comes last leaves a true record."""
+        entry_file = self._entry_file(key)
+        for _ in range(5):
+            write_json(self._record_file(key), entry)
+            try:
+                if entry_file.stat().st_ino == entry["stamp"][3]:
+                    return
+                entry.update(checksum_fields(entry_file))
+            except OSError:  # removed meanwhile by another process's prune or clear
+                return
 
     def _remove_own_temporaries(self, key: str) -> None:
         """Remove what this process's failed or interrupted write of ``key`` left (joblib names
