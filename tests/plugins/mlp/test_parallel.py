@@ -1,0 +1,128 @@
+"""Elementwise lanes: the threaded update equals the single-threaded one bit for bit, the user's
+thread limit is respected, and the pool works after a fork."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from pipeline.artifacts import Dataset, Split
+from pipeline.spec import StageContext
+from plugins.mlp import parallel
+from plugins.mlp.optim import AdamW, Adam, NAdam
+from plugins.mlp.parallel import CHUNK, MIN_BLOCK, Lanes
+from plugins.mlp.trainer import MLPTrain
+
+P = 2 * CHUNK + 2 * MIN_BLOCK + 7  # two lanes of several pieces each, sizes not a multiple
+
+
+def textbook_adam(params, grads_per_step, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+    """Adam as Kingma & Ba write it, in float64 (the oracle the float32 lanes are held to)."""
+    p, m, v = params.astype(np.float64), np.zeros(params.size), np.zeros(params.size)
+    for t, g in enumerate(grads_per_step, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    return p
+
+
+def adam_steps(optimizer, lanes: Lanes, steps: int = 4, dtype=np.float32) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    params = rng.standard_normal(P).astype(dtype)
+    state = optimizer.init_state(params)
+    state["_lanes"] = lanes
+    for _ in range(steps):
+        optimizer.step(params, rng.standard_normal(P).astype(dtype), state, optimizer.lr)
+    return params
+
+
+@pytest.mark.parametrize("optimizer", [Adam(), AdamW(weight_decay=0.01), NAdam()],
+                         ids=["adam", "adamw", "nadam"])
+def test_two_lanes_equal_one_bit_for_bit(optimizer):
+    one, two, three = (adam_steps(optimizer, Lanes(k)) for k in (1, 2, 3))
+    assert one.dtype == np.float32
+    assert np.array_equal(one, two) and np.array_equal(one, three)
+
+
+def test_lanes_adam_matches_the_textbook_rule_in_float64():
+    rng = np.random.default_rng(3)
+    params = rng.standard_normal(P)
+    grads = [rng.standard_normal(P) for _ in range(4)]
+    np.testing.assert_allclose(adam_steps(Adam(), Lanes(2), dtype=np.float64),
+                               textbook_adam(params, grads), rtol=1e-12, atol=1e-15)
+
+
+def test_blocks_cover_the_array_in_order_on_separate_threads():
+    seen, lock = [], threading.Lock()
+
+    def chain(a, b, offset):
+        with lock:
+            seen.append((threading.get_ident(), int(a[0]), a.size))
+        np.add(a, offset, out=b)
+
+    a, b = np.arange(P, dtype=np.float64), np.zeros(P)
+    Lanes(2).run(chain, (a, b), 1.0)
+    assert np.array_equal(b, a + 1)  # every element once
+    assert len({ident for ident, _, _ in seen}) == 2  # the second lane on a pool thread
+    assert sum(size for _, _, size in seen) == P and max(size for *_, size in seen) <= CHUNK
+    assert Lanes(2).bounds(5) == [(0, 2), (2, 5)]
+
+
+def test_an_error_in_a_pool_lane_is_raised_to_the_caller():
+    def chain(a):
+        if a[0] >= P // 2:
+            raise FloatingPointError("lane 2")
+
+    with pytest.raises(FloatingPointError, match="lane 2"):
+        Lanes(2).run(chain, (np.arange(P, dtype=np.float64),))
+
+
+def test_the_users_thread_limit_is_respected():
+    with threadpool_limits(limits=1):
+        assert parallel.allowed_threads() == 1
+        assert Lanes.for_size(10 ** 7).threads == 1
+        assert Adam().start(np.zeros(10 ** 6, np.float32))["_lanes"].threads == 1
+    with threadpool_limits(limits=2):
+        assert parallel.allowed_threads() == min(2, len(__import__("os").sched_getaffinity(0)))
+    assert Lanes.for_size(2 * MIN_BLOCK - 1, threads=2).threads == 1  # too small to pay
+    assert Lanes.for_size(2 * MIN_BLOCK, threads=2).threads == 2
+    assert "_lanes" not in Adam().init_state(np.zeros(3, np.float32))  # init_state alone: serial
+
+
+def _in_child(queue) -> None:
+    a = np.zeros(P)
+    Lanes(2).run(lambda x: np.add(x, 1, out=x), (a,))
+    queue.put(float(a.sum()))
+
+
+def test_lanes_work_in_a_forked_child():
+    Lanes(2).run(lambda x: None, (np.zeros(P),))  # the parent's pool exists before the fork
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_in_child, args=(queue,))
+    child.start()
+    try:
+        assert queue.get(timeout=30) == P
+    finally:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
+
+
+def test_a_training_run_is_identical_with_one_or_two_lanes(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((96, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 96)
+    spec = MLPTrain(hidden=[256], epochs=2, batch_size=32, dropout=0.1)
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(Lanes, "for_size", classmethod(lambda cls, size, t=None, k=threads:
+                                                           cls(k)))
+        out = spec.run({"data": Dataset({"train": Split(x, y)})}, StageContext(seed=1))
+        results.append(out["model"].params.copy())
+    assert results[0].size > 2 * MIN_BLOCK
+    assert np.array_equal(results[0], results[1])
