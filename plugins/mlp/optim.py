@@ -118,12 +118,21 @@ class SGD(Optimizer):
 
     def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
         grads = self._with_l2(params, grads, state)  # (P,)
-        if self.momentum:
-            velocity = state["velocity"]  # (P,)
-            velocity *= self.momentum
-            velocity += grads
-            grads = grads + self.momentum * velocity if self.nesterov else velocity  # (P,)
-        params -= lr * grads  # (P,)
+        if not self.momentum:
+            params -= float(lr) * grads  # (P,)
+            return
+        state.get("_lanes", SERIAL).run(_momentum_chain, (params, grads, state["velocity"]),
+                                        self.momentum, self.nesterov, float(lr))
+
+
+def _momentum_chain(params: np.ndarray, grads: np.ndarray, velocity: np.ndarray, momentum: float,
+                    nesterov: bool, lr: float) -> None:
+    """SGD with momentum over one block (p,): ``v = momentum v + g``, then ``params -= lr v``
+    (Nesterov: ``params -= lr (g + momentum v)``)."""
+    velocity *= momentum
+    velocity += grads
+    step = grads + momentum * velocity if nesterov else velocity  # (p,)
+    params -= lr * step
 
 
 class Adam(Optimizer):
@@ -233,32 +242,41 @@ class RMSprop(Optimizer):
 
     def update(self, params: np.ndarray, grads: np.ndarray, state: State, lr: float) -> None:
         grads = self._with_l2(params, grads, state)  # (P,)
-        v, work, rest = state["square_avg"], state["_scratch"], 1 - self.alpha  # (P,) each
-        v *= self.alpha
-        np.multiply(grads, grads, out=work)
-        work *= rest
-        v += work  # v = alpha v + (1 - alpha) g^2
-        if self.centered:
-            g_avg = state["grad_avg"]  # (P,)
-            g_avg *= self.alpha
-            np.multiply(grads, rest, out=work)
-            g_avg += work  # g_avg = alpha g_avg + (1 - alpha) g
-            np.multiply(g_avg, g_avg, out=work)
-            np.subtract(v, work, out=work)  # v~ = v - g_avg^2, >= 0 but for rounding
-            np.maximum(work, 0.0, out=work)
-            np.sqrt(work, out=work)
-        else:
-            np.sqrt(v, out=work)
-        work += self.eps
-        np.divide(grads, work, out=work)  # g / (sqrt(v~) + eps)
-        if self.momentum:
-            buffer = state["momentum_buffer"]  # (P,)
-            buffer *= self.momentum
-            buffer += work
-            np.multiply(buffer, float(lr), out=work)
-        else:
-            work *= float(lr)
-        params -= work
+        buffers = (params, grads, state["square_avg"], state["_scratch"],
+                   state.get("grad_avg", grads), state.get("momentum_buffer", grads))  # (P,) each
+        state.get("_lanes", SERIAL).run(_rmsprop_chain, buffers, self.alpha, self.eps,
+                                        self.momentum, self.centered, float(lr))
+
+
+def _rmsprop_chain(params: np.ndarray, grads: np.ndarray, v: np.ndarray, work: np.ndarray,
+                   g_avg: np.ndarray, buffer: np.ndarray, alpha: float, eps: float,
+                   momentum: float, centered: bool, lr: float) -> None:
+    """RMSprop over one block (p,) of every vector (``g_avg`` is only used when centered,
+    ``buffer`` only with momentum)."""
+    rest = 1 - alpha
+    v *= alpha
+    np.multiply(grads, grads, out=work)
+    work *= rest
+    v += work  # v = alpha v + (1 - alpha) g^2
+    if centered:
+        g_avg *= alpha
+        np.multiply(grads, rest, out=work)
+        g_avg += work  # g_avg = alpha g_avg + (1 - alpha) g
+        np.multiply(g_avg, g_avg, out=work)
+        np.subtract(v, work, out=work)  # v~ = v - g_avg^2, >= 0 but for rounding
+        np.maximum(work, 0.0, out=work)
+        np.sqrt(work, out=work)
+    else:
+        np.sqrt(v, out=work)
+    work += eps
+    np.divide(grads, work, out=work)  # g / (sqrt(v~) + eps)
+    if momentum:
+        buffer *= momentum
+        buffer += work
+        np.multiply(buffer, lr, out=work)
+    else:
+        work *= lr
+    params -= work
 
 
 class Adagrad(Optimizer):
@@ -282,13 +300,19 @@ class Adagrad(Optimizer):
         total, t, work = state["sum"], state["t"], state["_scratch"]  # (P,), (), (P,)
         t += 1
         clr = float(lr) / (1 + (int(t) - 1) * self.lr_decay)
-        np.multiply(grads, grads, out=work)
-        total += work  # sum += g^2
-        np.sqrt(total, out=work)
-        work += self.eps
-        np.divide(grads, work, out=work)
-        work *= clr
-        params -= work
+        state.get("_lanes", SERIAL).run(_adagrad_chain, (params, grads, total, work), self.eps, clr)
+
+
+def _adagrad_chain(params: np.ndarray, grads: np.ndarray, total: np.ndarray, work: np.ndarray,
+                   eps: float, clr: float) -> None:
+    """Adagrad over one block (p,): ``sum += g^2;  params -= clr g / (sqrt(sum) + eps)``."""
+    np.multiply(grads, grads, out=work)
+    total += work  # sum += g^2
+    np.sqrt(total, out=work)
+    work += eps
+    np.divide(grads, work, out=work)
+    work *= clr
+    params -= work
 
 
 class NAdam(Adam):
@@ -331,13 +355,22 @@ class NAdam(Adam):
         c2 = math.sqrt((1 - self.beta2) / (1 - self.beta2 ** int(t)))
         a = float(lr) * mu_next * (1 - self.beta1) / (c2 * (1 - product * mu_next))
         b = float(lr) * (1 - mu) / (c2 * (1 - product))
-        _moments(grads, M, V, work, self.beta1, self.beta2)
-        np.sqrt(V, out=denom)
-        denom += self.eps / c2
-        np.multiply(grads, b, out=work)
-        params -= np.divide(work, denom, out=work)  # the gradient's share
-        np.multiply(M, a, out=work)
-        params -= np.divide(work, denom, out=work)  # the momentum's share
+        state.get("_lanes", SERIAL).run(_nadam_chain, (params, grads, M, V, work, denom),
+                                        self.beta1, self.beta2, self.eps / c2, a, b)
+
+
+def _nadam_chain(params: np.ndarray, grads: np.ndarray, M: np.ndarray, V: np.ndarray,
+                 work: np.ndarray, denom: np.ndarray, beta1: float, beta2: float, eps: float,
+                 a: float, b: float) -> None:
+    """NAdam over one block (p,): the moments, then ``params -= (a M + b g) / (sqrt(V) + eps)``
+    as two shares."""
+    _moments(grads, M, V, work, beta1, beta2)
+    np.sqrt(V, out=denom)
+    denom += eps
+    np.multiply(grads, b, out=work)
+    params -= np.divide(work, denom, out=work)  # the gradient's share
+    np.multiply(M, a, out=work)
+    params -= np.divide(work, denom, out=work)  # the momentum's share
 
 def check(obj: Any) -> str | None:
     """None when ``obj`` is an ``Optimizer`` subclass, else what is wrong (for the registry)."""

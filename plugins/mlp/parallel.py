@@ -11,6 +11,9 @@ single-threaded pass applies to it: the result is bit-for-bit the same whatever 
     lanes.run(chain, (params, grads, m, v), 0.9, 1e-3)
         # chain(params[b], grads[b], m[b], v[b], 0.9, 1e-3) for each block b, all at once
 
+Threads pay only when a core is free: ``Lanes`` times both ways now and then and keeps the
+faster (a loaded machine makes the hand-off to a pool thread slower than the work it saves).
+
 The thread count is the one the user set for BLAS (``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS``,
 ``threadpoolctl.threadpool_limits``, ``nnpipe sweep --threads``), as threadpoolctl reports it, at
 most the cores this process may run on: a user who asked for one thread gets no pool thread.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -33,6 +37,9 @@ MIN_BLOCK = 65536
 #: passes find the piece (5 float32 vectors: 2.5 MB) in cache instead of memory: 1.86M parameters
 #: measured 4.9 -> 4.2 ms of CPU per Adam step; under 128K elements per thread nothing changes.
 CHUNK = 131072
+#: ``Lanes`` times this many threaded and as many single-threaded calls at the start of every
+#: ``PERIOD`` calls (about 2% of an epoch's steps spent probing), and keeps the faster way.
+PROBES, PERIOD = 8, 1024
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -75,12 +82,21 @@ if hasattr(os, "register_at_fork"):
 
 
 class Lanes:
-    """Runs an elementwise function over ``threads`` contiguous blocks of flat arrays at once."""
+    """Runs an elementwise function over ``threads`` contiguous blocks of flat arrays at once.
 
-    def __init__(self, threads: int = 1):
+    With ``adapt`` (the default) it also keeps checking that the threads pay: in the first
+    ``2 * PROBES`` calls of every ``PERIOD`` it alternates threaded and single-threaded runs, and
+    until the next probe uses whichever had the smaller median time. On a machine whose cores
+    other jobs keep busy a hand-off to a pool thread can wait for milliseconds; the result is the
+    same bit for bit either way, only the time differs."""
+
+    def __init__(self, threads: int = 1, adapt: bool = True):
         self.threads = max(1, int(threads))
+        self.adapt = adapt
         self._pool = _executor(self.threads - 1) if self.threads > 1 else None
         self._pid = os.getpid()
+        self._calls, self._threaded = 0, True
+        self._times: dict[bool, list[float]] = {True: [], False: []}  # threaded? -> seconds
 
     @classmethod
     def for_size(cls, size: int, threads: int | None = None) -> "Lanes":
@@ -99,8 +115,26 @@ class Lanes:
         """``chain(*views, *scalars)`` for each block, ``views`` the block of every array in
         ``arrays`` (flat, all of one length); block 0 on the calling thread. An exception in any
         block is raised here, after every block has finished."""
-        size = arrays[0].shape[0]
         if self._pool is None:
+            _walk(chain, arrays, 0, arrays[0].shape[0], scalars)
+            return
+        phase, self._calls = self._calls % PERIOD, self._calls + 1
+        if not self.adapt or phase >= 2 * PROBES:
+            self._run(self._threaded, chain, arrays, scalars)
+            return
+        threaded = phase % 2 == 0  # probing: alternate, threaded first
+        started = time.perf_counter()
+        self._run(threaded, chain, arrays, scalars)
+        self._times[threaded].append(time.perf_counter() - started)
+        if phase == 2 * PROBES - 1:  # the probe is complete: keep the faster way until the next
+            on, off = (sorted(self._times[k])[PROBES // 2] for k in (True, False))
+            self._threaded = on <= off
+            self._times = {True: [], False: []}
+
+    def _run(self, threaded: bool, chain: Callable[..., Any], arrays: Sequence[np.ndarray],
+             scalars: tuple) -> None:
+        size = arrays[0].shape[0]
+        if not threaded:
             _walk(chain, arrays, 0, size, scalars)
             return
         if self._pid != os.getpid():  # these lanes were made before a fork: the child's pool

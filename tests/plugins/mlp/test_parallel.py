@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from threadpoolctl import threadpool_limits
 from pipeline.artifacts import Dataset, Split
 from pipeline.spec import StageContext
 from plugins.mlp import parallel
-from plugins.mlp.optim import AdamW, Adam, NAdam
+from plugins.mlp.optim import SGD, Adagrad, Adam, AdamW, NAdam, RMSprop
 from plugins.mlp.parallel import CHUNK, MIN_BLOCK, Lanes
 from plugins.mlp.trainer import MLPTrain
 
@@ -30,7 +31,8 @@ def textbook_adam(params, grads_per_step, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
     return p
 
 
-def adam_steps(optimizer, lanes: Lanes, steps: int = 4, dtype=np.float32) -> np.ndarray:
+def descend(optimizer, lanes: Lanes, steps: int = 4, dtype=np.float32) -> np.ndarray:
+    """Parameters (P,) after ``steps`` random-gradient steps of ``optimizer`` on ``lanes``."""
     rng = np.random.default_rng(3)
     params = rng.standard_normal(P).astype(dtype)
     state = optimizer.init_state(params)
@@ -40,10 +42,14 @@ def adam_steps(optimizer, lanes: Lanes, steps: int = 4, dtype=np.float32) -> np.
     return params
 
 
-@pytest.mark.parametrize("optimizer", [Adam(), AdamW(weight_decay=0.01), NAdam()],
-                         ids=["adam", "adamw", "nadam"])
+@pytest.mark.parametrize("optimizer", [
+    Adam(), AdamW(weight_decay=0.01), NAdam(), SGD(lr=0.1, momentum=0.9, nesterov=True),
+    RMSprop(centered=True, momentum=0.9), RMSprop(), Adagrad(lr_decay=0.01)],
+    ids=["adam", "adamw", "nadam", "sgd-nesterov", "rmsprop-centered-momentum", "rmsprop",
+         "adagrad"])
 def test_two_lanes_equal_one_bit_for_bit(optimizer):
-    one, two, three = (adam_steps(optimizer, Lanes(k)) for k in (1, 2, 3))
+    assert not np.array_equal(descend(optimizer, Lanes(1), steps=0), descend(optimizer, Lanes(1)))
+    one, two, three = (descend(optimizer, Lanes(k, adapt=False)) for k in (1, 2, 3))
     assert one.dtype == np.float32
     assert np.array_equal(one, two) and np.array_equal(one, three)
 
@@ -52,7 +58,7 @@ def test_lanes_adam_matches_the_textbook_rule_in_float64():
     rng = np.random.default_rng(3)
     params = rng.standard_normal(P)
     grads = [rng.standard_normal(P) for _ in range(4)]
-    np.testing.assert_allclose(adam_steps(Adam(), Lanes(2), dtype=np.float64),
+    np.testing.assert_allclose(descend(Adam(), Lanes(2, adapt=False), dtype=np.float64),
                                textbook_adam(params, grads), rtol=1e-12, atol=1e-15)
 
 
@@ -65,7 +71,7 @@ def test_blocks_cover_the_array_in_order_on_separate_threads():
         np.add(a, offset, out=b)
 
     a, b = np.arange(P, dtype=np.float64), np.zeros(P)
-    Lanes(2).run(chain, (a, b), 1.0)
+    Lanes(2, adapt=False).run(chain, (a, b), 1.0)
     assert np.array_equal(b, a + 1)  # every element once
     assert len({ident for ident, _, _ in seen}) == 2  # the second lane on a pool thread
     assert sum(size for _, _, size in seen) == P and max(size for *_, size in seen) <= CHUNK
@@ -78,7 +84,7 @@ def test_an_error_in_a_pool_lane_is_raised_to_the_caller():
             raise FloatingPointError("lane 2")
 
     with pytest.raises(FloatingPointError, match="lane 2"):
-        Lanes(2).run(chain, (np.arange(P, dtype=np.float64),))
+        Lanes(2, adapt=False).run(chain, (np.arange(P, dtype=np.float64),))
 
 
 def test_the_users_thread_limit_is_respected():
@@ -93,9 +99,30 @@ def test_the_users_thread_limit_is_respected():
     assert "_lanes" not in Adam().init_state(np.zeros(3, np.float32))  # init_state alone: serial
 
 
+@pytest.mark.parametrize("slow", [True, False], ids=["threads-slow", "threads-fast"])
+def test_adaptive_lanes_keep_the_faster_way(monkeypatch, slow):
+    """Probing alternates both ways, then the faster one runs until the next probe."""
+    lanes, used = Lanes(2), []
+    real = Lanes._run
+
+    def timed(self, threaded, chain, arrays, scalars):
+        used.append(threaded)
+        if threaded == slow:
+            time.sleep(0.002)  # the slower way
+        real(self, threaded, chain, arrays, scalars)
+
+    monkeypatch.setattr(Lanes, "_run", timed)
+    a = np.zeros(P)
+    for _ in range(2 * parallel.PROBES + 5):
+        lanes.run(lambda x: np.add(x, 1, out=x), (a,))
+    assert used[:2 * parallel.PROBES] == [True, False] * parallel.PROBES  # the probe
+    assert used[2 * parallel.PROBES:] == [not slow] * 5  # then the faster way only
+    assert np.all(a == 2 * parallel.PROBES + 5)  # every call did the work once
+
+
 def _in_child(queue) -> None:
     a = np.zeros(P)
-    Lanes(2).run(lambda x: np.add(x, 1, out=x), (a,))
+    Lanes(2, adapt=False).run(lambda x: np.add(x, 1, out=x), (a,))
     queue.put(float(a.sum()))
 
 
@@ -121,7 +148,7 @@ def test_a_training_run_is_identical_with_one_or_two_lanes(monkeypatch):
     results = []
     for threads in (1, 2):
         monkeypatch.setattr(Lanes, "for_size", classmethod(lambda cls, size, t=None, k=threads:
-                                                           cls(k)))
+                                                           cls(k, adapt=False)))
         out = spec.run({"data": Dataset({"train": Split(x, y)})}, StageContext(seed=1))
         results.append(out["model"].params.copy())
     assert results[0].size > 2 * MIN_BLOCK
