@@ -156,3 +156,17 @@ def test_the_readmes_layer_stack_is_the_one_examples_layers_trains():
     assert spec.layers == MLPTrain.model_validate(trained).layers
     assert [layer.kind for layer in spec.layers] == ["dense", "batch_norm", "relu", "dropout",
                                                      "dense", "layer_norm", "gelu"]
+
+
+def test_the_guides_threaded_optimizer_equals_the_single_threaded_one():
+    from plugins.mlp.parallel import Lanes
+
+    examples = complete_examples()
+    check_optimizer(examples["ThreadedSignSGD"])
+    rng = np.random.default_rng(0)
+    start, grads = rng.standard_normal(300_000).astype(np.float32), rng.standard_normal(300_000)
+    threaded, plain = start.copy(), start.copy()
+    examples["ThreadedSignSGD"]().step(threaded, grads.astype(np.float32),
+                                       {"_lanes": Lanes(2, adapt=False)}, 0.1)
+    examples["SignSGD"]().step(plain, grads.astype(np.float32), {}, 0.1)
+    assert np.array_equal(threaded, plain) and not np.array_equal(threaded, start)
