@@ -153,3 +153,17 @@ def test_a_training_run_is_identical_with_one_or_two_lanes(monkeypatch):
         results.append(out["model"].params.copy())
     assert results[0].size > 2 * MIN_BLOCK
     assert np.array_equal(results[0], results[1])
+
+
+def test_omp_num_threads_1_keeps_the_update_on_one_thread():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from plugins.mlp.optim import Adam; "
+            "print(Adam().start(np.zeros(10 ** 6, np.float32))['_lanes'].threads)")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == "1"
