@@ -27,9 +27,12 @@ class Dropout(Layer):
             return x, None
         if ctx.rng is None:
             raise ValueError("dropout needs a random generator in training mode")
-        keep = ctx.rng.random(x.shape, dtype=x.dtype) >= self.p  # (n, h)
-        mask = keep.astype(x.dtype)
-        mask *= 1 / (1 - self.p)  # kept units scaled so the expectation is unchanged
+        # the draws in float32 into a work buffer, the mask in one pass from the comparison:
+        # no float64 array and no temporary but the boolean one
+        u = ctx.rng.random(x.shape, dtype=x.dtype, out=ctx.buffer("mask", x.shape, x.dtype))
+        keep = u >= self.p  # (n, h)
+        scale = x.dtype.type(1 / (1 - self.p))  # kept units scaled: the expectation is unchanged
+        mask = np.multiply(keep, scale, out=u)  # (n, h) 0 or scale
         return np.multiply(x, mask, out=ctx.buffer("y", x.shape, x.dtype)), mask
 
     def backward(self, dy: np.ndarray, mask: Any, params: Arrays, grads: Arrays,
