@@ -4,6 +4,8 @@
     bn        784-256-BN-ReLU-128-BN-ReLU-10 (BatchNorm1d: momentum 0.1, eps 1e-5), Adam, batch 128
     matrix    batch sizes 32, 64, 128, 512 x hidden widths 256-128, 1024-1024, 64-32 (ReLU, Adam)
     diag      nnpipe's default network with the per-layer diagnostics on and off (their cost)
+    lanes     nnpipe's optimiser update on the threads allowed (as it runs by default) against
+              the same update held on one thread, default and 1024-1024 batch 32 (the lever's gain)
 
 Every cell trains one epoch per repeat; nnpipe and PyTorch alternate (the order flips every
 repeat) and the FASTEST repeat of each is compared, since other processes only ever slow a repeat
@@ -172,6 +174,28 @@ def hooks_cost(x, y, repeats) -> float:
     return cost
 
 
+def one_lane_epoch(x, y, widths, batch, seed) -> float:
+    """``nnpipe_epoch`` with the optimiser's elementwise update held on one thread."""
+    from plugins.mlp import parallel
+
+    automatic = parallel.Lanes.for_size
+    parallel.Lanes.for_size = classmethod(lambda cls, size, threads=None: cls(1))
+    try:
+        return nnpipe_epoch(x, y, widths, False, batch, seed)
+    finally:
+        parallel.Lanes.for_size = automatic
+
+
+def lanes_gain(label: str, x, y, widths, batch, repeats) -> float:
+    """Seconds per epoch with the update on the allowed threads over those with it on one."""
+    best = fastest({"lanes": lambda s: nnpipe_epoch(x, y, widths, False, batch, s),
+                    "one": lambda s: one_lane_epoch(x, y, widths, batch, s)}, repeats)
+    ratio = best["lanes"] / best["one"]
+    print(f"{label:34s} lanes {best['lanes']:7.3f} s  one thread {best['one']:7.3f} s  "
+          f"{ratio:5.2f}x  [{kernel()}]", flush=True)
+    return ratio
+
+
 def diagnostics_cost(x, y, repeats) -> float:
     best = fastest({"on": lambda s: nnpipe_epoch(x, y, (256, 128), False, 128, s, True),
                     "off": lambda s: nnpipe_epoch(x, y, (256, 128), False, 128, s, False)},
@@ -192,7 +216,7 @@ def main(argv=None) -> int:
     parser.add_argument("--clock", choices=list(CLOCK), default="wall",
                         help="wall time, or CPU time of the process (a loaded machine, 1 thread)")
     parser.add_argument("--only", nargs="*", default=["default", "bn", "diag", "matrix"],
-                        choices=["default", "bn", "diag", "matrix"])
+                        choices=["default", "bn", "diag", "matrix", "lanes"])
     parser.add_argument("--data-dir", type=Path,
                         default=Path(os.environ.get("NNPIPE_DATA", "../shared/datasets")))
     args = parser.parse_args(argv)
@@ -221,6 +245,11 @@ def main(argv=None) -> int:
         if "diag" in args.only:
             diagnostics_cost(xs, ys, args.repeats)
             hooks_cost(xs, ys, max(args.repeats, 5))
+        if "lanes" in args.only:
+            lanes_gain(f"update lanes, default ({len(xs)} rows)", xs, ys, (256, 128), 128,
+                       args.repeats)
+            lanes_gain(f"update lanes, 1024-1024 b32 ({args.matrix_rows})", x[:args.matrix_rows],
+                       y[:args.matrix_rows], (1024, 1024), 32, args.repeats)
         if "matrix" in args.only:
             xm, ym = x[:args.matrix_rows], y[:args.matrix_rows]
             for widths in WIDTHS:
