@@ -21,6 +21,7 @@ most the cores this process may run on: a user who asked for one thread gets no 
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import time
@@ -140,7 +141,11 @@ class Lanes:
         if self._pid != os.getpid():  # these lanes were made before a fork: the child's pool
             self._pool, self._pid = _executor(self.threads - 1), os.getpid()
         blocks = self.bounds(size)
-        futures: list[Future] = [self._pool.submit(_walk, chain, arrays, start, stop, scalars)
+        # the pool threads run in the caller's context: NumPy's errstate (the trainer silences
+        # overflow warnings) lives in a context variable a new thread would not see
+        context = contextvars.copy_context()
+        futures: list[Future] = [self._pool.submit(context.copy().run, _walk, chain, arrays,
+                                                   start, stop, scalars)
                                  for start, stop in blocks[1:]]
         try:
             _walk(chain, arrays, *blocks[0], scalars)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -167,3 +168,18 @@ def test_omp_num_threads_1_keeps_the_update_on_one_thread():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == "1"
+
+
+def test_pool_lanes_keep_the_callers_errstate():
+    """The trainer silences overflow warnings around its steps; the pool lane must too."""
+    def chain(a):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            np.multiply(a, np.float64(1e300), out=a)  # overflows to inf in every lane
+
+    a = np.full(P, 1e300)
+    with np.errstate(over="ignore"):
+        Lanes(2, adapt=False).run(chain, (a,))
+    assert np.all(np.isinf(a))
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        Lanes(2, adapt=False).run(chain, (np.full(P, 1e300),))
