@@ -30,16 +30,17 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-#: Fewest elements per thread for a split to pay: a hand-off to a pool thread and back costs
-#: 20-60 us on a quiet 2-core machine, a float32 ufunc pass about 4 us per 16K elements, so a
-#: ten-pass chain gains from 2 threads above roughly 64K elements per thread (benchmarks/README.md).
+#: Fewest elements per thread for a split to pay: a float32 ufunc pass costs about 4 us per 16K
+#: elements, so a ten-pass chain of 64K elements is about 160 us, several hand-offs to a pool
+#: thread and back (tens of us on an idle core; session 2 measured 0.12-0.37 ms on a busy one,
+#: which is why ``Lanes`` also times both ways: benchmarks/README.md).
 MIN_BLOCK = 65536
 #: Each thread walks its block in pieces of at most this many elements, so that a chain's ten
 #: passes find the piece (5 float32 vectors: 2.5 MB) in cache instead of memory: 1.86M parameters
 #: measured 4.9 -> 4.2 ms of CPU per Adam step; under 128K elements per thread nothing changes.
 CHUNK = 131072
 #: ``Lanes`` times this many threaded and as many single-threaded calls at the start of every
-#: ``PERIOD`` calls (about 2% of an epoch's steps spent probing), and keeps the faster way.
+#: ``PERIOD`` calls, and keeps the faster way (at most 8 calls in 1,024 run the slower way).
 PROBES, PERIOD = 8, 1024
 
 _pool: ThreadPoolExecutor | None = None
