@@ -40,8 +40,9 @@ MIN_BLOCK = 65536
 #: measured 4.9 -> 4.2 ms of CPU per Adam step; under 128K elements per thread nothing changes.
 CHUNK = 131072
 #: ``Lanes`` times this many threaded and as many single-threaded calls at the start of every
-#: ``PERIOD`` calls, and keeps the faster way (at most 8 calls in 1,024 run the slower way).
-PROBES, PERIOD = 8, 1024
+#: ``PERIOD`` calls, and keeps the faster way (at most 8 calls in 256 run the slower way; a
+#: loaded machine changes its mind often, so the choice is made again every 256 calls).
+PROBES, PERIOD = 8, 256
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -88,7 +89,8 @@ class Lanes:
 
     With ``adapt`` (the default) it also keeps checking that the threads pay: in the first
     ``2 * PROBES`` calls of every ``PERIOD`` it alternates threaded and single-threaded runs, and
-    until the next probe uses whichever had the smaller median time. On a machine whose cores
+    until the next probe uses whichever gave the smaller median time from one call to the next
+    (a whole training step). On a machine whose cores
     other jobs keep busy a hand-off to a pool thread can wait for milliseconds; the result is the
     same bit for bit either way, only the time differs."""
 
@@ -98,6 +100,7 @@ class Lanes:
         self._pool = _executor(self.threads - 1) if self.threads > 1 else None
         self._pid = os.getpid()
         self._calls, self._threaded = 0, True
+        self._started, self._last = 0.0, True  # the last call's start and way
         self._times: dict[bool, list[float]] = {True: [], False: []}  # threaded? -> seconds
 
     @classmethod
@@ -120,18 +123,19 @@ class Lanes:
         if self._pool is None:
             _walk(chain, arrays, 0, arrays[0].shape[0], scalars)
             return
-        phase, self._calls = self._calls % PERIOD, self._calls + 1
-        if not self.adapt or phase >= 2 * PROBES:
-            self._run(self._threaded, chain, arrays, scalars)
-            return
-        threaded = phase % 2 == 0  # probing: alternate, threaded first
-        started = time.perf_counter()
-        self._run(threaded, chain, arrays, scalars)
-        self._times[threaded].append(time.perf_counter() - started)
-        if phase == 2 * PROBES - 1:  # the probe is complete: keep the faster way until the next
+        # Probing times whole steps, from one call to the next (the training step around the
+        # update included): a pool thread can slow the matrix products after it, not only win
+        # or lose on the update itself.
+        now, phase = time.perf_counter(), self._calls % PERIOD
+        self._calls += 1
+        if self.adapt and 0 < phase <= 2 * PROBES:
+            self._times[self._last].append(now - self._started)
+        if self.adapt and phase == 2 * PROBES:  # the probe is complete: keep the faster way until the next
             on, off = (sorted(self._times[k])[PROBES // 2] for k in (True, False))
-            self._threaded = on <= off
-            self._times = {True: [], False: []}
+            self._threaded, self._times = on <= off, {True: [], False: []}
+        threaded = phase % 2 == 0 if self.adapt and phase < 2 * PROBES else self._threaded
+        self._started, self._last = now, threaded
+        self._run(threaded, chain, arrays, scalars)
 
     def _run(self, threaded: bool, chain: Callable[..., Any], arrays: Sequence[np.ndarray],
              scalars: tuple) -> None:
