@@ -18,7 +18,7 @@ import typer
 from pipeline import report, runs, settings
 from pipeline.config import load_pipeline, pipeline_model
 from pipeline.errors import NnpipeError, PluginError
-from pipeline.registry import GROUPS, default_registry
+from pipeline.registry import default_registry
 from pipeline.runner import Runner, check_wiring
 
 app = typer.Typer(
@@ -184,26 +184,6 @@ def validate(
     typer.echo(f"{file}: ok ({len(pipeline.stages)} stages: {stages})")
 
 
-def _plugin_status(short: str, name: str, check: bool) -> tuple[str, str]:
-    """(status, problem) of one plugin: OK/BROKEN when listing, PASS/FAIL/BROKEN when checking."""
-    from pipeline.testing import TYPE_CHECKS, PluginCheckError, check_plugin
-
-    registry = default_registry()
-    try:
-        value = registry.load(short, name, check=TYPE_CHECKS.get(short))
-    except PluginError as exc:
-        return "BROKEN", str(exc)
-    if not check:
-        return "OK", ""
-    try:
-        check_plugin(short, value)
-    except PluginCheckError as exc:
-        return "FAIL", str(exc)
-    except Exception as exc:  # a plugin may fail its check in any way
-        return "FAIL", f"{type(exc).__name__}: {exc}"
-    return "PASS", ""
-
-
 @app.command()
 @reports_errors
 def plan(
@@ -240,13 +220,15 @@ def plugins(
                                "differences, shapes, dtypes, spec round-trip); exit 1 if any fails."),
 ) -> None:
     """List every installed plugin by group, with its distribution and version."""
+    from pipeline.testing import plugin_status
+
     registry = default_registry()
     failed = 0
-    for short, group in GROUPS.items():
+    for short in registry.groups():
         entries = registry.entries(short)
-        typer.echo(f"{group} ({len(entries)})")
+        typer.echo(f"nnpipe.{short} ({len(entries)})")
         for entry in entries:
-            status, problem = _plugin_status(short, entry.name, check)
+            status, problem = plugin_status(registry, short, entry.name, check)
             failed += status in ("FAIL", "BROKEN")
             line = f"  {entry.name:<16} {entry.origin:<22} {entry.target}"
             if check:

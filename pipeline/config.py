@@ -19,6 +19,7 @@ from pipeline.engine.overrides import Loc, apply_overrides  # noqa: F401 (pipeli
 from pipeline.errors import ConfigError, PluginError, UserError
 from pipeline.registry import Registry, closest, default_registry, unknown_name_message
 from pipeline.spec import Seed, StageSpec
+from pipeline.spec import stage_class_problem as check_stage_class  # noqa: F401 (its API)
 from pipeline.userfiles import load_json, load_toml, load_yaml, read_text
 
 
@@ -36,13 +37,6 @@ def stage_classes(registry: Registry) -> dict[str, type[StageSpec]]:
         except PluginError:
             continue
     return classes
-
-
-def check_stage_class(value: Any) -> str | None:
-    """None when ``value`` is a StageSpec subclass, else what it is instead."""
-    if isinstance(value, type) and issubclass(value, StageSpec):
-        return None
-    return f"expected a StageSpec subclass, got {value!r}"
 
 
 class PipelineBase(BaseModel):
@@ -235,7 +229,8 @@ def validate_document(document: Any, source: str, base_dir: Path, registry: Regi
         raise ConfigError(source, [f"{source}: the file must hold a mapping with a 'stages' list"])
     model = pipeline_model(registry)
     try:
-        return model.model_validate(document, context={"base_dir": base_dir})
+        return model.model_validate(document, context={"base_dir": base_dir,
+                                                       "registry": registry})
     except ValidationError as exc:
         problems = []
         for loc, message in _problems(exc, document, registry, model):

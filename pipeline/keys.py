@@ -163,11 +163,11 @@ def _registered_distributions() -> dict[str, str]:
     """Top-level package -> ``name version`` of the distribution whose entry points load from it,
     from the registry (which read each distribution's metadata once). A package two
     distributions register from is left out (``packages_distributions`` decides it)."""
-    from pipeline.registry import GROUPS, default_registry
+    from pipeline.registry import default_registry
 
     registry = default_registry()
     found: dict[str, set[str]] = {}
-    for group in GROUPS:
+    for group in registry.groups():
         for entry in registry.entries(group):
             if entry.distribution != "?":
                 top = entry.target.partition(":")[0].partition(".")[0]

@@ -25,6 +25,18 @@ def _resolve_against_file(value: Path, info: ValidationInfo) -> Path:
 #: A path field in a spec: relative paths resolve against the pipeline file's folder.
 RelativePath = Annotated[Path, AfterValidator(_resolve_against_file)]
 
+def registry_of(info: ValidationInfo) -> Any:
+    """The ``pipeline.registry.Registry`` a spec is validated against: the one ``load_pipeline``
+    was given (``model_validate(..., context={"registry": ...})``), else the default one. A
+    validator looking a plugin up by name uses this, never the default registry directly."""
+    registry = (info.context or {}).get("registry")
+    if registry is None:
+        from pipeline.registry import default_registry
+
+        registry = default_registry()
+    return registry
+
+
 #: A seed field in a spec: a non-negative integer (numpy's generators refuse negative seeds, so
 #: a negative one is refused when the file is validated, not when the stage runs).
 Seed = Annotated[int, Field(ge=0)]
@@ -81,6 +93,14 @@ class StageSpec(BaseModel):
         ``self.optional_inputs`` that an earlier stage produced), return a dict with exactly the
         names in ``self.outputs``."""
         raise NotImplementedError(f"stage {self.kind!r} does not implement run()")
+
+
+def stage_class_problem(value: Any) -> str | None:
+    """None when ``value`` is a ``StageSpec`` subclass, else what it is instead (the stage
+    group's type check)."""
+    if isinstance(value, type) and issubclass(value, StageSpec):
+        return None
+    return f"expected a StageSpec subclass, got {value!r}"
 
 
 class StageContext:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.testing import (check_activation, check_initializer, check_optimizer, check_stage,
-                              tiny_dataset)
-from plugins.mlp.layers.gradcheck import check_layer
+from pipeline.testing import check_dataset, check_stage, tiny_dataset
+from plugins.mlp.checks import (check_activation, check_initializer, check_layer, check_optimizer,
+                                check_schedule)
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 
@@ -38,6 +38,31 @@ def test_the_guides_plugins_pass_their_checks():
     check_initializer(examples["orthogonal"])
     check_initializer(examples["orthogonal"], fan_in=3, fan_out=5)
     check_layer(examples["GaussianNoise"])
+    check_schedule(examples["Halving"])
+    check_schedule(examples["LinearDecay"])
+    check_dataset(examples["KMNIST"])
+
+
+def test_the_guides_plugin_group_is_declared_checked_and_listed(monkeypatch):
+    from importlib import metadata
+
+    from pipeline.registry import Registry
+    from pipeline.testing import plugin_status
+
+    module = types.ModuleType("guide_groups")
+    module.METRICS = complete_examples()["METRICS"]
+    module.right = lambda y, p: float(np.mean(np.equal(y, p)))
+    module.wrong = lambda y, p: 0.5
+    module.not_one = 42
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    registry = Registry([metadata.EntryPoint("metrics", "guide_groups:METRICS", "nnpipe.groups")] + [
+        metadata.EntryPoint(name, f"guide_groups:{name}", "nnpipe.metrics")
+        for name in ("right", "wrong", "not_one")])
+    assert "metrics" in registry.groups() and registry.group("metrics").singular == "metric"
+    assert plugin_status(registry, "metrics", "right", check=True) == ("PASS", "")
+    assert plugin_status(registry, "metrics", "wrong", check=True)[0] == "FAIL"
+    status, problem = plugin_status(registry, "metrics", "not_one", check=False)
+    assert status == "BROKEN" and "metric 'not_one'" in problem and "expected a function" in problem
 
 
 def test_the_guides_transform_stage_fits_on_train_and_reads_back(tmp_path):
