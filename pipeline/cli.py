@@ -17,7 +17,7 @@ import typer
 
 from pipeline import report, runs, settings
 from pipeline.config import load_pipeline, pipeline_model
-from pipeline.errors import NnpipeError, PluginError
+from pipeline.errors import NnpipeError
 from pipeline.registry import default_registry
 from pipeline.runner import Runner, check_wiring
 

@@ -181,3 +181,25 @@ def test_the_readmes_layer_stack_is_the_one_examples_layers_trains():
     assert spec.layers == MLPTrain.model_validate(trained).layers
     assert [layer.kind for layer in spec.layers] == ["dense", "batch_norm", "relu", "dropout",
                                                      "dense", "layer_norm", "gelu"]
+
+
+def test_the_guide_documents_the_contract_of_every_installed_group():
+    """Each group the installed distributions declare (and the framework's) has its row in the
+    guide's table of contracts, naming its full check (or saying it has none)."""
+    from pipeline.registry import Registry
+
+    registry = Registry()
+    text = GUIDE.read_text()
+    for name in registry.groups():
+        if name not in registry.names("groups") and name not in ("stages", "datasets",
+                                                                  "predictors", "exporters",
+                                                                  "groups"):
+            continue  # a third party's undeclared group: not nnpipe's to document
+        row = next((line for line in text.splitlines() if line.startswith(f"| `nnpipe.{name}` |")),
+                   None)
+        assert row is not None, f"docs/plugins.md has no contract row for nnpipe.{name}"
+        check = registry.group(name).check
+        if check is None:
+            assert "LOADED" in row
+        elif getattr(check, "__module__", "").startswith("plugins.mlp"):
+            assert f"`plugins.mlp.checks.{check.__name__}`" in row

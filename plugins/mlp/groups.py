@@ -16,21 +16,38 @@ plugins --check``) starts with it (``plugins.mlp.checks``).
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from pipeline.registry import PluginGroup
-from plugins.mlp import activations, checks, init, layers, losses, optim, schedules
+from plugins.mlp import activations, init, layers, losses, optim, schedules
+
+
+def _full_check(name: str) -> Callable[[Any], None]:
+    """``plugins.mlp.checks.<name>``, imported when first run: loading a plugin (every
+    pipeline) needs only the type checks, ``--check`` and tests the full ones."""
+    def check(obj: Any, *args: Any, **kwargs: Any) -> None:
+        from plugins.mlp import checks
+
+        getattr(checks, name)(obj, *args, **kwargs)
+
+    # named as the function it stands for, where it lives (pipeline.testing finds it so)
+    check.__name__ = check.__qualname__ = name
+    check.__module__ = "plugins.mlp.checks"
+    return check
+
 
 ACTIVATIONS = PluginGroup("activations", "activation",
                           "an object with value(z) and derivative(z, a), elementwise",
-                          activations.check, checks.check_activation)
+                          activations.check, _full_check("check_activation"))
 LOSSES = PluginGroup("losses", "loss",
                      "an object with value(output, target), gradient(output, target), link(output)",
-                     losses.check, checks.check_loss)
+                     losses.check, _full_check("check_loss"))
 OPTIMIZERS = PluginGroup("optimizers", "optimizer", "a subclass of plugins.mlp.optim.Optimizer",
-                         optim.check, checks.check_optimizer)
+                         optim.check, _full_check("check_optimizer"))
 INITIALIZERS = PluginGroup("initializers", "initializer",
                            "a function (fan_in, fan_out, rng) -> (W, b)",
-                           init.check, checks.check_initializer)
+                           init.check, _full_check("check_initializer"))
 SCHEDULES = PluginGroup("schedules", "schedule", "a subclass of plugins.mlp.schedules.Schedule",
-                        schedules.check, checks.check_schedule)
+                        schedules.check, _full_check("check_schedule"))
 LAYERS = PluginGroup("layers", "layer", "a subclass of plugins.mlp.layers.Layer",
-                     layers.check, checks.check_layer)
+                     layers.check, _full_check("check_layer"))

@@ -68,3 +68,43 @@ def test_a_stage_refusing_the_sample_says_what_it_was_given():
     with pytest.raises(PluginCheckError, match=r"NeedsFlat.run failed on .*train: x \(24, 6, 6\) "
                                                r"uint8.*: needs flat samples"):
         check_stage(NeedsFlat)
+
+
+def test_the_builtin_datasets_pass_and_wrong_sources_fail_saying_what():
+    from dataclasses import replace
+
+    from pipeline.testing import check_dataset
+    from plugins.datasets import MNIST, MNIST_10K
+
+    check_dataset(MNIST_10K)
+    check_dataset(MNIST)
+    with pytest.raises(PluginCheckError, match=r"files\['train'\]: expected \(images file name"):
+        check_dataset(replace(MNIST_10K, files={"train": ("../escape.gz", "labels.gz")}))
+    with pytest.raises(PluginCheckError, match="files: no split"):
+        check_dataset(replace(MNIST_10K, files={}))
+    with pytest.raises(PluginCheckError, match=r"sha256\['other.gz'\]"):
+        check_dataset(replace(MNIST_10K, sha256={"other.gz": "0" * 64}))
+    with pytest.raises(PluginCheckError, match="expected a dataset source"):
+        check_dataset(object())
+
+
+def test_a_group_without_a_full_check_is_loaded_not_passed():
+    from pipeline.testing import plugin_status
+    from support import entry_points
+
+    registry = Registry(entry_points("nnpipe.predictors", {"p": "toy_stages:Produce"})
+                        + entry_points("nnpipe.stages", {"produce": "toy_stages:Produce"}))
+    assert plugin_status(registry, "predictors", "p", check=True) == ("LOADED", "")
+    assert plugin_status(registry, "predictors", "p", check=False) == ("OK", "")
+    assert plugin_status(registry, "stages", "produce", check=True) == ("PASS", "")
+    assert check_plugin("predictors", registry.load("predictors", "p"), registry) is False
+
+
+def test_the_moved_checks_stay_importable_here_for_one_release():
+    import plugins.mlp.checks
+
+    with pytest.warns(DeprecationWarning, match="moved: import it from plugins.mlp.checks"):
+        from pipeline.testing import check_loss
+    assert check_loss is plugins.mlp.checks.check_loss
+    with pytest.raises(ImportError):
+        from pipeline.testing import check_nothing_of_the_kind  # noqa: F401
