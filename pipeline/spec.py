@@ -25,6 +25,7 @@ def _resolve_against_file(value: Path, info: ValidationInfo) -> Path:
 #: A path field in a spec: relative paths resolve against the pipeline file's folder.
 RelativePath = Annotated[Path, AfterValidator(_resolve_against_file)]
 
+
 def registry_of(info: ValidationInfo) -> Any:
     """The ``pipeline.registry.Registry`` a spec is validated against: the one ``load_pipeline``
     was given (``model_validate(..., context={"registry": ...})``), else the default one. A
