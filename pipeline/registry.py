@@ -74,7 +74,7 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
 
 
 def unknown_name_message(what: str, name: str, candidates: Iterable[str]) -> str:
-    """``unknown activation 'rlu'; installed: relu, sigmoid, tanh (did you mean 'relu'?)``."""
+    """``unknown stage 'splt'; installed: evaluate, split (did you mean 'split'?)``."""
     candidates = sorted(candidates)
     hint = closest(name, candidates)
     message = f"unknown {what} {name!r}; installed: {', '.join(candidates) or '(none)'}"
@@ -114,7 +114,7 @@ class Registry:
         return framework + declared + [name for name in rest if self._entries[name]] + ["groups"]
 
     def group(self, name: str) -> PluginGroup:
-        """The declaration of the group ``name`` (short name, e.g. "activations").
+        """The declaration of the group ``name`` (short name, e.g. "stages").
 
         Raises:
             PluginError: no installed distribution declares it, or its declaration is broken.

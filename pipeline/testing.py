@@ -12,7 +12,7 @@ The framework knows no model, so what is here is what any plugin group can use:
   ``nnpipe plugins`` prints).
 
 The checks of a group declared by a plugin live beside that plugin, with its declaration (the
-network's: ``plugins.mlp.checks``). Every check raises ``PluginCheckError`` (an
+network's are in its own package). Every check raises ``PluginCheckError`` (an
 ``AssertionError``, so pytest reports it like an ``assert``) whose message says what failed and
 where: the relative error of a derivative, the input element where analytic and numeric
 derivatives disagree most, the shape or dtype expected and found.
