@@ -17,12 +17,12 @@ Cells = Sequence[Any]
 
 def text_table(headers: Cells, rows: Sequence[Cells], *, rule: bool = False,
                cell: Callable[[Any], str] = str) -> str:
-    """A plain-text table of ``headers`` and ``rows`` (each cell through ``cell``).
+    """A plain-text table of ``headers`` and ``rows`` (each row's cell through ``cell``).
 
     A row may be one cell longer or shorter than the header (a mark column such as the best
     trial's ``*``); missing cells are blank. ``rule`` puts a dashed line under the header.
     """
-    lines = [[cell(c) for c in headers], *([cell(c) for c in row] for row in rows)]
+    lines = [[str(h) for h in headers], *([cell(c) for c in row] for row in rows)]
     columns = max(len(line) for line in lines)
     lines = [line + [""] * (columns - len(line)) for line in lines]
     widths = [max(len(line[i]) for line in lines) for i in range(columns)]
@@ -34,8 +34,8 @@ def text_table(headers: Cells, rows: Sequence[Cells], *, rule: bool = False,
 
 def html_table(headers: Cells, rows: Sequence[Cells], *,
                cell: Callable[[Any], str] = str) -> str:
-    """The same table as an HTML ``<table>``, every cell (through ``cell``) escaped."""
-    head = "".join(f"<th>{escape(cell(h))}</th>" for h in headers)
+    """The same table as an HTML ``<table>``, every header and cell (through ``cell``) escaped."""
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{escape(cell(c))}</td>" for c in row) + "</tr>"
                    for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
