@@ -14,7 +14,9 @@ from pipeline.cli import app
 from pipeline.config import load_pipeline
 from pipeline.errors import UserError
 from pipeline.spec import StageSpec
+from pipeline.sweep.grid import parse_grid
 from pipeline.sweep.metric import FALLBACK_METRIC, choose, declared
+from pipeline.sweep.run import run_sweep
 
 cli = CliRunner()
 
@@ -53,14 +55,12 @@ def test_the_built_in_pipeline_ranks_by_what_its_stages_declare(tiny):
 
 
 def test_a_sweep_by_a_declared_lower_is_better_metric_ranks_the_lowest_first(tiny, tmp_path):
-    result = cli.invoke(app, ["sweep", str(tiny), "--grid", "mlp_train.epochs=1,3", "--jobs", "1",
-                              "--metric", "val_loss", "--out", str(tmp_path / "s"),
-                              "--cache-dir", str(tmp_path / "c")])
-    assert result.exit_code == 0, result.output
-    saved = json.loads((tmp_path / "s" / "sweep.json").read_text())
-    assert saved["metric"] == "val_loss" and saved["mode"] == "min"
+    result = run_sweep(tiny, [parse_grid("mlp_train.epochs=1,3")], jobs=1, metric="val_loss",
+                       out=tmp_path / "s", cache_dir=tmp_path / "c")
+    assert (result.info["metric"], result.info["mode"]) == ("val_loss", "min")
+    saved = json.loads((result.out / "sweep.json").read_text())
     means = [row["mean"] for row in saved["configurations"]]
-    assert means == sorted(means) and means[0] < means[1]
+    assert means == sorted(means) and means[0] < means[1]  # the lowest validation loss first
 
 
 def test_messages_name_the_option_the_value_came_from(tiny, tmp_path):
