@@ -46,7 +46,6 @@ def register(app: typer.Typer, reports_errors, DataDirOption, CacheDirOption) ->
         cache_dir: Optional[Path] = CacheDirOption,
     ) -> None:
         """Run a pipeline over a grid of overrides, in parallel; rank the configurations."""
-        from pipeline.outputs import check_cache_folder
         from pipeline.sweep.grid import parse_grid
         from pipeline.sweep.results import table
         from pipeline.sweep.run import run_sweep
@@ -55,7 +54,7 @@ def register(app: typer.Typer, reports_errors, DataDirOption, CacheDirOption) ->
         axes = [parse_grid(text) for text in grid]
         result = run_sweep(file, axes, seeds=seeds, jobs=jobs, backend=backend,
                            scheduler=scheduler, out=out,
-                           cache_dir=check_cache_folder(settings.cache_dir(cache_dir)),
+                           cache_dir=settings.cache_dir(cache_dir),
                            data_dir=settings.data_dir(data_dir), metric=metric, mode=mode,
                            fixed=overrides or [], threads=threads, echo=typer.echo,
                            warn=lambda message: typer.echo(f"warning: {message}", err=True))

@@ -341,10 +341,11 @@ def is_cache_folder(path: Path) -> bool:
     return (Path(path) / "joblib" / "stages").is_dir()
 
 
-def check_cache_folder(path: Path | str, option: str = "--cache-dir") -> Path:
+def check_cache_folder(path: Path | str, option: str = "--cache-dir",
+                       alternative: str = " (or --no-cache)") -> Path:
     """Return ``path`` if it can serve as the cache folder (a folder, or a path where one can be
     created, that nnpipe can really write in), else raise a one-line UserError naming ``option``
-    (before any work starts)."""
+    and, for a command that has one, the ``alternative`` (before any work starts)."""
     path = Path(path)
     try:
         if path.exists() and not path.is_dir():
@@ -355,7 +356,7 @@ def check_cache_folder(path: Path | str, option: str = "--cache-dir") -> Path:
         problem = f"is not a usable path ({getattr(exc, 'strerror', None) or exc})"
     if problem:
         raise UserError(f"{option} {shown(path)}: {problem}; the cache folder must be a folder "
-                        f"nnpipe can write in (or --no-cache)")
+                        f"nnpipe can write in{alternative}")
     return path
 
 

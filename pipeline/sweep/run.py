@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable
 
 from pipeline.config import load_pipeline
 from pipeline.files import write_json, write_text
-from pipeline.outputs import SWEEP, SWEEP_FORMAT, check_output, protected_places
+from pipeline.outputs import (SWEEP, SWEEP_FORMAT, check_cache_folder, check_output,
+                              protected_places)
 from pipeline.sweep import metric as metrics
 from pipeline.sweep.backend import engine, execute
 from pipeline.sweep.grid import Axis, configurations
@@ -97,6 +98,8 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
             an ``out`` nnpipe may not write (``pipeline.outputs``).
     """
     check_options(axes, seeds, jobs, backend, scheduler)
+    # a file, an unwritable place: exit 2 now (sweeps and studies share stages through it)
+    cache_dir = check_cache_folder(cache_dir, alternative="")
     jobs, threads = workers(jobs, threads, scheduler, warn)
     started = time.perf_counter()
     file, fixed = Path(file).resolve(), tuple(fixed)

@@ -17,6 +17,7 @@ from typing import Any, Callable
 from pipeline.config import load_pipeline
 from pipeline.errors import RunError, UserError
 from pipeline.files import write_json, write_text
+from pipeline.outputs import check_cache_folder
 from pipeline.sweep import metric as metrics
 from pipeline.sweep.backend import default_jobs, engine
 from pipeline.sweep.options import check_options
@@ -102,6 +103,8 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
         RunError: no trial could complete.
     """
     check_tune_options(options)
+    # a file, an unwritable place: exit 2 now (sweeps and studies share stages through it)
+    cache_dir = check_cache_folder(cache_dir, alternative="")
     studies.require_optuna()
     started = time.perf_counter()
     file = Path(file).resolve()

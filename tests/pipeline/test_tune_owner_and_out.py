@@ -146,3 +146,17 @@ def test_a_trial_of_a_live_owner_is_still_refused(tmp_path, stranger):
     with pytest.raises(UserError, match="is being run by process"):
         recover(study)
     assert [t.state.name for t in study.get_trials()] == ["RUNNING"]
+
+
+@pytest.mark.parametrize("command", [["tune", "--param", PARAM, "--trials", "1"],
+                                     ["sweep", "--grid", "mlp_train.epochs=1,2"]])
+def test_a_cache_dir_that_is_a_file_is_exit_2_before_anything_is_written(tiny, tmp_path,
+                                                                          command):
+    (tmp_path / "afile").write_text("mine")
+    result = cli.invoke(app, [command[0], str(tiny), *command[1:], "--out", str(tmp_path / "o"),
+                              "--cache-dir", str(tmp_path / "afile")])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "is a file" in result.output
+    assert "--no-cache" not in result.output  # neither command has that option
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    assert (tmp_path / "afile").read_text() == "mine"
