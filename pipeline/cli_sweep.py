@@ -33,29 +33,33 @@ def register(app: typer.Typer, reports_errors, DataDirOption, CacheDirOption) ->
         backend: str = typer.Option("loky", "--backend", help="joblib backend: loky or dask."),
         scheduler: Optional[str] = typer.Option(
             None, "--scheduler", help="Dask scheduler address (default: a local cluster)."),
-        metric: str = typer.Option(
-            "val_accuracy", "--metric",
-            help="What to rank by: the last epoch's value in history.json, else metrics.json."),
+        metric: Optional[str] = typer.Option(
+            None, "--metric",
+            help="What to rank by: the last epoch's value in history.json, else metrics.json "
+                 "(default: the first the pipeline's stages declare, e.g. val_accuracy)."),
         mode: Optional[str] = typer.Option(
-            None, "--mode", help="min or max (default: min for losses and errors, else max)."),
+            None, "--mode", help="min or max (default: as the stage declaring the metric says; "
+                                "max for a metric no stage declares)."),
         out: Optional[Path] = typer.Option(
             None, "--out", help="Sweep directory (default runs/sweep-NAME-TIME)."),
         data_dir: Optional[Path] = DataDirOption,
         cache_dir: Optional[Path] = CacheDirOption,
     ) -> None:
         """Run a pipeline over a grid of overrides, in parallel; rank the configurations."""
-        from pipeline.outputs import check_cache_folder
-        from pipeline.sweep import parse_grid, run_sweep, shared_line, table
+        from pipeline.sweep.grid import parse_grid
+        from pipeline.sweep.results import table
+        from pipeline.sweep.run import run_sweep
+        from pipeline.sweep.shared import shared_line
 
         axes = [parse_grid(text) for text in grid]
         result = run_sweep(file, axes, seeds=seeds, jobs=jobs, backend=backend,
                            scheduler=scheduler, out=out,
-                           cache_dir=check_cache_folder(settings.cache_dir(cache_dir)),
+                           cache_dir=settings.cache_dir(cache_dir),
                            data_dir=settings.data_dir(data_dir), metric=metric, mode=mode,
                            fixed=overrides or [], threads=threads, echo=typer.echo,
                            warn=lambda message: typer.echo(f"warning: {message}", err=True))
         typer.echo("")
-        typer.echo(table(result.rows, metric, axes))
+        typer.echo(table(result.rows, result.info["metric"], axes))
         typer.echo("")
         typer.echo(shared_line(result.shared))
         if result.info.get("seed_comparison"):

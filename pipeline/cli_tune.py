@@ -29,9 +29,10 @@ def register(app: typer.Typer, reports_errors, DataDirOption, CacheDirOption) ->
                                  "int(LOW,HIGH), int(LOW,HIGH,log), choice(A,B,...) (repeatable)."),
         trials: int = typer.Option(
             20, "--trials", help="Total complete + pruned trials of the study (not of this run)."),
-        metric: str = typer.Option(
-            "val_accuracy", "--metric",
-            help="What to optimise: losses and errors are minimised, anything else maximised."),
+        metric: Optional[str] = typer.Option(
+            None, "--metric",
+            help="What to optimise, in the direction its stage declares (default: the first "
+                 "metric the pipeline's stages declare, e.g. val_accuracy)."),
         sampler: str = typer.Option("tpe", "--sampler", help="tpe, random or grid."),
         pruner: str = typer.Option("median", "--pruner", help="median or none."),
         timeout: Optional[float] = typer.Option(
@@ -63,7 +64,7 @@ def register(app: typer.Typer, reports_errors, DataDirOption, CacheDirOption) ->
                               study, storage, tuple(overrides or ()), seeds, out, threads)
         result = run_tune(file, params, options, cache_dir=settings.cache_dir(cache_dir),
                           data_dir=settings.data_dir(data_dir), echo=typer.echo)
-        echo_result(result, params, metric)
+        echo_result(result, params, result.info["metric"])
 
 
 def echo_result(result, params, metric: str) -> None:

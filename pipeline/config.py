@@ -112,21 +112,25 @@ def read_document(path: Path) -> tuple[Any, dict[Loc, int]]:
 
 @dataclass(frozen=True)
 class Override:
-    """One ``--set PATH=VALUE``: the value is parsed as YAML, so ``3`` is an int, ``[64]`` a list."""
+    """One ``--set PATH=VALUE``: the value is parsed as YAML, so ``3`` is an int, ``[64]`` a list.
+
+    ``option`` is what the user typed it with (``--set``, or ``--grid``/``--param`` when a sweep
+    or a study made it from a value of theirs): every message about it names that option."""
 
     path: str
     value: Any
     text: str
+    option: str = "--set"
 
     @classmethod
-    def parse(cls, text: str) -> "Override":
+    def parse(cls, text: str, option: str = "--set") -> "Override":
         """Parse ``PATH=VALUE``; a malformed override is a UserError naming it."""
         path, sep, raw = text.partition("=")
         if not sep or not path.strip():
-            raise UserError(f"--set {text!r}: expected PATH=VALUE, e.g. mlp_train.epochs=20")
+            raise UserError(f"{option} {text!r}: expected PATH=VALUE, e.g. STAGE.FIELD=VALUE")
         # The value is YAML read within the same caps as a pipeline file (no alias bombs).
-        value = load_yaml(raw, f"--set {text!r}")[0] if raw.strip() else ""
-        return cls(path.strip(), value, text)
+        value = load_yaml(raw, f"{option} {text!r}")[0] if raw.strip() else ""
+        return cls(path.strip(), value, text, option)
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,7 +243,7 @@ def validate_document(document: Any, source: str, base_dir: Path, registry: Regi
             override = next((text for t_loc, text in (touched or []) if loc[:len(t_loc)] == t_loc),
                             None)
             at = f"{source}:{line}" if line and not override else source
-            suffix = f" (from --set {override})" if override else ""
+            suffix = f" (from {override})" if override else ""
             problems.append(f"{at}: {where}: {message}{suffix}")
         raise ConfigError(source, problems) from None
 
@@ -252,9 +256,10 @@ def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
     return None
 
 
-def load_pipeline(path: Path | str, overrides: Iterable[str] = (),
+def load_pipeline(path: Path | str, overrides: Iterable[str | Override] = (),
                   registry: Registry | None = None) -> LoadedPipeline:
-    """Read, override and validate a pipeline file.
+    """Read, override and validate a pipeline file. ``overrides`` are ``--set`` texts, or
+    ``Override`` objects (which name the option they came from in every message).
 
     Raises:
         UserError: the file cannot be read or parsed (one line with file and line).
@@ -262,7 +267,7 @@ def load_pipeline(path: Path | str, overrides: Iterable[str] = (),
     """
     path = Path(path)
     document, lines = read_document(path)
-    parsed = [Override.parse(text) for text in overrides]
+    parsed = [o if isinstance(o, Override) else Override.parse(o) for o in overrides]
     touched = apply_overrides(document, parsed) if isinstance(document, dict) else []
     spec = validate_document(document, str(path), path.resolve().parent, registry, lines, touched)
-    return LoadedPipeline(spec, path, tuple(overrides))
+    return LoadedPipeline(spec, path, tuple(o.text for o in parsed))

@@ -1,6 +1,6 @@
 """Where nnpipe may write: every option naming an output is checked here, before any work starts.
 
-An output (``run --out``, ``sweep --out``, ``report --out``, ``schema --out``) may be
+An output (``run --out``, ``sweep --out``, ``tune --out``, ``report --out``, ``schema --out``) may be
 
 - a path that does not exist yet, whose nearest existing folder nnpipe can really write in
   (checked with a probe folder created and removed at once: permission bits do not stop root,
@@ -10,6 +10,8 @@ An output (``run --out``, ``sweep --out``, ``report --out``, ``schema --out``) m
   a *run directory* is recognised by its ``manifest.json`` (nnpipe's format, listing every file),
   and is replaced only if every file in it is listed there or is ``report.html``;
   a *sweep directory* by its ``sweep.json``, holding only nnpipe's files and run directories;
+  a *tune directory* by its marker ``.nnpipe-tune`` (written when the folder is made), holding
+  only nnpipe's files, plots and run directories (it is continued, never replaced);
   a *report* or *schema* file by the signature nnpipe writes in its first bytes
   (``<meta name="generator" content="nnpipe">``, ``"$comment": "nnpipe pipeline file schema"``),
   or, for a report, by being ``report.html`` directly inside a run directory.
@@ -39,6 +41,11 @@ SCHEMA_SIGNATURE = b'"$comment": "nnpipe pipeline file schema"'
 #: Files nnpipe adds to a run directory after the run (not in its manifest).
 RUN_EXTRAS = ("report.html",)
 SWEEP_FILES = ("sweep.json", "sweep.csv", "best.yaml")
+#: The file that marks a tune directory as nnpipe's, written first when the folder is made.
+TUNE_MARKER = ".nnpipe-tune"
+#: What ``nnpipe tune`` writes at the top of its directory (the SQLite study and its journals too).
+TUNE_FILES = (TUNE_MARKER, "study.db", "study.db-journal", "study.db-wal", "study.db-shm",
+              "tune.csv", "tune.json", "best.yaml", "report.html")
 #: A manifest larger than this is not one of nnpipe's (and is not read whole).
 _MAX_MANIFEST = 16 << 20
 
@@ -123,6 +130,42 @@ def sweep_dir_problem(path: Path) -> str | None:
     return None
 
 
+def _foreign_entry(folder: Path, allowed: Callable[[Path], bool]) -> str | None:
+    """The name of the first entry of ``folder`` (nnpipe's temporaries aside) not ``allowed``."""
+    for entry in folder.iterdir():
+        if not is_nnpipe_temporary(entry.name) and not allowed(entry):
+            return entry.name
+    return None
+
+
+def _tune_entry(entry: Path) -> bool:
+    """Whether ``entry`` of a tune directory is one nnpipe tune writes."""
+    if entry.is_symlink():
+        return False
+    if entry.is_file():
+        return entry.name in TUNE_FILES
+    if entry.name == "plots" and entry.is_dir():
+        return _foreign_entry(entry, lambda p: p.is_file() and p.suffix == ".png") is None
+    if entry.name == "trials" and entry.is_dir():
+        return _foreign_entry(entry, lambda p: p.is_dir() and not p.is_symlink()
+                              and run_dir_problem(p) is None) is None
+    return False
+
+
+def tune_dir_problem(path: Path) -> str | None:
+    """None when ``path`` is an empty folder or a tune directory holding only nnpipe's files."""
+    if not path.is_dir():
+        return "is a file, not a tune directory"
+    if not any(p for p in path.iterdir() if not is_nnpipe_temporary(p.name)):
+        return None
+    if not (path / TUNE_MARKER).is_file():
+        return f"exists and was not made by nnpipe tune (no {TUNE_MARKER})"
+    foreign = _foreign_entry(path, _tune_entry)
+    if foreign is not None:
+        return f"is a tune directory holding something nnpipe did not write ({foreign})"
+    return None
+
+
 def signed_file_problem(signature: bytes, what: str,
                         run_dir_name: str | None = None) -> Callable[[Path], str | None]:
     """A ``foreign`` check for a file output: nnpipe's own when its first 4 KB hold
@@ -146,6 +189,7 @@ def signed_file_problem(signature: bytes, what: str,
 
 RUN = OutputKind("run directory", True, run_dir_problem)
 SWEEP = OutputKind("sweep directory", True, sweep_dir_problem)
+TUNE = OutputKind("tune directory", True, tune_dir_problem)
 REPORT = OutputKind("report", False, signed_file_problem(REPORT_SIGNATURE, "report", "report.html"))
 SCHEMA = OutputKind("schema", False, signed_file_problem(SCHEMA_SIGNATURE, "schema"))
 
@@ -255,7 +299,7 @@ def check_output(path: Path | str, option: str, kind: OutputKind,
     Args:
         path: the output as the user gave it.
         option: the option's name for the message (``--out``).
-        kind: ``RUN``, ``SWEEP``, ``REPORT`` or ``SCHEMA``.
+        kind: ``RUN``, ``SWEEP``, ``TUNE``, ``REPORT`` or ``SCHEMA``.
         protected: places no output may be equal to, inside or above (``protected_places``).
         pipeline_file: the pipeline file the command reads (no output may hold it).
     """
@@ -297,10 +341,11 @@ def is_cache_folder(path: Path) -> bool:
     return (Path(path) / "joblib" / "stages").is_dir()
 
 
-def check_cache_folder(path: Path | str, option: str = "--cache-dir") -> Path:
+def check_cache_folder(path: Path | str, option: str = "--cache-dir",
+                       alternative: str = " (or --no-cache)") -> Path:
     """Return ``path`` if it can serve as the cache folder (a folder, or a path where one can be
     created, that nnpipe can really write in), else raise a one-line UserError naming ``option``
-    (before any work starts)."""
+    and, for a command that has one, the ``alternative`` (before any work starts)."""
     path = Path(path)
     try:
         if path.exists() and not path.is_dir():
@@ -311,7 +356,7 @@ def check_cache_folder(path: Path | str, option: str = "--cache-dir") -> Path:
         problem = f"is not a usable path ({getattr(exc, 'strerror', None) or exc})"
     if problem:
         raise UserError(f"{option} {shown(path)}: {problem}; the cache folder must be a folder "
-                        f"nnpipe can write in (or --no-cache)")
+                        f"nnpipe can write in{alternative}")
     return path
 
 

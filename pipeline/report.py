@@ -22,6 +22,7 @@ from pipeline.files import write_text
 from pipeline.leftovers import remove_abandoned
 from pipeline.outputs import REPORT, REPORT_SIGNATURE, checked_out
 from pipeline.runs import METRIC_KEYS, RunInfo, load_run, show
+from pipeline.tables import html_table
 from pipeline.userfiles import MAX_RUN_FILE_BYTES, read_text
 
 #: What the runner writes into a run directory that has plots (``plots/*.png``).
@@ -39,10 +40,7 @@ figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{escape(show(cell))}</td>" for cell in row) + "</tr>"
-                   for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return html_table(headers, rows, cell=show)
 
 
 def _plots(run: RunInfo) -> str:

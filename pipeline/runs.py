@@ -16,6 +16,7 @@ import typer
 
 from pipeline.engine.addressing import stage_names
 from pipeline.errors import UserError
+from pipeline.tables import text_table
 from pipeline.userfiles import (MAX_RUN_FILE_BYTES, MissingFile, load_yaml, read_json,
                                 read_text)
 
@@ -161,11 +162,8 @@ def _kind_cell(value: dict[str, Any]) -> str:
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
-    """A plain text table: columns padded to their widest cell, a dashed rule under the header."""
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
-             for line in [headers, ["-" * w for w in widths], *rows]]
-    return "\n".join(lines)
+    """A plain text table (``pipeline.tables``) with a dashed rule under the header."""
+    return text_table(headers, rows, rule=True)
 
 
 def list_table(runs: list[RunInfo], max_settings: int = 4) -> str:

@@ -73,6 +73,11 @@ class StageSpec(BaseModel):
     #: transform in the run directory and records the chain in order (``transforms.json``), so
     #: ``nnpipe predict``, the Python API and the exports replay it before the model.
     transform_output: ClassVar[str | None] = None
+    #: Values this stage leaves in the run directory (a key of ``history.json`` or of
+    #: ``metrics.json``) that a search (``nnpipe sweep``, ``nnpipe tune``) may rank by, each with
+    #: its direction: ``"max"`` when higher is better, ``"min"`` when lower is. A search ranks by
+    #: the first one declared in the pipeline unless ``--metric`` names another.
+    metric_directions: ClassVar[Mapping[str, str]] = {}
 
     @classmethod
     def load_transform(cls, directory: Path) -> Any:

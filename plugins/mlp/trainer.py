@@ -122,6 +122,9 @@ class MLPTrain(StageSpec):
     """Train a multilayer perceptron on the ``train`` split (mini-batch, seeded, reproducible)."""
 
     kind: Literal["mlp_train"] = "mlp_train"
+    #: What a search ranks by (``history.json``, the last epoch): validation accuracy first.
+    metric_directions = {"val_accuracy": "max", "val_loss": "min", "train_accuracy": "max",
+                         "train_loss": "min"}
     hidden: list[PositiveInt] = [256, 128]
     activation: str = "relu"
     loss: str = "cross_entropy"

@@ -15,7 +15,7 @@ from pipeline.engine.chain import StageKey, key_chain
 from pipeline.keys import FileHasher, digest
 from pipeline.plan import plan
 from pipeline.runner import Runner
-from pipeline.sweep import stage_keys
+from pipeline.sweep.shared import stage_keys
 
 TOY = """\
     name: toy

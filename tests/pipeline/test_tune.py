@@ -26,7 +26,7 @@ from pipeline.config import load_pipeline
 from pipeline.errors import Stopped, UserError
 from pipeline.keys import FileHasher
 from pipeline.runner import Runner
-from pipeline.sweep import stage_keys
+from pipeline.sweep.shared import stage_keys
 from pipeline.tune.run import TuneOptions, run_tune
 from pipeline.tune.space import parse_param
 from pipeline.tune.study import COUNTED, NUMBER, open_storage
