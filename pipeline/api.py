@@ -21,8 +21,8 @@ from html import escape
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from pipeline import settings
-from pipeline.runs import METRIC_KEYS, RunInfo, load_run as _read_run_dir, show
+from pipeline.io import settings
+from pipeline.runs.rundirs import METRIC_KEYS, RunInfo, load_run as _read_run_dir, show
 
 #: The predictor ``Run.predict`` uses unless told otherwise (an ``nnpipe.predictors`` name).
 DEFAULT_PREDICTOR = "mlp"
@@ -82,7 +82,7 @@ class Run:
 
     def report(self, out: Path | str | None = None) -> Path:
         """Write the self-contained HTML page of this run (``nnpipe report``); return its path."""
-        from pipeline.report import write_report
+        from pipeline.runs.report import write_report
 
         return write_report(self.path, Path(out) if out is not None else None)
 
@@ -152,8 +152,8 @@ def default_progress(quiet: bool = False):
     """Live rich bars in Jupyter or on a terminal, plain lines elsewhere, nothing when quiet."""
     from rich.console import Console
 
-    from pipeline.console import PlainProgress
-    from pipeline.console_rich import RichProgress
+    from pipeline.cli.console import PlainProgress
+    from pipeline.cli.console_rich import RichProgress
 
     if quiet:
         return PlainProgress(quiet=True)
@@ -188,9 +188,9 @@ def run(path: Path | str, overrides: Mapping[str, Any] | Iterable[str] | None = 
         UserError: bad input (the file, a field, data), with the one-line message the CLI prints.
         RunError: a failure while running (a stage failed, training diverged).
     """
-    from pipeline.cli import cache_options
-    from pipeline.config import load_pipeline
-    from pipeline.runner import Runner
+    from pipeline.engine.caching import cache_options
+    from pipeline.engine.config import load_pipeline
+    from pipeline.engine.runner import Runner
 
     pipeline = load_pipeline(Path(path), _override_strings(overrides))
     listener = progress if progress is not None else default_progress(quiet)

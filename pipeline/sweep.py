@@ -32,14 +32,14 @@ from typing import Any, Callable, Iterable, Iterator
 
 import yaml
 
-from pipeline.config import LoadedPipeline, load_pipeline
+from pipeline.engine.config import LoadedPipeline, load_pipeline
 from pipeline.errors import ConfigError, NnpipeError, Stopped, UserError
 from pipeline.files import write_json, write_text
 from pipeline.engine.chain import key_chain
-from pipeline.keys import FileHasher
-from pipeline.names import slug
-from pipeline.outputs import SWEEP, SWEEP_FORMAT, check_output, protected_places
-from pipeline.seedstats import compare_best, mean_std
+from pipeline.engine.keys import FileHasher
+from pipeline.io.names import slug
+from pipeline.io.outputs import SWEEP, SWEEP_FORMAT, check_output, protected_places
+from pipeline.runs.seedstats import compare_best, mean_std
 from pipeline.spec import StageContext
 from pipeline.userfiles import MAX_RUN_FILE_BYTES, load_yaml, read_json
 
@@ -153,8 +153,8 @@ def run_one(task: Task, monitor=None) -> dict[str, Any]:
     Runner's (``nnpipe tune`` prunes through it); a run it stops has ``status: stopped``."""
     from threadpoolctl import threadpool_limits
 
-    from pipeline.cache import StageCache
-    from pipeline.runner import Runner
+    from pipeline.engine.cache import StageCache
+    from pipeline.engine.runner import Runner
 
     started = time.perf_counter()
     outcome: dict[str, Any] = {"index": task.index, "config": task.config,
@@ -366,7 +366,7 @@ def to_csv(rows: list[dict], metric: str, axes: list[Axis]) -> str:
 
 
 def default_out(name: str, root: Path = Path("runs")) -> Path:
-    """``runs/sweep-<name>-<date>-<time>``, the name made safe (``pipeline.names.slug``)."""
+    """``runs/sweep-<name>-<date>-<time>``, the name made safe (``pipeline.io.names.slug``)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = slug(name)
     candidate, counter = root / f"sweep-{name}-{stamp}", 1
@@ -425,8 +425,8 @@ def warm_shared_stages(pipelines: dict[int, LoadedPipeline], cache_dir: Path,
                        data_dir: Path | None):
     """Compute every run's stage keys; run each prefix of stages more than one run shares once,
     here, into the cache. Return the keys by run, the shared keys and the warm-up's reports."""
-    from pipeline.cache import StageCache
-    from pipeline.runner import Runner
+    from pipeline.engine.cache import StageCache
+    from pipeline.engine.runner import Runner
 
     hasher = FileHasher(cache_dir / "file-hashes.json")
     keys_by_run = {i: stage_keys(p, data_dir, hasher) for i, p in pipelines.items()}
@@ -511,7 +511,7 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
 
     Raises:
         UserError: bad options, an unknown override path, dask missing for ``--backend dask``,
-            an ``out`` nnpipe may not write (``pipeline.outputs``).
+            an ``out`` nnpipe may not write (``pipeline.io.outputs``).
     """
     check_options(axes, seeds, jobs, backend, scheduler, mode)
     jobs, threads = workers(jobs, threads, scheduler, warn)
@@ -534,7 +534,7 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
             str(data_dir) if data_dir else None, metric, threads, fixed))
     with engine(backend, jobs, scheduler, threads):
         out.mkdir(parents=True, exist_ok=True)  # only once the sweep is known to be runnable
-        # Marks the folder as a sweep directory at once (pipeline.outputs): a rerun may replace it.
+        # Marks the folder as a sweep directory at once (pipeline.io.outputs): a rerun may replace it.
         write_json(out / "sweep.json", {"format": SWEEP_FORMAT, "status": "running",
                                         "pipeline": str(file)})
         outcomes, shared = _run_all(tasks, invalid, pipelines, cache_dir, data_dir, echo, metric,

@@ -11,7 +11,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.report import STYLE, _table
+from pipeline.runs.report import STYLE, _table
 from pipeline.tune.results import _cells, headers
 
 

@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from pipeline.seedstats import Comparison, compare_best, mean_std
+from pipeline.runs.seedstats import Comparison, compare_best, mean_std
 from pipeline.sweep import write_best
 from pipeline.tune.study import NUMBER
 

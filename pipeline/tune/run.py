@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from pipeline.config import load_pipeline
+from pipeline.engine.config import load_pipeline
 from pipeline.errors import RunError, UserError
 from pipeline.files import write_json, write_text
 from pipeline.sweep import check_options, default_jobs, engine, metric_mode, warm_shared_stages

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from pipeline.config import load_pipeline
+from pipeline.engine.config import load_pipeline
 from pipeline.errors import ConfigError, UserError
 from pipeline.sweep import split_values
 

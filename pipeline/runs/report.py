@@ -14,14 +14,12 @@ from __future__ import annotations
 import base64
 from html import escape
 from pathlib import Path
-from typing import Any, Optional
-
-import typer
+from typing import Any
 
 from pipeline.files import write_text
-from pipeline.leftovers import remove_abandoned
-from pipeline.outputs import REPORT, REPORT_SIGNATURE, checked_out
-from pipeline.runs import METRIC_KEYS, RunInfo, load_run, show
+from pipeline.io.leftovers import remove_abandoned
+from pipeline.io.outputs import REPORT, REPORT_SIGNATURE, checked_out
+from pipeline.runs.rundirs import METRIC_KEYS, RunInfo, load_run, show
 from pipeline.userfiles import MAX_RUN_FILE_BYTES, read_text
 
 #: What the runner writes into a run directory that has plots (``plots/*.png``).
@@ -113,10 +111,3 @@ def write_report(run_dir: Path, out: Path | None = None, name: str | None = None
     write_text(target, render(info, name))
     return target
 
-
-def command(
-    run: Path = typer.Argument(..., help="A run directory."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default RUN/report.html)."),
-) -> None:
-    """Write one self-contained HTML page of a run: settings, metrics, plots."""
-    typer.echo(f"report written to {write_report(run, out)}")

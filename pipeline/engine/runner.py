@@ -23,16 +23,16 @@ from typing import Any, Callable
 import yaml
 
 from pipeline.artifacts import Saveable
-from pipeline.config import LoadedPipeline
+from pipeline.engine.config import LoadedPipeline
 from pipeline.errors import NnpipeError, RunError, Stopped, UserError
 from pipeline.engine.chain import StageKey, key_chain
 from pipeline.files import DiskFullError, disk_full, write_json, write_text
-from pipeline.keys import FileHasher
-from pipeline.leftovers import owner_tag, remove_abandoned, temp_prefix
-from pipeline.names import slug
-from pipeline.outputs import RUN_FORMAT, run_dir_problem
+from pipeline.engine.keys import FileHasher
+from pipeline.io.leftovers import owner_tag, remove_abandoned, temp_prefix
+from pipeline.io.names import slug
+from pipeline.io.outputs import RUN_FORMAT, run_dir_problem
 from pipeline.spec import StageContext
-from pipeline.transforms import Fitted, sample_shape, write_chain
+from pipeline.engine.transforms import Fitted, sample_shape, write_chain
 
 
 @dataclass
@@ -82,7 +82,7 @@ def check_wiring(pipeline: LoadedPipeline) -> None:
 
 def default_run_dir(pipeline: LoadedPipeline, root: Path = Path("runs")) -> Path:
     """``runs/<name>-<date>-<time>``, with a counter if that exists already. The name is made a
-    safe folder name (``pipeline.names.slug``), so the run always lands directly in ``root``."""
+    safe folder name (``pipeline.io.names.slug``), so the run always lands directly in ``root``."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = slug(pipeline.spec.name)
     candidate = root / f"{name}-{stamp}"
@@ -115,7 +115,7 @@ class Runner:
         data_dir: where registered datasets are looked for (``NNPIPE_DATA``).
         progress: the progress listener handed to each stage.
         on_stage: called with each stage's report as soon as it is done.
-        cache: a ``pipeline.cache.StageCache`` (or an object with its ``lookup``, ``store`` and
+        cache: a ``pipeline.engine.cache.StageCache`` (or an object with its ``lookup``, ``store`` and
             ``remember`` methods); None runs everything and stores nothing.
         state_dir: where stages keep state between runs (checkpoints), by stage key.
         force_from: the index of the first stage to run even when cached (``--from``); its
@@ -258,7 +258,7 @@ def _fill_run_dir(staging: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
                   reports: list[StageReport], chain: list[Fitted], name: str) -> None:
     """Write the artifacts, the fitted-transform chain, the resolved pipeline, the manifest and,
     for a run with plots, its HTML page into ``staging`` (the run directory ``name`` to be)."""
-    from pipeline.report import REPORT_NAME, write_report
+    from pipeline.runs.report import REPORT_NAME, write_report
 
     files, saved = [], {}  # saved: id of an artifact -> the files it wrote
     for value in artifacts.values():

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from pipeline.engine.addressing import format_loc, stage_names
-from pipeline.engine.overrides import Loc, apply_overrides  # noqa: F401 (pipeline.config's API)
+from pipeline.engine.overrides import Loc, apply_overrides  # noqa: F401 (pipeline.engine.config's API)
 from pipeline.errors import ConfigError, PluginError, UserError
 from pipeline.registry import Registry, closest, default_registry, unknown_name_message
 from pipeline.spec import Seed, StageSpec

@@ -10,9 +10,7 @@ import datetime as _dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, List
-
-import typer
+from typing import Any, Iterable
 
 from pipeline.engine.addressing import stage_names
 from pipeline.errors import UserError
@@ -219,7 +217,7 @@ def seed_groups(runs: list[RunInfo], metric: str = "accuracy") -> str | None:
     """Runs that differ only in their seeds, grouped: per group the mean and standard deviation
     of ``metric`` over its seeds, best first, and Welch's t-test between the two best groups.
     None when no two runs differ only in seed."""
-    from pipeline.seedstats import compare_best, mean_std
+    from pipeline.runs.seedstats import compare_best, mean_std
 
     varying = [key for key in differences(runs) if not _is_seed(key)]
     groups: dict[str, list[RunInfo]] = {}
@@ -239,35 +237,3 @@ def seed_groups(runs: list[RunInfo], metric: str = "accuracy") -> str | None:
     comparison = compare_best([(label, values[label]) for label in ranked])
     return text + (f"\n{comparison.sentence()}" if comparison else "")
 
-
-def make_app(reports_errors: Callable[[Callable], Callable]) -> typer.Typer:
-    """The ``runs`` command group; ``reports_errors`` turns nnpipe errors into exit statuses."""
-    app = typer.Typer(help="List and compare run directories.", no_args_is_help=True)
-
-    @app.command("list")
-    @reports_errors
-    def list_runs(
-        root: Path = typer.Argument(Path("runs"), help="The folder holding run directories."),
-    ) -> None:
-        """A table of the runs under ROOT: name, date, settings that differ, accuracy, time."""
-        runs = find_runs(root)
-        if not runs:
-            typer.echo(f"no runs in {root}")
-            return
-        typer.echo(list_table(runs))
-
-    @app.command("compare")
-    @reports_errors
-    def compare(
-        runs: List[Path] = typer.Argument(..., help="Two or more run directories."),
-    ) -> None:
-        """The settings that differ between runs, then their metrics side by side."""
-        if len(runs) < 2:
-            raise UserError("compare needs at least two run directories")
-        infos = [load_run(path) for path in runs]
-        typer.echo(compare_text(infos))
-        grouped = seed_groups(infos)
-        if grouped:
-            typer.echo(f"\nruns that differ only in seed, grouped:\n{grouped}")
-
-    return app
