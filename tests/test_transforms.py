@@ -116,7 +116,7 @@ def test_a_transform_output_that_is_not_an_output_is_refused_before_running():
     from types import SimpleNamespace
     from typing import Literal
 
-    from pipeline.engine.runner import check_wiring
+    from pipeline.engine.wiring import check_wiring
     from pipeline.spec import StageSpec
 
     class Misdeclared(StageSpec):

@@ -19,7 +19,7 @@ def validate(
 ) -> None:
     """Check a pipeline file (fields, kinds, wiring) without running anything."""
     from pipeline.engine.config import load_pipeline
-    from pipeline.engine.runner import check_wiring
+    from pipeline.engine.wiring import check_wiring
 
     pipeline = load_pipeline(file, overrides or [])
     check_wiring(pipeline)

@@ -143,7 +143,7 @@ def _damage(cache, key: str) -> str | None:
 def plan(pipeline: LoadedPipeline, cache, data_dir: Path | None = None,
          hasher: FileHasher | None = None, force_from: int | None = None) -> list[PlannedStage]:
     """What ``nnpipe run`` would do with ``cache`` (a ``StageCache``, or None: everything runs)."""
-    from pipeline.engine.runner import check_wiring
+    from pipeline.engine.wiring import check_wiring
 
     check_wiring(pipeline)
     planned: list[PlannedStage] = []

@@ -33,6 +33,7 @@ from pipeline.io.names import slug
 from pipeline.io.outputs import RUN_FORMAT, run_dir_problem
 from pipeline.spec import StageContext
 from pipeline.engine.transforms import Fitted, sample_shape, write_chain
+from pipeline.engine.wiring import check_wiring
 
 
 @dataclass
@@ -56,28 +57,6 @@ class RunResult:
     artifacts: dict[str, Any]
     run_dir: Path | None
     stages: list[StageReport] = field(default_factory=list)
-
-
-def check_wiring(pipeline: LoadedPipeline) -> None:
-    """Raise a UserError if some stage reads an artifact no earlier stage produces."""
-    available: list[str] = []
-    problems = []
-    for index, (stage, stage_id) in enumerate(zip(pipeline.stages, pipeline.stage_ids())):
-        missing = [name for name in stage.inputs if name not in available]
-        if missing:
-            have = ", ".join(available) or "nothing yet"
-            problems.append(
-                f"{pipeline.path}: stages[{index}] ({stage_id}) needs "
-                f"{', '.join(repr(m) for m in missing)}, which no earlier stage produces "
-                f"(available: {have})"
-            )
-        available.extend(name for name in stage.outputs if name not in available)
-        fitted = getattr(stage, "transform_output", None)
-        if fitted is not None and fitted not in stage.outputs:
-            problems.append(f"{pipeline.path}: stages[{index}] ({stage_id}, {type(stage).__module__}) "
-                            f"declares transform_output {fitted!r}, which is not one of its outputs")
-    if problems:
-        raise UserError("\n".join(problems))
 
 
 def default_run_dir(pipeline: LoadedPipeline, root: Path = Path("runs")) -> Path:

@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.engine.config import load_pipeline
 from pipeline.errors import RunError, UserError
-from pipeline.engine.runner import Runner, check_wiring
+from pipeline.engine.runner import Runner
+from pipeline.engine.wiring import check_wiring
 
 
 def pipeline_from(tmp_path, text):
