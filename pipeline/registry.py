@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Iterable
 
-from pipeline.errors import PluginError
+from pipeline.errors import PluginError, UserError
 from pipeline.groups import FRAMEWORK_GROUPS, PREFIX, Checker, PluginGroup
 
 __all__ = ["Checker", "FRAMEWORK_GROUPS", "PluginEntry", "PluginGroup", "Registry", "closest",
@@ -140,6 +140,19 @@ class Registry:
     def names(self, group: str) -> list[str]:
         """The sorted names registered in ``group`` (short name, e.g. "stages")."""
         return sorted(self._entries.get(group, {}))
+
+    def only(self, group: str, option: str) -> str:
+        """The name of the one plugin installed in ``group``, for a command whose ``option``
+        may be left out (``nnpipe predict --predictor``).
+
+        Raises:
+            UserError: none or several are installed, naming them and ``option``.
+        """
+        names = self.names(group)
+        if len(names) != 1:
+            raise UserError(f"{option}: choose one of the installed {group} "
+                            f"({', '.join(names) or 'none is installed'})")
+        return names[0]
 
     def entries(self, group: str) -> list[PluginEntry]:
         """Every registration in ``group``, duplicates included, sorted by name."""

@@ -152,7 +152,7 @@ def test_every_readme_run_and_sweep_names_real_fields_and_stages():
 def test_the_readmes_pipeline_snippets_validate(tmp_path):
     """Every ```yaml block of the README validates: whole pipeline files as they are, a list of
     stages inside a pipeline of an idx_reader, a split and those stages."""
-    from pipeline.config import load_pipeline
+    from pipeline.engine.config import load_pipeline
 
     readme = (GUIDE.parent.parent / "README.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)

@@ -14,8 +14,8 @@ The package's parts, one job each, in the order a sweep uses them:
 - ``paths``: where the sweep directory and its run directories go;
 - ``run``: ``run_sweep``, the whole sweep from those parts.
 
-It may import the engine (config, keys, runner, cache), ``pipeline.outputs``, ``pipeline.tables``,
-``pipeline.seedstats`` and the plugin author's API; joblib, threadpoolctl and Dask only inside the
+It may import the engine (config, keys, runner, cache), ``pipeline.io.outputs``, ``pipeline.tables``,
+``pipeline.runs.seedstats`` and the plugin author's API; joblib, threadpoolctl and Dask only inside the
 functions that need them. Never typer, and no plugin: a grid value is an override, and the metric
 is whatever the run directory holds. ``pipeline.tune`` builds on ``worker``, ``backend``,
 ``shared``, ``options`` and ``metric``.

@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from pipeline.names import slug
+from pipeline.io.names import slug
 
 
 def default_out(name: str, root: Path = Path("runs")) -> Path:
-    """``runs/sweep-<name>-<date>-<time>``, the name made safe (``pipeline.names.slug``)."""
+    """``runs/sweep-<name>-<date>-<time>``, the name made safe (``pipeline.io.names.slug``)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = slug(name)
     candidate, counter = root / f"sweep-{name}-{stamp}", 1

@@ -1,12 +1,12 @@
 """The runs summarised per configuration: mean and spread over seeds, best first, and Welch's
-t-test between the two best (``pipeline.seedstats``)."""
+t-test between the two best (``pipeline.runs.seedstats``)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
-from pipeline.seedstats import compare_best, mean_std
+from pipeline.runs.seedstats import compare_best, mean_std
 
 
 def _row(number: int, overrides: tuple[str, ...], runs: list[dict]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Iterable
 
 import yaml
 
-from pipeline.config import load_pipeline
+from pipeline.engine.config import load_pipeline
 from pipeline.files import write_text
 from pipeline.sweep.grid import Axis
 from pipeline.tables import text_table

@@ -1,7 +1,7 @@
 """``run_sweep``: check the options, load every configuration, warm the shared stages, run, rank.
 
 A run that fails (a diverging network, a value the spec refuses) becomes a ``failed`` row with
-its message; the others go on. The sweep directory goes through ``pipeline.outputs`` (never a
+its message; the others go on. The sweep directory goes through ``pipeline.io.outputs`` (never a
 folder nnpipe did not write) and is marked as nnpipe's (``sweep.json``) before the first run.
 """
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from pipeline.config import load_pipeline
+from pipeline.engine.config import load_pipeline
 from pipeline.files import write_json, write_text
-from pipeline.outputs import (SWEEP, SWEEP_FORMAT, check_cache_folder, check_output,
+from pipeline.io.outputs import (SWEEP, SWEEP_FORMAT, check_cache_folder, check_output,
                               protected_places)
 from pipeline.sweep import metric as metrics
 from pipeline.sweep.backend import engine, execute
@@ -95,7 +95,7 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
 
     Raises:
         UserError: bad options, an unknown override path, dask missing for ``--backend dask``,
-            an ``out`` nnpipe may not write (``pipeline.outputs``).
+            an ``out`` nnpipe may not write (``pipeline.io.outputs``).
     """
     check_options(axes, seeds, jobs, backend, scheduler)
     # a file, an unwritable place: exit 2 now (sweeps and studies share stages through it)
@@ -118,7 +118,7 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
             str(data_dir) if data_dir else None, metric, threads, fixed))
     with engine(backend, jobs, scheduler, threads):
         out.mkdir(parents=True, exist_ok=True)  # only once the sweep is known to be runnable
-        # Marks the folder as a sweep directory at once (pipeline.outputs): a rerun may replace it.
+        # Marks the folder as a sweep directory at once (pipeline.io.outputs): a rerun may replace it.
         write_json(out / "sweep.json", {"format": SWEEP_FORMAT, "status": "running",
                                         "pipeline": str(file)})
         outcomes, shared = _run_all(tasks, invalid, pipelines, cache_dir, data_dir, echo, metric,

@@ -12,9 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import LoadedPipeline
+from pipeline.engine.config import LoadedPipeline
 from pipeline.engine.chain import key_chain
-from pipeline.keys import FileHasher
+from pipeline.engine.keys import FileHasher
 
 
 def stage_keys(pipeline: LoadedPipeline, data_dir: Path | None, hasher: FileHasher) -> list[str]:
@@ -47,8 +47,8 @@ def warm_shared_stages(pipelines: dict[int, LoadedPipeline], cache_dir: Path,
                        data_dir: Path | None):
     """Compute every run's stage keys; run each prefix of stages more than one run shares once,
     here, into the cache. Return the keys by run, the shared keys and the warm-up's reports."""
-    from pipeline.cache import StageCache
-    from pipeline.runner import Runner
+    from pipeline.engine.cache import StageCache
+    from pipeline.engine.runner import Runner
 
     hasher = FileHasher(cache_dir / "file-hashes.json")
     keys_by_run = {i: stage_keys(p, data_dir, hasher) for i, p in pipelines.items()}

@@ -3,7 +3,7 @@
 A configuration whose values the spec refuses becomes a ``failed`` outcome with the problem, and
 the others go on; a value naming no field at all is the user's mistake and stops the sweep. The
 messages name ``--grid`` because each override carries the option it came from
-(``pipeline.config.Override``).
+(``pipeline.engine.config.Override``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.config import LoadedPipeline, load_pipeline
+from pipeline.engine.config import LoadedPipeline, load_pipeline
 from pipeline.errors import ConfigError, UserError
 from pipeline.sweep.paths import run_dir
 from pipeline.sweep.worker import Task

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Override, load_pipeline
+from pipeline.engine.config import Override, load_pipeline
 from pipeline.errors import NnpipeError, Stopped
 from pipeline.sweep.metric import read_metric
 
@@ -54,8 +54,8 @@ def _execute(task: Task, monitor, outcome: dict[str, Any]) -> None:
     """Run the task's pipeline into its run directory; record its stages and metric."""
     from threadpoolctl import threadpool_limits
 
-    from pipeline.cache import StageCache
-    from pipeline.runner import Runner
+    from pipeline.engine.cache import StageCache
+    from pipeline.engine.runner import Runner
 
     with threadpool_limits(limits=task.threads):
         pipeline = load_pipeline(task.pipeline_file, task.all_overrides())

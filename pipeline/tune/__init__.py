@@ -6,6 +6,6 @@ worker), ``loop`` (ask and tell), ``results``, ``plots``, ``report`` (what the s
 ``outdir`` (the tune directory) and ``run`` (``run_tune``, the whole command).
 
 May import the engine (config, runner), ``pipeline.sweep`` (workers, backend, option checks,
-metric, shared stages, ``best.yaml``), ``pipeline.outputs``, ``pipeline.tables``, the plugin
+metric, shared stages, ``best.yaml``), ``pipeline.io.outputs``, ``pipeline.tables``, the plugin
 author's API, and Optuna lazily (the optional extra ``nnpipe[tune]``). Never typer, and no plugin.
 """

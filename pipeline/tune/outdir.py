@@ -1,6 +1,6 @@
 """The tune directory: ``runs/tune-STUDY`` by default, checked like every output, marked at once.
 
-Whether nnpipe may write there is decided by the one output check (``pipeline.outputs``, kind
+Whether nnpipe may write there is decided by the one output check (``pipeline.io.outputs``, kind
 ``TUNE``): a new or empty folder, or one holding the marker ``.nnpipe-tune`` and only what
 ``nnpipe tune`` writes; never a user's folder, the working folder, the cache or a data folder.
 The marker is the first thing written into a new tune directory, so a study killed at any later
@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from pipeline.files import write_text
-from pipeline.outputs import TUNE, TUNE_MARKER, check_output, protected_places
+from pipeline.io.outputs import TUNE, TUNE_MARKER, check_output, protected_places
 
 
 def default_out(study: str, root: Path = Path("runs")) -> Path:
@@ -24,7 +24,7 @@ def default_out(study: str, root: Path = Path("runs")) -> Path:
 def checked_out(out: Path | None, study: str, pipeline_file: Path, cache_dir: Path,
                 data_dir: Path | None) -> Path:
     """The tune directory (``out``, else the default), if nnpipe may write there; else a
-    one-line UserError naming ``--out`` (``pipeline.outputs``)."""
+    one-line UserError naming ``--out`` (``pipeline.io.outputs``)."""
     return check_output(Path(out) if out is not None else default_out(study), "--out", TUNE,
                         protected_places(cache_dir, data_dir), pipeline_file)
 

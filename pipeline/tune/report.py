@@ -11,8 +11,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.report import STYLE
-from pipeline.runs import show
+from pipeline.runs.report import STYLE
+from pipeline.runs.rundirs import show
 from pipeline.tables import html_table
 from pipeline.tune.results import cells, headers
 

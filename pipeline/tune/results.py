@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from pipeline.seedstats import Comparison, compare_best, mean_std
+from pipeline.runs.seedstats import Comparison, compare_best, mean_std
 from pipeline.sweep.results import write_best
 from pipeline.tables import text_table
 from pipeline.tune.study import NUMBER

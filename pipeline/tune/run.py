@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.config import load_pipeline
+from pipeline.engine.config import load_pipeline
 from pipeline.errors import RunError, UserError
 from pipeline.files import write_json, write_text
-from pipeline.outputs import check_cache_folder
+from pipeline.io.outputs import check_cache_folder
 from pipeline.sweep import metric as metrics
 from pipeline.sweep.backend import default_jobs, engine
 from pipeline.sweep.options import check_options

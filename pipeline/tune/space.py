@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from pipeline.config import Override, load_pipeline
+from pipeline.engine.config import Override, load_pipeline
 from pipeline.errors import ConfigError, UserError
 from pipeline.sweep.grid import split_values
 

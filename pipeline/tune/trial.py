@@ -94,8 +94,8 @@ def _storage(url: str):
 def prepare(url: str) -> None:
     """Import what trials need and open the storage: a worker does it while the parent still
     computes the shared stages, so the first trials do not pay for it."""
-    import pipeline.runner  # noqa: F401
-    from pipeline.config import stage_classes
+    import pipeline.engine.runner  # noqa: F401
+    from pipeline.engine.config import stage_classes
     from pipeline.registry import default_registry
 
     stage_classes(default_registry())  # imports every installed stage's module

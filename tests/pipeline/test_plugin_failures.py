@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.config import load_pipeline
+from pipeline.engine.config import load_pipeline
 from pipeline.errors import ConfigError
 from pipeline.registry import Registry, plugin_entry_points, set_default_registry
 from support import installed_entry_points, make_distribution

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from support import entry_points
-from pipeline.config import check_stage_class
+from pipeline.engine.config import check_stage_class
 from pipeline.errors import PluginError
 from pipeline.registry import Registry, unknown_name_message
 

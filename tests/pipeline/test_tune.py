@@ -20,12 +20,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline.cache import StageCache
+from pipeline.engine.cache import StageCache
 from pipeline.cli import app
-from pipeline.config import load_pipeline
+from pipeline.engine.config import load_pipeline
 from pipeline.errors import Stopped, UserError
-from pipeline.keys import FileHasher
-from pipeline.runner import Runner
+from pipeline.engine.keys import FileHasher
+from pipeline.engine.runner import Runner
 from pipeline.sweep.shared import stage_keys
 from pipeline.tune.run import TuneOptions, run_tune
 from pipeline.tune.space import parse_param

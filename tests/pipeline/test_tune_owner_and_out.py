@@ -1,4 +1,4 @@
-"""``nnpipe tune``'s directory goes through the one output check (``pipeline.outputs``), and a
+"""``nnpipe tune``'s directory goes through the one output check (``pipeline.io.outputs``), and a
 running trial's owner is a process, not a pid: a reused pid does not keep a dead trial alive."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.errors import UserError
-from pipeline.outputs import TUNE_MARKER, tune_dir_problem
+from pipeline.io.outputs import TUNE_MARKER, tune_dir_problem
 from pipeline.tune.owner import alive, process_start, this_owner
 from pipeline.tune.study import OWNER, open_storage, recover
 

@@ -11,7 +11,7 @@ from importlib import metadata
 import pytest
 import yaml
 
-from pipeline.config import load_pipeline
+from pipeline.engine.config import load_pipeline
 from pipeline.errors import ConfigError
 from pipeline.registry import Registry
 from plugins.mlp.activations import Activation

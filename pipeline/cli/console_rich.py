@@ -1,4 +1,4 @@
-"""The rich half of ``pipeline.console``: live bars on a terminal (imported only for one).
+"""The rich half of ``pipeline.cli.console``: live bars on a terminal (imported only for one).
 
 ``RichProgress`` draws one transient bar per task (an epoch over its batches, say) with the live
 fields a stage reports (``loss``), samples per second (from a ``samples`` field, else steps per
@@ -14,7 +14,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichBars, 
                            Task, TextColumn, TimeRemainingColumn)
 from rich.text import Text
 
-from pipeline.console import _fields_text, stage_line
+from pipeline.cli.console import _fields_text, stage_line
 
 
 class _RateColumn(ProgressColumn):

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from pipeline.errors import UserError
-from pipeline.leftovers import is_nnpipe_temporary, owner_tag
+from pipeline.io.leftovers import is_nnpipe_temporary, owner_tag
 from pipeline.userfiles import load_json_file
 
 RUN_FORMAT = "nnpipe-run/1"
@@ -366,7 +366,7 @@ def checked_out(out: Path | None, kind: OutputKind, default: Callable[[], Path],
     """What a command's ``--out`` names (``out``, else ``default()``), checked with
     ``check_output`` against the cache folder and data folders the command would use (its
     options, else the environment's settings)."""
-    from pipeline import settings
+    from pipeline.io import settings
 
     protected = protected_places(settings.cache_dir(cache_dir), settings.data_dir(data_dir))
     return check_output(out if out is not None else default(), "--out", kind, protected,

@@ -14,14 +14,12 @@ from __future__ import annotations
 import base64
 from html import escape
 from pathlib import Path
-from typing import Any, Optional
-
-import typer
+from typing import Any
 
 from pipeline.files import write_text
-from pipeline.leftovers import remove_abandoned
-from pipeline.outputs import REPORT, REPORT_SIGNATURE, checked_out
-from pipeline.runs import METRIC_KEYS, RunInfo, load_run, show
+from pipeline.io.leftovers import remove_abandoned
+from pipeline.io.outputs import REPORT, REPORT_SIGNATURE, checked_out
+from pipeline.runs.rundirs import RunInfo, load_run, scalar_keys, show
 from pipeline.tables import html_table
 from pipeline.userfiles import MAX_RUN_FILE_BYTES, read_text
 
@@ -60,18 +58,15 @@ def render(run: RunInfo, name: str | None = None) -> str:
                 *([name, version] for name, version in run.manifest.get("versions", {}).items())]
     stages = [[f"stages[{s.get('index')}] {s.get('id')}", s.get("kind"), s.get("status"),
                f"{s.get('seconds', 0.0):.2f}s"] for s in run.manifest.get("stages", [])]
-    metrics = _table(["metric", "value"], [[k, m[k]] for k in (*METRIC_KEYS, "n", "macro_precision",
-                                                              "macro_recall", "weighted_f1")
-                                           if k in m]) if m else "<p>No metrics.json.</p>"
+    metrics = _table(["metric", "value"], [[k, m[k]] for k in scalar_keys([m])]) \
+        if m else "<p>No metrics.json.</p>"
     per_class = _table(["class", "precision", "recall", "F1", "support"],
                        [[c.get("name"), c.get("precision"), c.get("recall"), c.get("f1"),
                          c.get("support")] for c in m.get("per_class", [])]) if m else ""
-    history = _table(["epoch", "train loss", "train acc", "val loss", "val acc", "lr", "lr end",
-                      "seconds"],
-                     [[e.get("epoch"), e.get("train_loss"), e.get("train_accuracy"),
-                       e.get("val_loss"), e.get("val_accuracy"), e.get("lr"),
-                       e.get("lr_end", e.get("lr")), e.get("seconds")]
-                      for e in run.history]) if run.history else "<p>No history.json.</p>"
+    columns = scalar_keys(run.history)  # epoch, the stage's per-epoch values, lr, seconds
+    history = _table([c.replace("_", " ") for c in columns],
+                     [[e.get(c) for c in columns] for e in run.history]) \
+        if run.history else "<p>No history.json.</p>"
     settings = (run.path / "pipeline.yaml")
     settings_text = (read_text(settings, "run directory file", MAX_RUN_FILE_BYTES)
                      if settings.is_file() else "(no pipeline.yaml)")
@@ -111,10 +106,3 @@ def write_report(run_dir: Path, out: Path | None = None, name: str | None = None
     write_text(target, render(info, name))
     return target
 
-
-def command(
-    run: Path = typer.Argument(..., help="A run directory."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default RUN/report.html)."),
-) -> None:
-    """Write one self-contained HTML page of a run: settings, metrics, plots."""
-    typer.echo(f"report written to {write_report(run, out)}")

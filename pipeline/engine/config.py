@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from pipeline.engine.addressing import format_loc, stage_names
-from pipeline.engine.overrides import Loc, apply_overrides  # noqa: F401 (pipeline.config's API)
+from pipeline.engine.overrides import Loc, apply_overrides  # noqa: F401 (pipeline.engine.config's API)
 from pipeline.errors import ConfigError, PluginError, UserError
 from pipeline.registry import Registry, closest, default_registry, unknown_name_message
 from pipeline.spec import Seed, StageSpec
@@ -151,7 +151,7 @@ def _problems(error: ValidationError, document: Any, registry: Registry,
     found = []
     for item in error.errors():
         loc: Loc = tuple(item["loc"])
-        # A discriminated union puts the tag into the path: stages.4.mlp_train.epochs.
+        # A discriminated union puts the tag into the path: stages.4.<kind>.epochs.
         if len(loc) >= 3 and loc[0] == "stages" and isinstance(loc[1], int) and loc[2] in kinds:
             loc = loc[:2] + loc[3:]
         kind = item["type"]

@@ -21,16 +21,15 @@ Patterns (``B`` is the final name, ``R`` 8 random characters):
     output.pkl.<32 hex>-<pid>-<thread>    joblib's temporary cache entry (pid, no host; the
                                           host is known when a writer mark is beside it)
     .nnpipe-writer-<pid>@<host>           the mark ``StageCache.store`` puts beside joblib's write
-    .nnpipe-probe-<pid>@<host>.R          the probe of ``pipeline.outputs`` (can we write here?)
+    .nnpipe-probe-<pid>@<host>.R          the probe of ``pipeline.io.outputs`` (can we write here?)
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import os
 import re
 import shutil
-import socket
 import time
 from pathlib import Path
 
@@ -40,7 +39,17 @@ UNKNOWN_OWNER_AGE = 24 * 3600.0
 #: abandoned: a live writer on another host keeps touching its file.
 DEAD_PID_AGE = 600.0
 
-HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+@functools.lru_cache(maxsize=1)
+def host_tag() -> str:
+    """Eight hex digits naming this host in temporary names (a hash of its name: a host name
+    may hold characters a file name may not). Computed on first use: hashlib and socket cost a
+    command that writes nothing (``validate``) a few milliseconds."""
+    import hashlib
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 _OWNED = r"(?P<pid>\d+)@(?P<host>[0-9a-f]{8})\."
 _RANDOM = r"[A-Za-z0-9_]{8}"
@@ -56,7 +65,7 @@ PATTERNS = (
 def owner_tag() -> str:
     """``<pid>@<host>``: what nnpipe puts in its temporary names so a later run can tell whether
     their owner is still alive."""
-    return f"{os.getpid()}@{HOST}"
+    return f"{os.getpid()}@{host_tag()}"
 
 
 def writer_mark(folder: Path) -> Path:
@@ -99,9 +108,10 @@ def is_abandoned(path: Path, now: float | None = None) -> bool:
         return False  # already gone
     groups = match.groupdict()
     pid, host = groups.get("pid"), groups.get("host")
-    if pid is not None and host is None and (path.parent / f".nnpipe-writer-{pid}@{HOST}").exists():
-        host = HOST  # the writer marked itself as a process of this host
-    if pid is not None and host == HOST:
+    here = host_tag()
+    if pid is not None and host is None and (path.parent / f".nnpipe-writer-{pid}@{here}").exists():
+        host = here  # the writer marked itself as a process of this host
+    if pid is not None and host == here:
         return not _alive(int(pid))
     if pid is not None and not _alive(int(pid)):
         return age > DEAD_PID_AGE

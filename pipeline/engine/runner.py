@@ -23,16 +23,17 @@ from typing import Any, Callable
 import yaml
 
 from pipeline.artifacts import Saveable
-from pipeline.config import LoadedPipeline
+from pipeline.engine.config import LoadedPipeline
 from pipeline.errors import NnpipeError, RunError, Stopped, UserError
 from pipeline.engine.chain import StageKey, key_chain
 from pipeline.files import DiskFullError, disk_full, write_json, write_text
-from pipeline.keys import FileHasher
-from pipeline.leftovers import owner_tag, remove_abandoned, temp_prefix
-from pipeline.names import slug
-from pipeline.outputs import RUN_FORMAT, run_dir_problem
+from pipeline.engine.keys import FileHasher
+from pipeline.io.leftovers import owner_tag, remove_abandoned, temp_prefix
+from pipeline.io.names import slug
+from pipeline.io.outputs import RUN_FORMAT, run_dir_problem
 from pipeline.spec import StageContext
-from pipeline.transforms import Fitted, sample_shape, write_chain
+from pipeline.engine.transforms import Fitted, sample_shape, write_chain
+from pipeline.engine.wiring import check_wiring
 
 
 @dataclass
@@ -58,31 +59,9 @@ class RunResult:
     stages: list[StageReport] = field(default_factory=list)
 
 
-def check_wiring(pipeline: LoadedPipeline) -> None:
-    """Raise a UserError if some stage reads an artifact no earlier stage produces."""
-    available: list[str] = []
-    problems = []
-    for index, (stage, stage_id) in enumerate(zip(pipeline.stages, pipeline.stage_ids())):
-        missing = [name for name in stage.inputs if name not in available]
-        if missing:
-            have = ", ".join(available) or "nothing yet"
-            problems.append(
-                f"{pipeline.path}: stages[{index}] ({stage_id}) needs "
-                f"{', '.join(repr(m) for m in missing)}, which no earlier stage produces "
-                f"(available: {have})"
-            )
-        available.extend(name for name in stage.outputs if name not in available)
-        fitted = getattr(stage, "transform_output", None)
-        if fitted is not None and fitted not in stage.outputs:
-            problems.append(f"{pipeline.path}: stages[{index}] ({stage_id}, {type(stage).__module__}) "
-                            f"declares transform_output {fitted!r}, which is not one of its outputs")
-    if problems:
-        raise UserError("\n".join(problems))
-
-
 def default_run_dir(pipeline: LoadedPipeline, root: Path = Path("runs")) -> Path:
     """``runs/<name>-<date>-<time>``, with a counter if that exists already. The name is made a
-    safe folder name (``pipeline.names.slug``), so the run always lands directly in ``root``."""
+    safe folder name (``pipeline.io.names.slug``), so the run always lands directly in ``root``."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = slug(pipeline.spec.name)
     candidate = root / f"{name}-{stamp}"
@@ -115,7 +94,7 @@ class Runner:
         data_dir: where registered datasets are looked for (``NNPIPE_DATA``).
         progress: the progress listener handed to each stage.
         on_stage: called with each stage's report as soon as it is done.
-        cache: a ``pipeline.cache.StageCache`` (or an object with its ``lookup``, ``store`` and
+        cache: a ``pipeline.engine.cache.StageCache`` (or an object with its ``lookup``, ``store`` and
             ``remember`` methods); None runs everything and stores nothing.
         state_dir: where stages keep state between runs (checkpoints), by stage key.
         force_from: the index of the first stage to run even when cached (``--from``); its
@@ -258,7 +237,7 @@ def _fill_run_dir(staging: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
                   reports: list[StageReport], chain: list[Fitted], name: str) -> None:
     """Write the artifacts, the fitted-transform chain, the resolved pipeline, the manifest and,
     for a run with plots, its HTML page into ``staging`` (the run directory ``name`` to be)."""
-    from pipeline.report import REPORT_NAME, write_report
+    from pipeline.runs.report import REPORT_NAME, write_report
 
     files, saved = [], {}  # saved: id of an artifact -> the files it wrote
     for value in artifacts.values():

@@ -6,17 +6,17 @@ renamed into place, so a reader sees a whole entry or none) and read back with `
 numpy arrays inside come back as read-only memory maps, so loading a cached dataset costs a few
 milliseconds whatever its size. ``Memory.reduce_size`` prunes the store, least recently used first.
 
-The key is computed by ``pipeline.keys`` (kind, canonical spec, code fingerprint, numpy version,
+The key is computed by ``pipeline.engine.keys`` (kind, canonical spec, code fingerprint, numpy version,
 seed, input file content, previous key); the store never hashes Python objects itself, so a
 joblib upgrade cannot silently change keys. Beside each entry a small JSON *record* keeps what the
 key was made of, the sha256 of the entry's bytes and the type of each output, and a *last key*
 pointer per (pipeline name, stage id) lets ``nnpipe plan`` explain what changed since the last
-run. No entry is used before ``pipeline.cache_check`` has checked it against its record: the
+run. No entry is used before ``pipeline.engine.cache_check`` has checked it against its record: the
 record's shape, the size, the checksum (hashed again whenever the file changed since), the
 output names and types. Anything else is a one-line warning and a recompute.
 
 The cache folder holds pickles: loading an entry runs code chosen by whoever wrote it. It is a
-trust boundary; use only a folder you control (see ``pipeline.settings``).
+trust boundary; use only a folder you control (see ``pipeline.io.settings``).
 """
 
 from __future__ import annotations
@@ -32,15 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.cache_check import (MISSING, REPLACED, check_content, checksum_fields, fresh_entry,
+from pipeline.engine.cache_check import (MISSING, REPLACED, check_content, checksum_fields, fresh_entry,
                                   outputs_problem, read_record, read_small_json, shape_of,
                                   type_name)
-from pipeline import settings
+from pipeline.io import settings
 from pipeline.engine.chain import StageKey
 from pipeline.errors import UserError
 from pipeline.files import DISK_FULL, DiskFullError, disk_full, write_json, write_text
-from pipeline.leftovers import remove_abandoned, writer_mark
-from pipeline.outputs import CACHE_TAG, CACHE_TAG_TEXT, is_cache_folder
+from pipeline.io.leftovers import remove_abandoned, writer_mark
+from pipeline.io.outputs import CACHE_TAG, CACHE_TAG_TEXT, is_cache_folder
 
 #: The joblib "function" folder every stage entry lives under.
 _FOLDER = "stages"
@@ -259,7 +259,7 @@ class StageCache:
 
     def remove_abandoned(self) -> None:
         """Remove the temporary files and folders killed processes left in the cache
-        (``pipeline.leftovers``: only nnpipe's and joblib's own, only when their owner is gone)."""
+        (``pipeline.io.leftovers``: only nnpipe's and joblib's own, only when their owner is gone)."""
         folders = [self.location, self.location / "records", self.location / "last"]
         for parent in (self.store_dir, self.location / "checkpoints"):
             if parent.is_dir():

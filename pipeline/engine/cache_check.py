@@ -1,6 +1,6 @@
 """Checking a cache entry before it is used: its record's shape, its bytes' checksum, its outputs.
 
-Internal to ``pipeline.cache``. When an entry is written, its record gets the sha256 of the
+Internal to ``pipeline.engine.cache``. When an entry is written, its record gets the sha256 of the
 entry file's bytes and a *stamp* of the file (size, mtime, ctime, inode) taken after hashing.
 When it is loaded:
 
@@ -47,7 +47,7 @@ class _Code(_Strict):
 
 
 class _Parts(_Strict):
-    """The key parts ``plan`` compares (see ``pipeline.keys.stage_key_parts``)."""
+    """The key parts ``plan`` compares (see ``pipeline.engine.keys.stage_key_parts``)."""
 
     kind: str
     spec: dict[str, Any]

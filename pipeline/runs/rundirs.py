@@ -10,9 +10,7 @@ import datetime as _dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, List
-
-import typer
+from typing import Any, Iterable, Mapping
 
 from pipeline.engine.addressing import stage_names
 from pipeline.errors import UserError
@@ -20,8 +18,16 @@ from pipeline.tables import text_table
 from pipeline.userfiles import (MAX_RUN_FILE_BYTES, MissingFile, load_yaml, read_json,
                                 read_text)
 
-#: The metrics shown side by side, in this order, when a run has them.
-METRIC_KEYS = ("split", "accuracy", "loss", "macro_f1")
+def scalar_keys(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The keys with a scalar value (text, a number, a bool or None) in any of ``records``, in
+    the order they first appear: the columns of metrics and histories, whatever stage wrote them
+    (lists and tables inside them, such as per-class scores, are left out)."""
+    keys: dict[str, None] = {}
+    for record in records:
+        for key, value in record.items():
+            if value is None or isinstance(value, (str, int, float, bool)):
+                keys.setdefault(key, None)
+    return list(keys)
 
 
 @dataclass
@@ -198,8 +204,8 @@ def compare_text(runs: list[RunInfo]) -> str:
                                                for key, values in diff.items()])
     else:
         settings = "no setting differs"
-    metric_rows = [[key, *(show(run.metrics.get(key)) for run in runs)] for key in METRIC_KEYS
-                   if any(key in run.metrics for run in runs)]
+    metric_rows = [[key, *(show(run.metrics.get(key)) for run in runs)]
+                   for key in scalar_keys(run.metrics for run in runs)]
     metric_rows.append(["epochs", *(str(len(run.history)) if run.history else "-" for run in runs)])
     metric_rows.append(["time", *(f"{run.seconds:.1f}s" for run in runs)])
     return f"{settings}\n\n{table(['metric', *names], metric_rows)}"
@@ -217,7 +223,7 @@ def seed_groups(runs: list[RunInfo], metric: str = "accuracy") -> str | None:
     """Runs that differ only in their seeds, grouped: per group the mean and standard deviation
     of ``metric`` over its seeds, best first, and Welch's t-test between the two best groups.
     None when no two runs differ only in seed."""
-    from pipeline.seedstats import compare_best, mean_std
+    from pipeline.runs.seedstats import compare_best, mean_std
 
     varying = [key for key in differences(runs) if not _is_seed(key)]
     groups: dict[str, list[RunInfo]] = {}
@@ -237,35 +243,3 @@ def seed_groups(runs: list[RunInfo], metric: str = "accuracy") -> str | None:
     comparison = compare_best([(label, values[label]) for label in ranked])
     return text + (f"\n{comparison.sentence()}" if comparison else "")
 
-
-def make_app(reports_errors: Callable[[Callable], Callable]) -> typer.Typer:
-    """The ``runs`` command group; ``reports_errors`` turns nnpipe errors into exit statuses."""
-    app = typer.Typer(help="List and compare run directories.", no_args_is_help=True)
-
-    @app.command("list")
-    @reports_errors
-    def list_runs(
-        root: Path = typer.Argument(Path("runs"), help="The folder holding run directories."),
-    ) -> None:
-        """A table of the runs under ROOT: name, date, settings that differ, accuracy, time."""
-        runs = find_runs(root)
-        if not runs:
-            typer.echo(f"no runs in {root}")
-            return
-        typer.echo(list_table(runs))
-
-    @app.command("compare")
-    @reports_errors
-    def compare(
-        runs: List[Path] = typer.Argument(..., help="Two or more run directories."),
-    ) -> None:
-        """The settings that differ between runs, then their metrics side by side."""
-        if len(runs) < 2:
-            raise UserError("compare needs at least two run directories")
-        infos = [load_run(path) for path in runs]
-        typer.echo(compare_text(infos))
-        grouped = seed_groups(infos)
-        if grouped:
-            typer.echo(f"\nruns that differ only in seed, grouped:\n{grouped}")
-
-    return app

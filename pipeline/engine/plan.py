@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import LoadedPipeline
+from pipeline.engine.config import LoadedPipeline
 from pipeline.engine.addressing import find_stage
 from pipeline.engine.chain import StageKey, key_chain
-from pipeline.keys import FileHasher
+from pipeline.engine.keys import FileHasher
 
 
 @dataclass
@@ -143,7 +143,7 @@ def _damage(cache, key: str) -> str | None:
 def plan(pipeline: LoadedPipeline, cache, data_dir: Path | None = None,
          hasher: FileHasher | None = None, force_from: int | None = None) -> list[PlannedStage]:
     """What ``nnpipe run`` would do with ``cache`` (a ``StageCache``, or None: everything runs)."""
-    from pipeline.runner import check_wiring
+    from pipeline.engine.wiring import check_wiring
 
     check_wiring(pipeline)
     planned: list[PlannedStage] = []

@@ -10,7 +10,7 @@ finished stage (``stage(report)``):
   characters: what a pipe, a file or a CI log should get.
 
 ``make_console`` chooses: rich when stdout is a terminal and the run is not ``--quiet``. rich is
-imported only then (``pipeline.console_rich``): a piped or quiet run does not pay for it.
+imported only then (``pipeline.cli.console_rich``): a piped or quiet run does not pay for it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, TextIO
 from pipeline.progress import NullProgress
 
 if TYPE_CHECKING:
-    from pipeline.console_rich import RichProgress
+    from pipeline.cli.console_rich import RichProgress
 
 
 def stage_line(report: Any) -> str:
@@ -66,16 +66,16 @@ def make_console(quiet: bool = False, stream: TextIO | None = None) -> PlainProg
     if not quiet and stream.isatty():
         from rich.console import Console
 
-        from pipeline.console_rich import RichProgress
+        from pipeline.cli.console_rich import RichProgress
 
         return RichProgress(Console(file=stream))
     return PlainProgress(quiet)
 
 
 def __getattr__(name: str) -> Any:
-    """``pipeline.console.RichProgress``, imported (with rich) on first use."""
+    """``pipeline.cli.console.RichProgress``, imported (with rich) on first use."""
     if name == "RichProgress":
-        from pipeline.console_rich import RichProgress
+        from pipeline.cli.console_rich import RichProgress
 
         return RichProgress
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
