@@ -103,15 +103,23 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="an empty or new folder to keep the grid and the study in")
     args = parser.parse_args()
     print(f"BLAS: {kernel()}")
     with tempfile.TemporaryDirectory(prefix="nnpipe-tune-bench-") as tmp:
-        work = Path(tmp)
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         file = pipeline_file(work, args.epochs)
         grid_s, grid_best, grid_row, slowest = run_grid(file, work, args.jobs)
         # a trial started just before the timeout runs on after it: leave room for the slowest
         budget = max(1.0, grid_s / 3 - slowest - RESULTS_SECONDS)
         tune_s, tune_best, tune_row, rows = run_study(file, work, args.jobs, args.trials, budget)
+    for r in rows:  # what the study spent its budget on
+        value = f"{float(r['val_accuracy']):.4f}" if r["val_accuracy"] else "-"
+        params = " ".join(f"{path.rsplit('.', 1)[-1]}={r[path]}" for path in SPACE)
+        print(f"  trial {r['number']:>2} {r['state']:8} {value} after {r['epochs'] or '-':>2} "
+              f"epochs, {float(r['seconds'] or 0):5.1f} s: {params}")
     states = [r["state"] for r in rows]
     print(f"grid : 24 configurations, {grid_s:6.1f} s wall, best val_accuracy {grid_best:.4f} "
           f"({' '.join(grid_row['overrides'])})")
