@@ -92,13 +92,13 @@ def make_sampler(name: str, params, seed: int):
 #: A trial may be pruned once it has run this share of the steps complete trials ran: early
 #: epochs mostly measure how fast a configuration starts, not where it ends (pruning at the
 #: first epoch stopped the best learning rate of tune_vs_grid.py on its second).
-WARMUP_SHARE = 0.15
+WARMUP_SHARE = 0.2
 
 
 def make_pruner(name: str):
     """``median``: stop a trial whose value at a step (the trainer's epoch) is worse than the
     median of complete trials' values at that step, once 2 trials are complete and the trial
-    has run a quarter of their steps; ``none``: never stop."""
+    has run a fifth of their steps; ``none``: never stop."""
     optuna = require_optuna()
     if name == "none":
         return optuna.pruners.NopPruner()

@@ -145,7 +145,7 @@ def test_a_trial_worse_than_the_median_at_an_epoch_is_pruned():
     assert PruningMonitor(study.ask(), "val_accuracy")("mlp_train", 1, {"loss": 1.0}) is False
 
 
-def test_the_median_pruner_waits_a_quarter_of_the_complete_trials_steps():
+def test_the_median_pruner_waits_a_share_of_the_complete_trials_steps():
     from pipeline.tune.study import WARMUP_SHARE, make_pruner
 
     study = optuna.create_study(direction="maximize", pruner=make_pruner("median"))
@@ -154,7 +154,7 @@ def test_the_median_pruner_waits_a_quarter_of_the_complete_trials_steps():
         for epoch in range(1, 21):
             trial.report(accuracy, epoch)
         study.tell(trial, accuracy)
-    warmup = WARMUP_SHARE * 20  # 3 epochs: no trial is judged before it has run them
+    warmup = WARMUP_SHARE * 20  # 4 epochs: no trial is judged before it has run them
     judged = []
     trial = study.ask()
     for epoch in range(1, 8):
