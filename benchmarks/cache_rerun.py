@@ -80,7 +80,7 @@ def run(pipeline: Path, cache: Path, out: Path, *overrides: str) -> tuple[float,
 #: Runs ``nnpipe`` with ``StageCache.verify`` timed; prints ``verify-seconds S`` on stderr at exit.
 TIMED = """
 import atexit, sys, time
-from pipeline import cache
+from pipeline.engine import cache
 spent = [0.0]
 verify = cache.StageCache.verify
 def timed(self, key):

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.sweep import shared_line
+from pipeline.sweep.shared import shared_line
 
 ROOT = Path(__file__).resolve().parent.parent
 LEARNING_RATES = "0.08,0.05,0.03,0.02"

@@ -16,16 +16,15 @@ learning curves, and progress is a live bar; elsewhere progress is plain lines.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from html import escape
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from pipeline import settings
-from pipeline.runs import METRIC_KEYS, RunInfo, load_run as _read_run_dir, show
+from pipeline.io import settings
+from pipeline.runs.rundirs import RunInfo, load_run as _read_run_dir, scalar_keys, show
 
-#: The predictor ``Run.predict`` uses unless told otherwise (an ``nnpipe.predictors`` name).
-DEFAULT_PREDICTOR = "mlp"
 
 
 class Run:
@@ -55,7 +54,7 @@ class Run:
         return self.path.name
 
     def predict(self, images: Any, top: int = 3, labels: Any = None,
-                predictor: str = DEFAULT_PREDICTOR) -> Any:
+                predictor: str | None = None) -> Any:
         """Classify ``images`` with this run's model, replaying the run's fitted transforms.
 
         Args:
@@ -63,7 +62,8 @@ class Run:
                 hold them; or the path of an IDX file, a PNG or a folder of PNGs.
             top: how many classes to rank per sample.
             labels: true labels (an array (n,) or an IDX file): the result's ``accuracy`` is set.
-            predictor: the ``nnpipe.predictors`` entry point to use (the MLP's by default).
+            predictor: the ``nnpipe.predictors`` entry point to use (by default the one
+                installed; several installed need a name).
 
         Returns:
             The predictor's result; the built-in one has ``probabilities`` (n, k), ``labels`` (n,),
@@ -73,7 +73,9 @@ class Run:
 
         import numpy as np
 
-        function = default_registry().load("predictors", predictor)
+        registry = default_registry()
+        function = registry.load("predictors",
+                                 predictor or registry.only("predictors", "predictor"))
         if not isinstance(images, (str, Path)):
             images = np.asarray(images)  # (n, h, w) or (n, d) raw pixels
         if labels is not None and not isinstance(labels, (str, Path)):
@@ -82,19 +84,19 @@ class Run:
 
     def report(self, out: Path | str | None = None) -> Path:
         """Write the self-contained HTML page of this run (``nnpipe report``); return its path."""
-        from pipeline.report import write_report
+        from pipeline.runs.report import write_report
 
         return write_report(self.path, Path(out) if out is not None else None)
 
     def __repr__(self) -> str:
-        figures = ", ".join(f"{key} {show(self.metrics[key])}" for key in METRIC_KEYS
-                            if key in self.metrics)
+        figures = ", ".join(f"{key} {show(self.metrics[key])}"
+                            for key in scalar_keys([self.metrics]))
         return f"Run({str(self.path)!r}{', ' if figures else ''}{figures})"
 
     def _repr_html_(self) -> str:
         """Jupyter's view: the headline metrics and the learning curves, all inline."""
         rows = "".join(f"<tr><th>{escape(key)}</th><td>{escape(show(self.metrics[key]))}</td></tr>"
-                       for key in (*METRIC_KEYS, "n") if key in self.metrics)
+                       for key in scalar_keys([self.metrics]))
         table = f"<table>{rows}</table>" if rows else "<p>No metrics.json.</p>"
         return (f"<div><strong>{escape(self.name)}</strong> "
                 f"<code>{escape(str(self.path))}</code>{table}{self._curves_html()}</div>")
@@ -108,18 +110,20 @@ class Run:
         return curves_svg(self.history)
 
 
-#: Series drawn by ``curves_svg``: history key -> stroke colour.
-CURVE_COLOURS = {"train_loss": "#1f77b4", "val_loss": "#ff7f0e",
-                 "train_accuracy": "#2ca02c", "val_accuracy": "#d62728"}
+#: Stroke colours of ``curves_svg``'s series, in turn (matplotlib's first four).
+CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
+#: History entries that are bookkeeping, not a curve worth drawing.
+NOT_CURVES = {"epoch", "lr", "lr_end", "seconds"}
 
 
 def curves_svg(history: list[dict[str, Any]], width: int = 480, height: int = 160) -> str:
-    """Loss and accuracy per epoch as one small inline SVG (each series scaled to its own range),
-    or an empty string without at least two epochs."""
+    """Every per-epoch series of a history as one small inline SVG (each scaled to its own
+    range), or an empty string without at least two epochs."""
     if len(history) < 2:
         return ""
     parts, legend_x = [], 8
-    for key, colour in CURVE_COLOURS.items():
+    curves = [key for key in scalar_keys(history) if key not in NOT_CURVES]
+    for key, colour in zip(curves, itertools.cycle(CURVE_COLOURS)):
         values = [e.get(key) for e in history]
         points = [(i, float(v)) for i, v in enumerate(values) if isinstance(v, (int, float))]
         if len(points) < 2:
@@ -152,8 +156,8 @@ def default_progress(quiet: bool = False):
     """Live rich bars in Jupyter or on a terminal, plain lines elsewhere, nothing when quiet."""
     from rich.console import Console
 
-    from pipeline.console import PlainProgress
-    from pipeline.console_rich import RichProgress
+    from pipeline.cli.console import PlainProgress
+    from pipeline.cli.console_rich import RichProgress
 
     if quiet:
         return PlainProgress(quiet=True)
@@ -188,9 +192,9 @@ def run(path: Path | str, overrides: Mapping[str, Any] | Iterable[str] | None = 
         UserError: bad input (the file, a field, data), with the one-line message the CLI prints.
         RunError: a failure while running (a stage failed, training diverged).
     """
-    from pipeline.cli import cache_options
-    from pipeline.config import load_pipeline
-    from pipeline.runner import Runner
+    from pipeline.engine.caching import cache_options
+    from pipeline.engine.config import load_pipeline
+    from pipeline.engine.runner import Runner
 
     pipeline = load_pipeline(Path(path), _override_strings(overrides))
     listener = progress if progress is not None else default_progress(quiet)

@@ -37,7 +37,7 @@ class Dataset:
 
     Attributes:
         splits: split name -> Split.
-        class_names: a label per class index, when the dataset has names (Fashion-MNIST does).
+        class_names: a label per class index, when the dataset has names (a registered dataset usually does).
         sample_shape: the shape of one sample as stored (for example (28, 28)), used for plots.
         name: where the data came from (a registered dataset name or a file), for messages.
         extra: anything else a reader knows; ``extra["files"][split]["labels"|"images"]`` is the

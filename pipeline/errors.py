@@ -24,7 +24,7 @@ class ConfigError(UserError):
     """A pipeline file (or an override) that does not validate.
 
     ``problems`` holds one line per problem, each naming the file, and for YAML the line, and the
-    path of the field (``mnist.yaml:12: stages[4].batch_size: must be greater than 0``), so that
+    path of the field (``pipeline.yaml:12: stages[4].batch_size: must be greater than 0``), so that
     every problem is reported at once.
     """
 

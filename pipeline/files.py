@@ -2,7 +2,7 @@
 
 Everything nnpipe writes (run directories, models, checkpoints, cache entries) goes through these
 helpers: write to a temporary file in the same folder, flush it to disk, then ``os.replace``.
-The temporary name carries the writer's pid and host (``pipeline.leftovers``), so a later run can
+The temporary name carries the writer's pid and host (``pipeline.io.leftovers``), so a later run can
 remove it if this process is killed before it can. A full disk (ENOSPC, EDQUOT) is a
 ``DiskFullError`` naming the folder, with the temporary file removed.
 """
@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from pipeline.errors import RunError
-from pipeline.leftovers import temp_prefix
+from pipeline.io.leftovers import temp_prefix
 
 #: The errors of a write that found no room.
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)

@@ -4,6 +4,11 @@ Finding plugins and loading them are separate steps (as in flake8's finder): ``R
 every entry point of the ``nnpipe.*`` groups without importing anything, and imports one only when
 it is asked for. The built-ins are registered in nnpipe's own ``pyproject.toml`` and go through
 exactly the same path as a third party's. A lookup error lists what exists and the closest name.
+
+Which groups exist, and what their members must be, is declared by whoever consumes them
+(``pipeline.groups``): the framework's own groups, and those a distribution declares under
+``nnpipe.groups``. Every load runs the group's type check; ``nnpipe plugins --check`` runs its
+full check.
 """
 
 from __future__ import annotations
@@ -11,41 +16,29 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-from pipeline.errors import PluginError
+from pipeline.errors import PluginError, UserError
+from pipeline.groups import FRAMEWORK_GROUPS, PREFIX, Checker, PluginGroup
 
-#: Short group name -> entry-point group. Third parties register under these.
-GROUPS: dict[str, str] = {
-    "stages": "nnpipe.stages",
-    "activations": "nnpipe.activations",
-    "losses": "nnpipe.losses",
-    "optimizers": "nnpipe.optimizers",
-    "initializers": "nnpipe.initializers",
-    "schedules": "nnpipe.schedules",
-    "layers": "nnpipe.layers",
-    "datasets": "nnpipe.datasets",
-    "predictors": "nnpipe.predictors",
-    "exporters": "nnpipe.exporters",
-}
+__all__ = ["Checker", "FRAMEWORK_GROUPS", "PluginEntry", "PluginGroup", "Registry", "closest",
+           "default_registry", "plugin_entry_points", "set_default_registry",
+           "unknown_name_message"]
 
-#: Short group name -> the word for one of its plugins, for messages ("unknown loss 'x'").
-SINGULAR: dict[str, str] = {
-    "stages": "stage", "activations": "activation", "losses": "loss", "optimizers": "optimizer",
-    "initializers": "initializer", "schedules": "schedule", "layers": "layer", "datasets": "dataset",
-    "predictors": "predictor", "exporters": "exporter",
-}
 
-#: A check run on a loaded object: returns None when it fits the group, else what is wrong.
-Checker = Callable[[Any], "str | None"]
+def plugin_entry_points() -> list[metadata.EntryPoint]:
+    """Every installed entry point of an ``nnpipe.*`` group (nothing is imported)."""
+    found = metadata.entry_points()  # Python 3.10/3.11: a mapping by group; later: selectable
+    return [ep for group in sorted(found.groups) if group.startswith(PREFIX)
+            for ep in found.select(group=group)]
 
 
 @dataclass(frozen=True)
 class PluginEntry:
     """One registered plugin, before it is loaded."""
 
-    group: str  # short group name, e.g. "activations"
-    name: str  # the name a pipeline file uses, e.g. "relu"
+    group: str  # short group name, e.g. "stages"
+    name: str  # the name a pipeline file uses, e.g. "split"
     target: str  # "module:attribute"
     distribution: str  # the distribution that registered it ("?" when unknown)
     version: str
@@ -81,7 +74,7 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
 
 
 def unknown_name_message(what: str, name: str, candidates: Iterable[str]) -> str:
-    """``unknown activation 'rlu'; installed: relu, sigmoid, tanh (did you mean 'relu'?)``."""
+    """``unknown stage 'splt'; installed: evaluate, split (did you mean 'split'?)``."""
     candidates = sorted(candidates)
     hint = closest(name, candidates)
     message = f"unknown {what} {name!r}; installed: {', '.join(candidates) or '(none)'}"
@@ -97,28 +90,69 @@ class Registry:
     """
 
     def __init__(self, entry_points: Iterable[metadata.EntryPoint] | None = None):
-        if entry_points is None:
-            found = metadata.entry_points()
-            entry_points = [ep for group in GROUPS.values() for ep in found.select(group=group)]
-        by_group = {value: key for key, value in GROUPS.items()}
-        self._entries: dict[str, dict[str, list[PluginEntry]]] = {key: {} for key in GROUPS}
+        entry_points = plugin_entry_points() if entry_points is None else list(entry_points)
+        # group -> name -> registrations; entry_points stays referenced while ids are keys
+        self._entries: dict[str, dict[str, list[PluginEntry]]] = {key: {} for key in FRAMEWORK_GROUPS}
         origins: dict[int, tuple[str, str]] = {}  # id(distribution) -> (name, version)
-        entry_points = list(entry_points)  # keeps each distribution alive while its id is a key
         for ep in entry_points:
-            short = by_group.get(ep.group)
-            if short is None:
+            if not ep.group.startswith(PREFIX):
                 continue
-            self._entries[short].setdefault(ep.name, [])
+            short = ep.group[len(PREFIX):]
             entry = _entry_of(short, ep, origins)
+            found = self._entries.setdefault(short, {}).setdefault(ep.name, [])
             # The same distribution seen twice (for example on two sys.path entries) is one plugin.
-            if all(e.distribution != entry.distribution or e.target != entry.target
-                   for e in self._entries[short][ep.name]):
-                self._entries[short][ep.name].append(entry)
-        self._loaded: dict[tuple[str, str], Any] = {}
+            if all(e.distribution != entry.distribution or e.target != entry.target for e in found):
+                found.append(entry)
+        self._loaded: dict[tuple[str, str], Any] = {}  # after the group's type check
+
+    def groups(self) -> list[str]:
+        """Every group's short name: the framework's, then those declared under ``groups``,
+        then groups that have members but no declaration (``group`` says so), ``groups`` last."""
+        declared = [name for name in self._entries["groups"] if name not in FRAMEWORK_GROUPS]
+        rest = sorted(set(self._entries) - set(FRAMEWORK_GROUPS) - set(declared))
+        framework = [name for name in FRAMEWORK_GROUPS if name != "groups"]
+        return framework + declared + [name for name in rest if self._entries[name]] + ["groups"]
+
+    def group(self, name: str) -> PluginGroup:
+        """The declaration of the group ``name`` (short name, e.g. "stages").
+
+        Raises:
+            PluginError: no installed distribution declares it, or its declaration is broken.
+        """
+        if name in FRAMEWORK_GROUPS:
+            return FRAMEWORK_GROUPS[name]
+        if name not in self._entries["groups"]:
+            raise PluginError(f"no installed distribution declares the plugin group {name!r} "
+                              f"(entry point {name!r} in group {PREFIX}groups)")
+        declaration = self.load("groups", name)
+        if declaration.name != name:
+            raise PluginError(f"plugin group {name!r} is declared by a PluginGroup named "
+                              f"{declaration.name!r}")
+        return declaration
+
+    def _singular(self, group: str) -> str:
+        """The word for one member of ``group``, for messages (the short name if undeclared)."""
+        try:
+            return self.group(group).singular
+        except PluginError:
+            return f"{group} plugin"
 
     def names(self, group: str) -> list[str]:
         """The sorted names registered in ``group`` (short name, e.g. "stages")."""
-        return sorted(self._entries[group])
+        return sorted(self._entries.get(group, {}))
+
+    def only(self, group: str, option: str) -> str:
+        """The name of the one plugin installed in ``group``, for a command whose ``option``
+        may be left out (``nnpipe predict --predictor``).
+
+        Raises:
+            UserError: none or several are installed, naming them and ``option``.
+        """
+        names = self.names(group)
+        if len(names) != 1:
+            raise UserError(f"{option}: choose one of the installed {group} "
+                            f"({', '.join(names) or 'none is installed'})")
+        return names[0]
 
     def entries(self, group: str) -> list[PluginEntry]:
         """Every registration in ``group``, duplicates included, sorted by name."""
@@ -131,38 +165,46 @@ class Registry:
             PluginError: the name is unknown (listing what exists), or two distributions
                 register it (naming both).
         """
-        found = self._entries[group].get(name)
+        found = self._entries.get(group, {}).get(name)
         if not found:
-            raise PluginError(unknown_name_message(SINGULAR[group], name, self.names(group)))
+            raise PluginError(unknown_name_message(self._singular(group), name, self.names(group)))
         if len(found) > 1:
             origins = " and ".join(f"{e.origin} ({e.target})" for e in found)
-            raise PluginError(f"{SINGULAR[group]} {name!r} is registered twice: by {origins}")
+            raise PluginError(f"{self._singular(group)} {name!r} is registered twice: by {origins}")
         return found[0]
 
     def load(self, group: str, name: str, check: Checker | None = None) -> Any:
         """Import and return the object registered as ``name`` in ``group``.
 
-        ``check`` verifies the object is of the right kind for the group; any import failure or
-        failed check becomes a ``PluginError`` naming the plugin and its distribution.
+        The group's own type check runs on the first load (its declaration is loaded for it, if
+        it is not the framework's); ``check``, a further test of the caller's, runs on every
+        call, so an object loaded once under a lenient check is still tested by a strict one.
+        Any import failure or failed check becomes a ``PluginError`` naming the plugin and its
+        distribution; so does a member of a group that nobody declares, or whose declaration
+        is broken.
         """
         key = (group, name)
         if key not in self._loaded:
             entry = self.entry(group, name)
+            type_check = self.group(group).type_check  # undeclared or broken: PluginError
             try:
                 value = entry.entry_point.load()
             except Exception as exc:  # a plugin's import may fail in any way
                 raise PluginError(
-                    f"{SINGULAR[group]} {name!r} from {entry.origin} failed to load "
+                    f"{self._singular(group)} {name!r} from {entry.origin} failed to load "
                     f"({entry.target}): {type(exc).__name__}: {exc}"
                 ) from exc
-            problem = check(value) if check is not None else None
-            if problem:
-                raise PluginError(
-                    f"{SINGULAR[group]} {name!r} from {entry.origin} ({entry.target}) "
-                    f"is not usable: {problem}"
-                )
+            self._refuse(entry, type_check(value) if type_check is not None else None)
             self._loaded[key] = value
-        return self._loaded[key]
+        value = self._loaded[key]
+        if check is not None:
+            self._refuse(self.entry(group, name), check(value))
+        return value
+
+    def _refuse(self, entry: PluginEntry, problem: str | None) -> None:
+        if problem:
+            raise PluginError(f"{self._singular(entry.group)} {entry.name!r} from {entry.origin} "
+                              f"({entry.target}) is not usable: {problem}")
 
 
 _default: Registry | None = None

@@ -25,6 +25,19 @@ def _resolve_against_file(value: Path, info: ValidationInfo) -> Path:
 #: A path field in a spec: relative paths resolve against the pipeline file's folder.
 RelativePath = Annotated[Path, AfterValidator(_resolve_against_file)]
 
+
+def registry_of(info: ValidationInfo) -> Any:
+    """The ``pipeline.registry.Registry`` a spec is validated against: the one ``load_pipeline``
+    was given (``model_validate(..., context={"registry": ...})``), else the default one. A
+    validator looking a plugin up by name uses this, never the default registry directly."""
+    registry = (info.context or {}).get("registry")
+    if registry is None:
+        from pipeline.registry import default_registry
+
+        registry = default_registry()
+    return registry
+
+
 #: A seed field in a spec: a non-negative integer (numpy's generators refuse negative seeds, so
 #: a negative one is refused when the file is validated, not when the stage runs).
 Seed = Annotated[int, Field(ge=0)]
@@ -60,6 +73,11 @@ class StageSpec(BaseModel):
     #: transform in the run directory and records the chain in order (``transforms.json``), so
     #: ``nnpipe predict``, the Python API and the exports replay it before the model.
     transform_output: ClassVar[str | None] = None
+    #: Values this stage leaves in the run directory (a key of ``history.json`` or of
+    #: ``metrics.json``) that a search (``nnpipe sweep``, ``nnpipe tune``) may rank by, each with
+    #: its direction: ``"max"`` when higher is better, ``"min"`` when lower is. A search ranks by
+    #: the first one declared in the pipeline unless ``--metric`` names another.
+    metric_directions: ClassVar[Mapping[str, str]] = {}
 
     @classmethod
     def load_transform(cls, directory: Path) -> Any:
@@ -81,6 +99,14 @@ class StageSpec(BaseModel):
         ``self.optional_inputs`` that an earlier stage produced), return a dict with exactly the
         names in ``self.outputs``."""
         raise NotImplementedError(f"stage {self.kind!r} does not implement run()")
+
+
+def stage_class_problem(value: Any) -> str | None:
+    """None when ``value`` is a ``StageSpec`` subclass, else what it is instead (the stage
+    group's type check)."""
+    if isinstance(value, type) and issubclass(value, StageSpec):
+        return None
+    return f"expected a StageSpec subclass, got {value!r}"
 
 
 class StageContext:

@@ -1,35 +1,29 @@
-"""Checks a plugin author calls from their own tests, and ``nnpipe plugins --check`` runs.
+"""Generic checks a plugin author calls from their own tests, and ``nnpipe plugins --check`` runs.
 
-The framework knows nothing about networks, so the objects are duck-typed:
+The framework knows no model, so what is here is what any plugin group can use:
 
-- an **activation** is anything with ``value(z) -> a`` and ``derivative(z, a) -> da/dz``,
-  both elementwise, and optionally the in-place fast paths ``value_into(z, out)`` and
-  ``backprop(delta, z, a)``, checked against the first two;
-- a **loss** is anything with ``value(output, target) -> float`` and
-  ``gradient(output, target) -> dL/doutput``, on outputs (n, k) and per-row targets (n, k), and
-  optionally ``fused(output, target) -> (value, gradient)``, checked against the first two, and
-  ``weighted(output, target, weight, smoothing) -> (value, gradient)`` (class weights), its
-  gradient checked against central differences of its value;
-- an **optimizer** is a class (a pydantic model whose fields all have defaults) with
-  ``init_state(params) -> state`` and ``step(params, grads, state, lr)`` updating ``params`` in place;
-- an **initializer** is a function ``(fan_in, fan_out, rng) -> (W (fan_in, fan_out), b (fan_out,))``;
-- a **stage** is a ``StageSpec`` subclass (or an instance of one);
-- a member of a group declared outside the framework (the network's ``layers``) carries its own
-  full check as a callable ``plugin_check`` attribute (``Layer.plugin_check`` runs
-  ``plugins.mlp.layers.gradcheck.check_layer``), which ``check_plugin`` runs.
+- ``numerical_gradient``, ``relative_error``, ``assert_gradient``, ``away_from_zero``: central
+  finite differences in float64 and the comparison of an analytic derivative against them;
+- ``missing_methods``, ``same_shape_dtype``, ``unchanged``: the small contract tests every
+  group's check is built of;
+- ``check_stage`` (a ``StageSpec``) and ``check_dataset`` (a dataset source): the full checks of
+  the framework's own groups (``pipeline.groups``), and ``tiny_dataset`` to run stages on;
+- ``check_plugin`` and ``plugin_status``: run a group's declared checks on one member (what
+  ``nnpipe plugins`` prints).
 
-Every check raises ``PluginCheckError`` (an ``AssertionError``, so pytest reports it like an
-``assert``) whose message says what failed and where: the relative error of a derivative, the
-input element where analytic and numeric derivatives disagree most, the shape or dtype expected
-and found. Derivatives are compared with central finite differences in float64.
-
-``CHECKS`` maps a short group name (as in ``pipeline.registry.GROUPS``) to its check;
-``TYPE_CHECKS`` maps it to a cheap test of the object's kind used when a plugin is loaded.
+The checks of a group declared by a plugin live beside that plugin, with its declaration (the
+network's are in its own package). Every check raises ``PluginCheckError`` (an
+``AssertionError``, so pytest reports it like an ``assert``) whose message says what failed and
+where: the relative error of a derivative, the input element where analytic and numeric
+derivatives disagree most, the shape or dtype expected and found.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import warnings
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -103,11 +97,12 @@ def assert_gradient(what: str, analytic: np.ndarray, numeric: np.ndarray,
 # Contract helpers
 
 
-def _has(obj: Any, *names: str) -> list[str]:
+def missing_methods(obj: Any, *names: str) -> list[str]:
+    """Those of ``names`` that are not callable attributes of ``obj``."""
     return [name for name in names if not callable(getattr(obj, name, None))]
 
 
-def _same_shape_dtype(what: str, result: Any, like: np.ndarray) -> np.ndarray:
+def same_shape_dtype(what: str, result: Any, like: np.ndarray) -> np.ndarray:
     """``result`` as an array, or a PluginCheckError if its shape or dtype differs from ``like``."""
     if not isinstance(result, np.ndarray):
         raise PluginCheckError(f"{what}: returned {type(result).__name__}, expected an ndarray")
@@ -119,238 +114,10 @@ def _same_shape_dtype(what: str, result: Any, like: np.ndarray) -> np.ndarray:
     return result
 
 
-def _unchanged(what: str, before: np.ndarray, after: np.ndarray) -> None:
+def unchanged(what: str, before: np.ndarray, after: np.ndarray) -> None:
+    """A ``PluginCheckError`` when ``after`` differs from its copy ``before`` (modified in place)."""
     if not np.array_equal(before, after, equal_nan=True):
         raise PluginCheckError(f"{what}: modified its input in place")
-
-
-# ----------------------------------------------------------------------------------------------
-# Activations
-
-
-def check_activation(activation: Any, z: np.ndarray | None = None, seed: int = 0,
-                     tolerance: float = TOLERANCE) -> None:
-    """Check an activation: ``derivative(z, value(z))`` against central differences of ``value``
-    in float64, shapes and dtypes preserved (float32 in, float32 out), ``z`` and ``a`` unmodified.
-
-    Args:
-        z: inputs to check at (any shape); by default random (n, h) values with |z| in [0.1, 3],
-            away from a kink at 0. Give your own to keep clear of other kinks.
-    """
-    missing = _has(activation, "value", "derivative")
-    if missing:
-        raise PluginCheckError(f"not an activation: no callable {' or '.join(missing)}")
-    rng = np.random.default_rng(seed)
-    z = away_from_zero(rng, (4, 5)) if z is None else np.array(z, dtype=np.float64)  # (n, h)
-    for dtype in (np.float64, np.float32):
-        zd = z.astype(dtype)
-        z_copy = zd.copy()
-        a = _same_shape_dtype(f"value(z) [{np.dtype(dtype)}]", activation.value(zd), zd)
-        _unchanged(f"value(z) [{np.dtype(dtype)}]", z_copy, zd)
-        a_copy = a.copy()
-        d = activation.derivative(zd, a)
-        _same_shape_dtype(f"derivative(z, a) [{np.dtype(dtype)}]", d, zd)
-        _unchanged(f"derivative(z, a) [{np.dtype(dtype)}] (z)", z_copy, zd)
-        _unchanged(f"derivative(z, a) [{np.dtype(dtype)}] (a)", a_copy, a)
-
-    # f(z) = sum(value(z)) so, elementwise, df/dz_i = derivative(z, a)_i: one scalar covers all.
-    z = np.ascontiguousarray(z, dtype=np.float64)  # (n, h)
-    analytic = activation.derivative(z.copy(), activation.value(z.copy()))  # (n, h)
-    numeric = numerical_gradient(lambda: float(np.sum(activation.value(z))), z)  # (n, h)
-    assert_gradient("derivative(z, a)", analytic, numeric, tolerance, at=z)
-    _check_activation_fast_paths(activation, z, rng)
-
-
-def _check_activation_fast_paths(activation: Any, z: np.ndarray, rng: np.random.Generator) -> None:
-    """The optional ``value_into(z, out)`` and ``backprop(delta, z, a)`` must give what
-    ``value`` and ``delta * derivative`` give, in float32 and float64."""
-    value_into = getattr(activation, "value_into", None)
-    backprop = getattr(activation, "backprop", None)
-    if value_into is None and backprop is None:
-        return
-    for dtype in (np.float64, np.float32):
-        zd = z.astype(dtype)  # (n, h)
-        a = activation.value(zd.copy())
-        if value_into is not None:
-            out = np.full_like(zd, np.nan)
-            returned = value_into(zd, out)
-            if returned is not out:
-                raise PluginCheckError(f"value_into(z, out) [{np.dtype(dtype)}]: must return out")
-            _agree(f"value_into(z, out) [{np.dtype(dtype)}]", out, a)
-        if backprop is not None:
-            delta = rng.normal(size=zd.shape).astype(dtype)  # (n, h)
-            expected = delta * activation.derivative(zd.copy(), a.copy())
-            backprop(delta, zd, a)
-            _agree(f"backprop(delta, z, a) [{np.dtype(dtype)}]", delta, expected)
-
-
-def _agree(what: str, fast: np.ndarray, reference: np.ndarray) -> None:
-    """A fast path's result against the plain function's, to a few units in the last place."""
-    if fast.shape != reference.shape or fast.dtype != reference.dtype:
-        raise PluginCheckError(f"{what}: shape {fast.shape} {fast.dtype}, expected "
-                               f"{reference.shape} {reference.dtype}")
-    if not np.allclose(fast, reference, rtol=8 * np.finfo(fast.dtype).eps, atol=0):
-        worst = np.unravel_index(np.argmax(np.abs(fast - reference)), fast.shape)
-        raise PluginCheckError(f"{what}: disagrees with the plain function, {fast[worst]} "
-                               f"against {reference[worst]} at index {tuple(map(int, worst))}")
-
-
-# ----------------------------------------------------------------------------------------------
-# Losses
-
-
-def _one_hot_targets(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
-    target = np.zeros((n, k))  # (n, k)
-    target[np.arange(n), rng.integers(0, k, size=n)] = 1
-    return target
-
-
-def check_loss(loss: Any, output: np.ndarray | None = None, target: np.ndarray | None = None,
-               seed: int = 0, tolerance: float = TOLERANCE) -> None:
-    """Check a loss: ``gradient(output, target)`` against central differences of ``value`` in
-    float64, a finite scalar value, the gradient's shape and dtype those of ``output`` (float32
-    too), neither argument modified; ``link(output)``, if present, keeps the output's shape.
-
-    Args:
-        output: raw network outputs (n, k); by default random normal values.
-        target: targets (n, k); by default random one-hot rows.
-    """
-    missing = _has(loss, "value", "gradient")
-    if missing:
-        raise PluginCheckError(f"not a loss: no callable {' or '.join(missing)}")
-    rng = np.random.default_rng(seed)
-    if output is None:
-        output = rng.normal(scale=2.0, size=(5, 4))  # (n, k)
-    output = np.array(output, dtype=np.float64)
-    if target is None:
-        target = _one_hot_targets(rng, *output.shape)  # (n, k)
-    target = np.asarray(target)
-    for dtype in (np.float64, np.float32):
-        o = output.astype(dtype)
-        t = target.astype(dtype) if target.dtype.kind == "f" else target.copy()
-        o_copy, t_copy = o.copy(), t.copy()
-        value = loss.value(o, t)
-        if np.ndim(value) != 0 or not np.isfinite(value):
-            raise PluginCheckError(f"value(output, target) [{np.dtype(dtype)}]: expected a "
-                                   f"finite scalar, got {value!r}")
-        _same_shape_dtype(f"gradient(output, target) [{np.dtype(dtype)}]", loss.gradient(o, t), o)
-        if callable(getattr(loss, "link", None)):
-            link = np.asarray(loss.link(o))
-            if link.shape != o.shape:
-                raise PluginCheckError(f"link(output): shape {link.shape} for output {o.shape}")
-        _unchanged(f"loss [{np.dtype(dtype)}] (output)", o_copy, o)
-        _unchanged(f"loss [{np.dtype(dtype)}] (target)", t_copy, t)
-
-    output = np.ascontiguousarray(output)  # (n, k) float64
-    t64 = target.astype(np.float64) if target.dtype.kind == "f" else target
-    analytic = loss.gradient(output.copy(), t64)
-    numeric = numerical_gradient(lambda: float(loss.value(output, t64)), output)
-    assert_gradient("gradient(output, target)", analytic, numeric, tolerance)
-    _check_fused_loss(loss, output, target)
-    _check_weighted_loss(loss, output, target, rng, tolerance)
-
-
-def _check_weighted_loss(loss: Any, output: np.ndarray, target: np.ndarray,
-                         rng: np.random.Generator, tolerance: float) -> None:
-    """The optional ``weighted(output, target, weight, smoothing) -> (value, gradient)``: its
-    gradient against central differences of its value (float64, random positive weights, with
-    and without smoothing), and with equal weights and no smoothing the plain loss."""
-    weighted = getattr(loss, "weighted", None)
-    if weighted is None:
-        return
-    k = output.shape[1]
-    for weight, smoothing in ((rng.uniform(0.2, 3.0, size=k), 0.0),
-                              (rng.uniform(0.2, 3.0, size=k), 0.2)):
-        _, analytic = weighted(output.copy(), target, weight, smoothing)
-        numeric = numerical_gradient(
-            lambda: float(weighted(output, target, weight, smoothing)[0]), output)
-        assert_gradient(f"weighted(output, target, weight, smoothing={smoothing:g}) gradient",
-                        analytic, numeric, tolerance)
-    value, gradient = weighted(output.copy(), target, np.full(k, 2.5), 0.0)
-    expected = float(loss.value(output.copy(), target))
-    if not np.isclose(float(value), expected, rtol=1e-12, atol=0):
-        raise PluginCheckError(f"weighted(output, target, equal weights, 0): value {value!r} but "
-                               f"value(output, target) gives {expected!r}")
-    _agree("weighted(output, target, equal weights, 0) gradient", np.asarray(gradient),
-           np.asarray(loss.gradient(output.copy(), target)))
-
-
-def _check_fused_loss(loss: Any, output: np.ndarray, target: np.ndarray) -> None:
-    """The optional ``fused(output, target) -> (value, gradient)`` must give what ``value`` and
-    ``gradient`` give, in float32 and float64, without modifying its arguments."""
-    fused = getattr(loss, "fused", None)
-    if fused is None:
-        return
-    for dtype in (np.float64, np.float32):
-        o = output.astype(dtype)  # (n, k)
-        t = target.astype(dtype) if target.dtype.kind == "f" else target.copy()
-        o_copy, t_copy = o.copy(), t.copy()
-        result = fused(o, t)
-        if not (isinstance(result, tuple) and len(result) == 2):
-            raise PluginCheckError(f"fused(output, target) [{np.dtype(dtype)}]: expected a "
-                                   f"(value, gradient) pair, got {_describe(result)}")
-        value, gradient = result
-        expected = float(loss.value(o_copy.copy(), t_copy.copy()))
-        if not np.isclose(float(value), expected, rtol=8 * np.finfo(dtype).eps, atol=0):
-            raise PluginCheckError(f"fused(output, target) [{np.dtype(dtype)}]: value {value!r} "
-                                   f"but value(output, target) gives {expected!r}")
-        gradient = _same_shape_dtype(f"fused(output, target) [{np.dtype(dtype)}] gradient",
-                                     gradient, o)
-        _agree(f"fused(output, target) [{np.dtype(dtype)}] gradient", gradient,
-               np.asarray(loss.gradient(o_copy.copy(), t_copy.copy())))
-        _unchanged(f"fused(output, target) [{np.dtype(dtype)}] (output)", o_copy, o)
-        _unchanged(f"fused(output, target) [{np.dtype(dtype)}] (target)", t_copy, t)
-
-
-# ----------------------------------------------------------------------------------------------
-# Initializers and optimizers
-
-
-def check_initializer(initializer: Any, fan_in: int = 5, fan_out: int = 3, seed: int = 0) -> None:
-    """Check an initializer: ``(fan_in, fan_out, rng) -> (W (fan_in, fan_out), b (fan_out,))``,
-    finite float arrays, the same for the same seed."""
-    if not callable(initializer):
-        raise PluginCheckError(f"not an initializer: {type(initializer).__name__} is not callable")
-    first = initializer(fan_in, fan_out, np.random.default_rng(seed))
-    if not (isinstance(first, tuple) and len(first) == 2):
-        raise PluginCheckError(f"expected a (W, b) tuple, got {type(first).__name__}")
-    W, b = (np.asarray(part) for part in first)
-    if W.shape != (fan_in, fan_out) or b.shape != (fan_out,):
-        raise PluginCheckError(f"shapes W {W.shape}, b {b.shape}; expected W ({fan_in}, "
-                               f"{fan_out}), b ({fan_out},)")
-    if W.dtype.kind != "f" or b.dtype.kind != "f" or not (np.isfinite(W).all() and np.isfinite(b).all()):
-        raise PluginCheckError(f"W and b must be finite floats (got {W.dtype}, {b.dtype})")
-    again = initializer(fan_in, fan_out, np.random.default_rng(seed))
-    if not (np.array_equal(W, again[0]) and np.array_equal(b, again[1])):
-        raise PluginCheckError("two draws with the same seed differ (use only the rng given)")
-
-
-def check_optimizer(optimizer: Any, steps: int = 50, lr: float | None = None) -> None:
-    """Check an optimizer (a class constructible without arguments, or an instance): it updates
-    float32 and float64 parameters in place without changing their dtype, leaves the gradient
-    alone, and lowers f(p) = |p|^2 / 2 (gradient p) over ``steps`` steps."""
-    instance = optimizer() if isinstance(optimizer, type) else optimizer
-    missing = _has(instance, "init_state", "step")
-    if missing:
-        raise PluginCheckError(f"not an optimizer: no callable {' or '.join(missing)}")
-    lr = lr if lr is not None else float(getattr(instance, "lr", 0.01))
-    for dtype in (np.float64, np.float32):
-        params = np.linspace(-1.0, 1.0, 8).astype(dtype)  # (P,)
-        start = float(np.dot(params, params)) / 2
-        buffer = params  # the very array the model holds: it must be updated in place
-        state = instance.init_state(params)
-        for _ in range(steps):
-            grads = params.copy()  # (P,) gradient of |p|^2 / 2
-            grads_copy = grads.copy()
-            instance.step(params, grads, state, lr)
-            _unchanged(f"step [{np.dtype(dtype)}] (grads)", grads_copy, grads)
-        if params is not buffer or params.dtype != np.dtype(dtype):
-            raise PluginCheckError(f"step [{np.dtype(dtype)}]: parameters must be updated in place "
-                                   f"and keep their dtype")
-        end = float(np.dot(params, params)) / 2
-        if not end < start:
-            raise PluginCheckError(f"step [{np.dtype(dtype)}]: |p|^2/2 went from {start:.4g} to "
-                                   f"{end:.4g} in {steps} steps with lr {lr:g} (expected lower)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -470,76 +237,116 @@ def check_stage(stage: Any, inputs: Mapping[str, Any] | None = None,
     return dict(outputs)
 
 
+
+
+# ----------------------------------------------------------------------------------------------
+# Datasets
+
+
+def check_dataset(source: Any) -> None:
+    """Check a dataset source without reading or downloading anything: a non-empty name, files
+    per split as (images, labels) pairs of plain file names, folders to look in, and sha256
+    digests (if any) of 64 hex digits for files of the dataset."""
+    problem = _dataset_problem(source)
+    if problem:
+        raise PluginCheckError(problem)
+
+
+def _dataset_problem(source: Any) -> str | None:
+    from pipeline.groups import FRAMEWORK_GROUPS
+
+    problem = FRAMEWORK_GROUPS["datasets"].type_check(source)
+    if problem:
+        return problem
+    if not isinstance(getattr(source, "name", None), str) or not source.name:
+        return f"name: expected a non-empty string, got {getattr(source, 'name', None)!r}"
+    if not source.files:
+        return "files: no split (expected split -> (images file, labels file))"
+    names = []
+    for split, pair in source.files.items():
+        if not (isinstance(pair, tuple) and len(pair) == 2 and all(
+                isinstance(f, str) and f and "/" not in f and "\\" not in f and f not in (".", "..")
+                for f in pair)):
+            return f"files[{split!r}]: expected (images file name, labels file name), got {pair!r}"
+        names += pair
+    folders = list(source.candidates(None))
+    if not all(isinstance(folder, (str, Path)) for folder in folders):
+        return f"candidates(None): expected paths, got {folders!r}"
+    for name, digest in dict(getattr(source, "sha256", None) or {}).items():
+        if name not in names or not (isinstance(digest, str) and len(digest) == 64
+                                     and all(c in "0123456789abcdef" for c in digest.lower())):
+            return f"sha256[{name!r}]: expected a 64-digit hex digest of one of its files"
+    return None
+
+
 # ----------------------------------------------------------------------------------------------
 # Which check for which group
 
 
-def _stage_type(obj: Any) -> str | None:
-    if isinstance(obj, type) and issubclass(obj, StageSpec):
-        return None
-    return f"expected a StageSpec subclass, got {obj!r}"
-
-
-def _methods(kind: str, *names: str) -> Callable[[Any], str | None]:
-    def check(obj: Any) -> str | None:
-        missing = _has(obj, *names)
-        if missing:
-            return (f"expected {kind} with callable {', '.join(names)}; "
-                    f"{type(obj).__name__} has no callable {', '.join(missing)}")
-        return None
-
-    return check
-
-
-def _optimizer_type(obj: Any) -> str | None:
-    if isinstance(obj, type) and not _has(obj, "init_state", "step"):
-        return None
-    return f"expected an optimizer class with init_state and step, got {obj!r}"
-
-
-def _layer_type(obj: Any) -> str | None:
-    if isinstance(obj, type) and not _has(obj, "shapes", "forward", "backward", "plugin_check"):
-        return None
-    return (f"expected a layer class with shapes, forward, backward and plugin_check (subclass "
-            f"plugins.mlp.layers.Layer), got {obj!r}")
-
-
-def _callable(obj: Any) -> str | None:
-    return None if callable(obj) else f"expected a function, got {type(obj).__name__}"
-
-
-#: Short group name -> a cheap test of a loaded object's kind: None if it fits, else what is wrong.
-TYPE_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "stages": _stage_type,
-    "activations": _methods("an activation", "value", "derivative"),
-    "losses": _methods("a loss", "value", "gradient"),
-    "optimizers": _optimizer_type,
-    "initializers": _callable,
-    "layers": _layer_type,
-}
-
-#: Short group name -> the full check ``nnpipe plugins --check`` runs on a loaded object.
-CHECKS: dict[str, Callable[[Any], Any]] = {
-    "stages": check_stage,
-    "activations": check_activation,
-    "losses": check_loss,
-    "optimizers": check_optimizer,
-    "initializers": check_initializer,
-}
-
-
-def check_plugin(group: str, obj: Any) -> None:
-    """Run the check of ``group`` on ``obj``, else the object's own ``plugin_check()``, else
-    only the type check.
+def check_plugin(group: str, obj: Any, registry: Any = None) -> bool:
+    """Run the checks ``group``'s declaration gives on ``obj``: its type check, then its full
+    check. Returns False when the group has no full check (only the type check ran).
 
     Raises:
         PluginCheckError: the object fails its contract.
+        pipeline.errors.PluginError: no installed distribution declares ``group``.
     """
-    problem = TYPE_CHECKS.get(group, lambda _: None)(obj)
+    from pipeline.registry import default_registry
+
+    declaration = (registry or default_registry()).group(group)
+    problem = declaration.type_check(obj) if declaration.type_check is not None else None
     if problem:
         raise PluginCheckError(problem)
-    check = CHECKS.get(group)
-    if check is not None:
-        check(obj)
-    elif callable(getattr(obj, "plugin_check", None)):
-        obj.plugin_check()  # a group the framework does not declare: the object's own check
+    if declaration.check is None:
+        return False
+    declaration.check(obj)
+    return True
+
+
+def plugin_status(registry: Any, group: str, name: str, check: bool) -> tuple[str, str]:
+    """(status, problem) of one plugin, as ``nnpipe plugins`` prints it: ``OK`` or ``BROKEN``
+    when listing; ``PASS``, ``FAIL``, ``BROKEN``, or ``LOADED`` (its group has no full check)
+    with ``check``."""
+    from pipeline.errors import PluginError
+
+    try:
+        value = registry.load(group, name)  # runs the group's type check
+    except PluginError as exc:
+        return "BROKEN", str(exc)
+    if not check:
+        return "OK", ""
+    try:
+        checked = check_plugin(group, value, registry)
+    except PluginCheckError as exc:
+        return "FAIL", str(exc)
+    except Exception as exc:  # a plugin may fail its check in any way
+        return "FAIL", f"{type(exc).__name__}: {exc}"
+    return ("PASS" if checked else "LOADED"), ""
+
+
+def __getattr__(name: str) -> Any:
+    """For one release, a group's full check by the name it had here (the checks of groups a
+    plugin declares moved beside it), found through the group declarations; with a
+    ``DeprecationWarning`` naming the module to import it from."""
+    found = _declared_check(name) if name.startswith("check_") else None
+    if found is None:
+        raise AttributeError(f"module 'pipeline.testing' has no attribute {name!r}")
+    warnings.warn(f"pipeline.testing.{name} moved: import it from {found.__module__}",
+                  DeprecationWarning, stacklevel=2)
+    return found
+
+
+def _declared_check(name: str) -> Callable[..., Any] | None:
+    """The full check called ``name`` of an installed group declaration, if one is."""
+    from pipeline.errors import PluginError
+    from pipeline.registry import default_registry
+
+    registry = default_registry()
+    for group in registry.names("groups"):
+        try:
+            check = registry.group(group).check
+        except PluginError:
+            continue  # a broken declaration: its group's checks are not available
+        if check is not None and getattr(check, "__name__", None) == name:
+            return getattr(importlib.import_module(check.__module__), name, check)
+    return None

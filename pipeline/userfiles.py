@@ -35,11 +35,6 @@ import yaml
 
 from pipeline.errors import UserError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 #: Largest pipeline file read (1 MiB; the examples are under 2 KB).
 MAX_FILE_BYTES = 1 << 20
 #: Largest JSON file of a run directory read (a history of 10,000 epochs is about 2 MiB).
@@ -330,6 +325,10 @@ def load_json(text: str, source: str) -> Any:
 
 def load_toml(text: str, source: str) -> Any:
     """Parse TOML (which refuses duplicate keys itself); every refusal is a one-line UserError."""
+    if sys.version_info >= (3, 11):  # imported here: a YAML pipeline does not pay for it
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     with _value_errors(source, "TOML"):
         try:
             return tomllib.loads(text)

@@ -82,8 +82,8 @@ class DatasetSource:
 
     def download(self, data_dir: Path | None, progress=None) -> Path:
         """Download the files missing from ``data_dir/<name>/`` from the mirrors; return it."""
-        from pipeline.download import download
-        from pipeline.settings import default_data_dir
+        from pipeline.io.download import download
+        from pipeline.io.settings import default_data_dir
 
         folder = Path(data_dir if data_dir is not None else default_data_dir()) / self.name
         for name in self.file_names():

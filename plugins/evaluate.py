@@ -165,6 +165,9 @@ class Evaluate(StageSpec):
 
     kind: Literal["evaluate"] = "evaluate"
     uses_seed = False  # deterministic: the pipeline seed is not part of its key
+    #: What a search may rank by (``metrics.json``).
+    metric_directions = {"accuracy": "max", "loss": "min", "macro_f1": "max",
+                         "macro_precision": "max", "macro_recall": "max", "weighted_f1": "max"}
     split: str = Field(default="test", description="The split to score the model on.")
 
     inputs = ("data", "model")

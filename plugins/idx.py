@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, Mapping
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from pipeline.artifacts import Dataset, Split
 from pipeline.errors import DataError
@@ -33,7 +33,7 @@ from pipeline.files import atomic_open
 from pipeline import resources
 from pipeline.resources import human_bytes
 from pipeline.registry import default_registry, unknown_name_message
-from pipeline.spec import RelativePath, StageContext, StageSpec
+from pipeline.spec import RelativePath, StageContext, StageSpec, registry_of
 
 #: IDX type code -> big-endian dtype of the items.
 IDX_TYPES: dict[int, np.dtype] = {
@@ -234,13 +234,6 @@ class SplitFiles(BaseModel):
     labels: RelativePath
 
 
-def _is_dataset_source(value: Any) -> str | None:
-    """Registry check: a dataset plugin must be locatable and list its files."""
-    if not (callable(getattr(value, "locate", None)) and isinstance(getattr(value, "files", None), Mapping)):
-        return f"expected a DatasetSource (with .files and .locate()), got {type(value).__name__}"
-    return None
-
-
 class IdxReader(StageSpec):
     """Read images and labels from IDX files: a registered dataset, or explicit files per split.
 
@@ -266,9 +259,9 @@ class IdxReader(StageSpec):
 
     @field_validator("dataset")
     @classmethod
-    def _known_dataset(cls, name: str | None) -> str | None:
+    def _known_dataset(cls, name: str | None, info: ValidationInfo) -> str | None:
         if name is not None:
-            names = default_registry().names("datasets")
+            names = registry_of(info).names("datasets")
             if name not in names:
                 raise ValueError(unknown_name_message("dataset", name, names))
         return name
@@ -288,7 +281,7 @@ class IdxReader(StageSpec):
 
     def _source(self):
         """The registered ``DatasetSource`` named by ``dataset``."""
-        return default_registry().load("datasets", self.dataset, check=_is_dataset_source)
+        return default_registry().load("datasets", self.dataset)  # the group's type check runs
 
     def split_files(self, context: StageContext) -> dict[str, SplitFiles]:
         """Split name -> its two files, located on disk (a registered dataset is looked up)."""

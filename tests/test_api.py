@@ -14,7 +14,7 @@ import pytest
 
 import pipeline
 from pipeline.api import curves_svg, default_progress
-from pipeline.console import PlainProgress
+from pipeline.cli.console import PlainProgress
 from pipeline.errors import UserError
 from plugins.idx import read_idx
 

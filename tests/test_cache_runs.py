@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cache import StageCache
+from pipeline.engine.cache import StageCache
 from pipeline.cli import app
-from pipeline.config import load_pipeline
-from pipeline.runner import Runner
+from pipeline.engine.config import load_pipeline
+from pipeline.engine.runner import Runner
 
 TINY = """\
 name: tiny-cached

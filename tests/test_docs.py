@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.testing import (check_activation, check_initializer, check_optimizer, check_stage,
-                              tiny_dataset)
-from plugins.mlp.layers.gradcheck import check_layer
+from pipeline.testing import check_dataset, check_stage, tiny_dataset
+from plugins.mlp.checks import (check_activation, check_initializer, check_layer, check_optimizer,
+                                check_schedule)
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 
@@ -38,6 +38,31 @@ def test_the_guides_plugins_pass_their_checks():
     check_initializer(examples["orthogonal"])
     check_initializer(examples["orthogonal"], fan_in=3, fan_out=5)
     check_layer(examples["GaussianNoise"])
+    check_schedule(examples["Halving"])
+    check_schedule(examples["LinearDecay"])
+    check_dataset(examples["KMNIST"])
+
+
+def test_the_guides_plugin_group_is_declared_checked_and_listed(monkeypatch):
+    from importlib import metadata
+
+    from pipeline.registry import Registry
+    from pipeline.testing import plugin_status
+
+    module = types.ModuleType("guide_groups")
+    module.METRICS = complete_examples()["METRICS"]
+    module.right = lambda y, p: float(np.mean(np.equal(y, p)))
+    module.wrong = lambda y, p: 0.5
+    module.not_one = 42
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    registry = Registry([metadata.EntryPoint("metrics", "guide_groups:METRICS", "nnpipe.groups")] + [
+        metadata.EntryPoint(name, f"guide_groups:{name}", "nnpipe.metrics")
+        for name in ("right", "wrong", "not_one")])
+    assert "metrics" in registry.groups() and registry.group("metrics").singular == "metric"
+    assert plugin_status(registry, "metrics", "right", check=True) == ("PASS", "")
+    assert plugin_status(registry, "metrics", "wrong", check=True)[0] == "FAIL"
+    status, problem = plugin_status(registry, "metrics", "not_one", check=False)
+    assert status == "BROKEN" and "metric 'not_one'" in problem and "expected a function" in problem
 
 
 def test_the_guides_transform_stage_fits_on_train_and_reads_back(tmp_path):
@@ -127,7 +152,7 @@ def test_every_readme_run_and_sweep_names_real_fields_and_stages():
 def test_the_readmes_pipeline_snippets_validate(tmp_path):
     """Every ```yaml block of the README validates: whole pipeline files as they are, a list of
     stages inside a pipeline of an idx_reader, a split and those stages."""
-    from pipeline.config import load_pipeline
+    from pipeline.engine.config import load_pipeline
 
     readme = (GUIDE.parent.parent / "README.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
@@ -156,3 +181,25 @@ def test_the_readmes_layer_stack_is_the_one_examples_layers_trains():
     assert spec.layers == MLPTrain.model_validate(trained).layers
     assert [layer.kind for layer in spec.layers] == ["dense", "batch_norm", "relu", "dropout",
                                                      "dense", "layer_norm", "gelu"]
+
+
+def test_the_guide_documents_the_contract_of_every_installed_group():
+    """Each group the installed distributions declare (and the framework's) has its row in the
+    guide's table of contracts, naming its full check (or saying it has none)."""
+    from pipeline.registry import Registry
+
+    registry = Registry()
+    text = GUIDE.read_text()
+    for name in registry.groups():
+        if name not in registry.names("groups") and name not in ("stages", "datasets",
+                                                                  "predictors", "exporters",
+                                                                  "groups"):
+            continue  # a third party's undeclared group: not nnpipe's to document
+        row = next((line for line in text.splitlines() if line.startswith(f"| `nnpipe.{name}` |")),
+                   None)
+        assert row is not None, f"docs/plugins.md has no contract row for nnpipe.{name}"
+        check = registry.group(name).check
+        if check is None:
+            assert "LOADED" in row
+        elif getattr(check, "__module__", "").startswith("plugins.mlp"):
+            assert f"`plugins.mlp.checks.{check.__name__}`" in row

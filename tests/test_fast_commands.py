@@ -1,4 +1,5 @@
-"""Commands import only what they need: no matplotlib, joblib, dask or rich before they are used.
+"""Commands import only what they need: no matplotlib, joblib, dask, scipy or rich before they are
+used.
 
 Checked with ``python -X importtime`` in a fresh process (an import made by another test in this
 process would hide one made here). Timings are measured in ``benchmarks/cli_latency.py``, not
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 GOOD = Path(__file__).resolve().parent / "data" / "good"
-HEAVY = ("matplotlib", "joblib", "dask", "distributed", "rich")
+HEAVY = ("matplotlib", "joblib", "dask", "distributed", "rich", "scipy")
 
 
 def imported(*args: str, env: dict[str, str]) -> set[str]:

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from pipeline.leftovers import is_nnpipe_temporary
+from pipeline.io.leftovers import is_nnpipe_temporary
 
 GOOD = Path(__file__).resolve().parent / "data" / "good" / "pipeline.yaml"
 

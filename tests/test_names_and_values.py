@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.sweep import default_jobs
+from pipeline.sweep.backend import default_jobs
 
 GOOD = Path(__file__).resolve().parent / "data" / "good"
 

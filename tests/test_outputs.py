@@ -1,4 +1,4 @@
-"""Outputs never overwrite what nnpipe did not write (pipeline/outputs.py), through the command line.
+"""Outputs never overwrite what nnpipe did not write (pipeline/io/outputs.py), through the command line.
 
 Every option naming an output (``run --out``, ``sweep --out``, ``report --out``, ``schema --out``)
 is tried against a corpus of places it must refuse: the user's own folders and files, the working

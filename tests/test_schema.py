@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.config import load_pipeline, read_document
+from pipeline.engine.config import load_pipeline, read_document
 from pipeline.errors import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -116,7 +116,7 @@ def test_a_transform_output_that_is_not_an_output_is_refused_before_running():
     from types import SimpleNamespace
     from typing import Literal
 
-    from pipeline.runner import check_wiring
+    from pipeline.engine.wiring import check_wiring
     from pipeline.spec import StageSpec
 
     class Misdeclared(StageSpec):
@@ -131,7 +131,7 @@ def test_a_transform_output_that_is_not_an_output_is_refused_before_running():
 
 def test_write_chain_keeps_folders_inside_and_refuses_what_it_cannot_save(tmp_path):
     from pipeline.errors import RunError
-    from pipeline.transforms import Fitted, write_chain
+    from pipeline.engine.transforms import Fitted, write_chain
 
     class Saves:
         def apply(self, x):

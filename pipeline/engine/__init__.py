@@ -1,11 +1,18 @@
 """The engine: what turns a validated pipeline into work, independent of any command line.
 
-Stage addressing (``addressing``: the names a stage is printed and accepted under) and the key
-chain (``chain``: every stage's cache key, computed once, as typed records). The rest of the
-engine (config and overrides, keys, cache, runner, plan) moves here when the package layout is
-settled; until then those modules stay at ``pipeline.*`` and use these.
+- ``config`` reads a pipeline file into validated specs (``overrides``: ``--set``; ``addressing``:
+  the names a stage is printed and accepted under);
+- ``keys`` and ``chain``: every stage's cache key, computed once, as typed records;
+- ``cache`` and ``cache_check``: the stage cache and the checks an entry passes before it is used;
+- ``runner`` runs the stages and writes the run directory, ``transforms`` records the fitted
+  transforms it replays, ``plan`` says what a run would do without running it.
 
-May import: the standard library, pydantic, and the plugin author's API of ``pipeline`` (``spec``,
-``artifacts``, ``errors``, ``files``, ``registry``) plus ``pipeline.keys``. Never typer, rich,
-joblib at import time, or anything of ``plugins``.
+May import: ``pipeline.spec``, ``pipeline.artifacts``, ``pipeline.errors``, ``pipeline.files``,
+``pipeline.registry``, ``pipeline.progress``, ``pipeline.userfiles``, ``pipeline.resources``,
+``pipeline.io``, ``pipeline.engine`` and
+``pipeline.runs.report`` (a finished run directory holds its report).
+
+Never imports: ``typer``, ``rich``, ``plugins``.
+
+Imports only inside functions: ``joblib``, ``matplotlib``, ``dask``, ``scipy``.
 """

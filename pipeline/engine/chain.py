@@ -1,6 +1,6 @@
 """The key chain: every stage's cache key, computed in one place for the runner, plan and sweep.
 
-Stage N's key is the digest of its key parts (``pipeline.keys.stage_key_parts``), and those
+Stage N's key is the digest of its key parts (``pipeline.engine.keys.stage_key_parts``), and those
 include stage N-1's key, so the keys form a chain: a change to one stage changes its key and
 every key after it. ``key_chain`` walks the stages once and returns one ``StageKey`` per stage: a
 small frozen record of who the stage is, its key and what the key was built from. The cache
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline.keys import FileHasher, digest, input_hashes, stage_key_parts
+from pipeline.engine.keys import FileHasher, digest, input_hashes, stage_key_parts
 from pipeline.spec import StageContext
 
 

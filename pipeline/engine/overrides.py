@@ -22,6 +22,7 @@ class OverrideLike(Protocol):
     path: str
     value: Any
     text: str
+    option: str  # what the user typed it with: --set, --grid, --param
 
 
 def _describe(loc: Loc) -> str:
@@ -61,7 +62,8 @@ def assign(document: dict, parts: list[str], value: Any, option: str,
 
 
 def apply_overrides(document: dict, overrides: Iterable[OverrideLike]) -> list[tuple[Loc, str]]:
-    """Apply overrides to the raw document in place; return the path each override set.
+    """Apply overrides to the raw document in place; return the path each override set, with
+    the override as the user typed it (``--set PATH=VALUE``) for messages.
 
     ``mlp_train.epochs=20`` addresses a stage by id or kind, ``stages.4.epochs=20`` and
     ``stages[4].epochs=20`` by position, ``seed=1`` a top-level field. A field that does not
@@ -69,7 +71,7 @@ def apply_overrides(document: dict, overrides: Iterable[OverrideLike]) -> list[t
     """
     touched = []
     for override in overrides:
-        option = f"--set {override.text}"
+        option = f"{override.option} {override.text}"
         stages = document.get("stages")
         stages = stages if isinstance(stages, list) else []
         index, parts = split_stage_path(override.path, stages, [k for k in document
@@ -84,5 +86,5 @@ def apply_overrides(document: dict, overrides: Iterable[OverrideLike]) -> list[t
             loc = ("stages", index)
         else:
             loc = assign(document, parts, override.value, option, ("stages", index))
-        touched.append((loc, override.text))
+        touched.append((loc, option))
     return touched

@@ -3,7 +3,7 @@
 Asking in one place keeps the budget exact: a trial is asked only while the counted trials
 (COMPLETE + PRUNED) plus those in flight are fewer than ``--trials``, so parallel workers never
 overshoot and a resumed study runs only what is missing. Workers are a loky process pool on this
-machine, or the Dask client of the enclosing ``pipeline.sweep.engine`` block; with one job on
+machine, or the Dask client of the enclosing ``pipeline.sweep.backend.engine`` block; with one job on
 loky the trial runs in this process.
 """
 
@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from pipeline.tune.study import NUMBER, OWNER, counted, free_number, this_owner
+from pipeline.tune.owner import this_owner
+from pipeline.tune.study import NUMBER, OWNER, counted, free_number
 from pipeline.tune.trial import TrialTask, prepare, run_trial
 
 

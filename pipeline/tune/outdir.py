@@ -1,9 +1,10 @@
-"""The tune directory: recognised by its marker file, never made inside a folder of the user's.
+"""The tune directory: ``runs/tune-STUDY`` by default, checked like every output, marked at once.
 
-Results are written only into a folder that does not exist yet, is empty, or holds the marker
-``.nnpipe-tune`` (written when the folder is made); any other folder is refused, so a mistyped
-``--out`` never mixes the study into someone's files. Running the same command again finds the
-marker and continues the study.
+Whether nnpipe may write there is decided by the one output check (``pipeline.io.outputs``, kind
+``TUNE``): a new or empty folder, or one holding the marker ``.nnpipe-tune`` and only what
+``nnpipe tune`` writes; never a user's folder, the working folder, the cache or a data folder.
+The marker is the first thing written into a new tune directory, so a study killed at any later
+moment leaves a folder the same command recognises and continues.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline.errors import UserError
 from pipeline.files import write_text
-
-MARKER = ".nnpipe-tune"
+from pipeline.io.outputs import TUNE, TUNE_MARKER, check_output, protected_places
 
 
 def default_out(study: str, root: Path = Path("runs")) -> Path:
@@ -22,18 +21,16 @@ def default_out(study: str, root: Path = Path("runs")) -> Path:
     return root / ("tune-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", study).strip("._") or "study"))
 
 
-def check_out(out: Path) -> None:
-    """Refuse a file, or an existing non-empty folder nnpipe tune did not make."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: is a file, not a folder")
-    if out.is_dir() and not (out / MARKER).is_file() and any(out.iterdir()):
-        raise UserError(f"--out {out}: the folder exists and was not made by nnpipe tune "
-                        f"(no {MARKER}); choose a new or empty folder")
+def checked_out(out: Path | None, study: str, pipeline_file: Path, cache_dir: Path,
+                data_dir: Path | None) -> Path:
+    """The tune directory (``out``, else the default), if nnpipe may write there; else a
+    one-line UserError naming ``--out`` (``pipeline.io.outputs``)."""
+    return check_output(Path(out) if out is not None else default_out(study), "--out", TUNE,
+                        protected_places(cache_dir, data_dir), pipeline_file)
 
 
 def make_out(out: Path) -> None:
-    """Create the tune directory with its marker (after ``check_out``)."""
+    """Create the tune directory and write its marker first (after ``checked_out``)."""
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / MARKER).is_file():
-        write_text(out / MARKER, "made by nnpipe tune; results of a study live here\n")
+    if not (out / TUNE_MARKER).is_file():
+        write_text(out / TUNE_MARKER, "made by nnpipe tune; results of a study live here\n")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from pipeline.files import atomic_open
+
 
 def _importances(study, visualize):
     try:
@@ -42,9 +44,8 @@ def write_plots(study, folder: Path) -> tuple[list[Path], list[str]]:
                 axes = make(study)
             figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
             path = folder / f"{name}.png"
-            tmp = path.with_name(f".{path.name}.partial")
-            figure.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
-            tmp.replace(path)
+            with atomic_open(path, "wb") as handle:  # nnpipe's temporary name, then renamed
+                figure.savefig(handle, dpi=90, bbox_inches="tight", format="png")
             plt.close(figure)
             written.append(path)
         except Exception as exc:  # too few trials, a single parameter, ...

@@ -11,8 +11,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.report import STYLE, _table
-from pipeline.tune.results import _cells, headers
+from pipeline.runs.report import STYLE
+from pipeline.runs.rundirs import show
+from pipeline.tables import html_table
+from pipeline.tune.results import cells, headers
 
 
 def _figures(paths: list[Path], notes: list[str]) -> str:
@@ -32,16 +34,16 @@ def render(info: dict[str, Any], rows: list[dict], params, best: dict | None,
     overview = [[key, info[key]] for key in ("pipeline", "study", "storage", "metric", "mode",
                                               "sampler", "pruner", "trials", "seeds", "backend",
                                               "jobs", "seconds") if key in info]
-    best_html = ("<p>No trial completed.</p>" if best is None else _table(
+    best_html = ("<p>No trial completed.</p>" if best is None else html_table(
         ["best trial", metric, "parameters"],
-        [[best["number"], best["value"], " ".join(best["overrides"])]]))
-    trials = _table(headers(params, metric), [_cells(r, params) for r in rows])
+        [[best["number"], best["value"], " ".join(best["overrides"])]], cell=show))
+    trials = html_table(headers(params, metric), [cells(r, params) for r in rows], cell=show)
     title = f"nnpipe tune {info.get('study', '')}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{STYLE}</style></head><body>
 <h1>{escape(title)}</h1>
-{_table(["", ""], overview)}
+{html_table(["", ""], overview, cell=show)}
 <h2>Best</h2>
 {best_html}
 {f"<p>{escape(sentence)}</p>" if sentence else ""}

@@ -12,8 +12,9 @@ import io
 from pathlib import Path
 from typing import Any
 
-from pipeline.seedstats import Comparison, compare_best, mean_std
-from pipeline.sweep import write_best
+from pipeline.runs.seedstats import Comparison, compare_best, mean_std
+from pipeline.sweep.results import write_best
+from pipeline.tables import text_table
 from pipeline.tune.study import NUMBER
 
 
@@ -52,26 +53,24 @@ def _cell(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _cells(row: dict, params) -> list[str]:
+def cells(row: dict, params) -> list[str]:
+    """A trial's row as table cells, in the order of ``headers``."""
     return [_cell(row["number"]), str(row["optuna"]), row["state"].lower(),
             *[_cell(row["params"][p.path]) for p in params], _cell(row["value"]),
             _cell(row["std"]), _cell(row["epochs"]), _cell(row["seconds"])]
 
 
 def headers(params, metric: str) -> list[str]:
+    """The trials table's column names: one per parameter between state and value."""
     return ["trial", "optuna", "state", *[p.path for p in params], metric, "±", "epochs",
             "seconds"]
 
 
 def table(rows: list[dict], params, metric: str, best: dict | None = None) -> str:
-    """Every trial as a plain-text table; the best one marked with ``*``."""
-    head = headers(params, metric)
-    body = [_cells(r, params) + (["*"] if best is not None and r is best else [""])
+    """Every trial as a plain-text table; the best one marked with ``*`` in a last column."""
+    body = [cells(r, params) + (["*"] if best is not None and r is best else [])
             for r in rows]
-    widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + (line[-1]
-             if len(line) > len(head) else "") for line in [head, *body]]
-    return "\n".join(line.rstrip() for line in lines)
+    return text_table(headers(params, metric), body)
 
 
 def to_csv(rows: list[dict], params, metric: str) -> str:

@@ -3,20 +3,25 @@
 The steps, each in its own module: the space (``space``), the study in its storage and its
 numbering (``study``), one trial in a worker (``trial``), the ask-and-tell loop (``loop``), the
 results (``results``, ``plots``, ``report``) and the tune directory (``outdir``). Workers, the
-loky/Dask engine, shared-stage warm-up and ``best.yaml`` come from ``pipeline.sweep``.
+loky/Dask engine, the option checks, the metric's direction, shared-stage warm-up and
+``best.yaml`` come from ``pipeline.sweep``.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
-from pipeline.config import load_pipeline
+from pipeline.engine.config import load_pipeline
 from pipeline.errors import RunError, UserError
 from pipeline.files import write_json, write_text
-from pipeline.sweep import check_options, default_jobs, engine, metric_mode, warm_shared_stages
+from pipeline.io.outputs import check_cache_folder
+from pipeline.sweep import metric as metrics
+from pipeline.sweep.backend import default_jobs, engine
+from pipeline.sweep.options import check_options
+from pipeline.sweep.shared import warm_shared_stages
 from pipeline.tune import outdir, results, study as studies
 from pipeline.tune.loop import Budget, Pool, run_loop
 from pipeline.tune.plots import write_plots
@@ -30,7 +35,7 @@ class TuneOptions:
     """What ``nnpipe tune`` was asked (defaults as on the command line)."""
 
     trials: int
-    metric: str = "val_accuracy"
+    metric: str | None = None  # None: the first metric the pipeline's stages declare
     sampler: str = "tpe"
     pruner: str = "median"
     timeout: float | None = None
@@ -61,7 +66,7 @@ class TuneResult:
 
 def check_tune_options(options: TuneOptions) -> None:
     """Raise a one-line UserError for an option that cannot work."""
-    check_options([], options.seeds, options.jobs, options.backend, options.scheduler, None)
+    check_options([], options.seeds, options.jobs, options.backend, options.scheduler)
     studies.check_choices(options.sampler, options.pruner)
     if options.trials < 1:
         raise UserError(f"--trials {options.trials}: must be at least 1")
@@ -98,6 +103,8 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
         RunError: no trial could complete.
     """
     check_tune_options(options)
+    # a file, an unwritable place: exit 2 now (sweeps and studies share stages through it)
+    cache_dir = check_cache_folder(cache_dir, alternative="")
     studies.require_optuna()
     started = time.perf_counter()
     file = Path(file).resolve()
@@ -105,9 +112,9 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
     check_space(file, params, options.fixed)
     budget = _budget(options, params, started)  # --sampler grid: refuses float ranges now
     name = options.study or base.spec.name
-    out = Path(options.out) if options.out is not None else outdir.default_out(name)
-    outdir.check_out(out)
-    mode = metric_mode(options.metric)
+    metric, mode = metrics.choose(base.stages, options.metric, None)
+    options = replace(options, metric=metric)
+    out = outdir.checked_out(options.out, name, file, cache_dir, data_dir)
     jobs = options.jobs or 1
     threads = options.threads or max(1, default_jobs() // jobs)
     cache_dir, url = Path(cache_dir).resolve(), studies.storage_url(out, options.storage)

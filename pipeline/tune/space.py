@@ -15,12 +15,12 @@ from typing import Any, Iterable
 
 import yaml
 
-from pipeline.config import load_pipeline
+from pipeline.engine.config import Override, load_pipeline
 from pipeline.errors import ConfigError, UserError
-from pipeline.sweep import split_values
+from pipeline.sweep.grid import split_values
 
 _SPACE = re.compile(r"(float|int|choice)\((.*)\)", re.DOTALL)
-_EXAMPLE = "e.g. --param mlp_train.optimizer.lr=float(1e-4,1e-1,log)"
+_EXAMPLE = "e.g. --param STAGE.FIELD=float(1e-4,1e-1,log)"
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def _choice(path: str, args: list[str], text: str) -> Param:
     """``choice(A,B,...)``: at least one value, each valid YAML, none repeated."""
     if args == [""] or any(not arg for arg in args):
         raise UserError(f"--param {text}: choice() needs at least one value and no empty one, "
-                        f"e.g. choice(relu,tanh)")
+                        f"e.g. choice(8,16)")
     for arg in args:
         try:
             yaml.safe_load(arg)
@@ -138,10 +138,9 @@ def check_space(file: Path, params: list[Param], fixed: Iterable[str] = ()) -> N
     for param in params:
         values = param.choices if param.kind == "choice" else (param.first(),)
         for value in values:
+            # An override naming no stage is a UserError naming --param and the value.
+            override = Override.parse(param.override(value), f"--param {param.text}: value")
             try:
-                load_pipeline(file, [*fixed, param.override(value)])
+                load_pipeline(file, [*fixed, override])
             except ConfigError as exc:
                 raise UserError(f"--param {param.text}: {exc.problems[0]}") from None
-            except UserError as exc:  # an override naming no stage
-                raise UserError(f"--param {param.text}: {str(exc).replace('--set ', '')}") \
-                    from None

@@ -13,19 +13,19 @@ number no COMPLETE, PRUNED or RUNNING trial holds. A trial that fails (a crash, 
 gives its number back, so a study of N trials ends with N counted trials numbered 0..N-1,
 however often it was interrupted; Optuna's own number stays in the table beside it.
 
-Ownership. The process that asks for a trial records itself (host and pid) on it. When the same
+Ownership. The process that asks for a trial records itself on it (host, pid and the process's
+start, ``pipeline.tune.owner``, so a reused pid is not taken for the owner). When the same
 command runs again, a RUNNING trial whose owner is gone from this host is marked FAIL; one owned
 by a live process means another ``nnpipe tune`` is running this study, which is refused.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import warnings
 from pathlib import Path
 
 from pipeline.errors import UserError
+from pipeline.tune.owner import alive as owner_alive, this_owner
 
 #: The trial states that count towards ``--trials``.
 COUNTED = ("COMPLETE", "PRUNED")
@@ -81,19 +81,44 @@ def make_sampler(name: str, params, seed: int):
 
         return AskTellGrid({p.path: p.grid() for p in params}, seed=seed)
     # Three random start-up trials, then TPE over all parameters together (multivariate):
-    # a study of a dozen trials should spend most of them learning from the others.
+    # a study of a dozen trials should spend most of them learning from the others. The
+    # constant liar keeps parallel workers from being sent to the same point.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # multivariate is "experimental" in Optuna
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=3, multivariate=True)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=2, multivariate=True,
+                                          constant_liar=True)
+
+
+#: A trial may be pruned once it has run this share of the steps complete trials ran: early
+#: epochs mostly measure how fast a configuration starts, not where it ends (pruning at the
+#: first epoch stopped the best learning rate of tune_vs_grid.py on its second).
+WARMUP_SHARE = 0.2
 
 
 def make_pruner(name: str):
-    """``median``: stop a trial whose value at an epoch is worse than the median of the earlier
-    trials' values at that epoch (once 2 trials are complete); ``none``: never stop."""
+    """``median``: stop a trial whose value at a step (the trainer's epoch) is worse than the
+    median of complete trials' values at that step, once 2 trials are complete and the trial
+    has run a fifth of their steps; ``none``: never stop."""
     optuna = require_optuna()
     if name == "none":
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+    median = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+
+    class WarmupMedian(optuna.pruners.BasePruner):
+        """The median rule, after a warm-up measured in the complete trials' own steps (the
+        study cannot know a trial's epochs before one completes)."""
+
+        def prune(self, study, trial) -> bool:
+            from optuna.trial import TrialState
+
+            step = trial.last_step
+            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            longest = max((t.last_step or 0 for t in complete), default=0)
+            if step is None or step < WARMUP_SHARE * longest:
+                return False
+            return median.prune(study, trial)
+
+    return WarmupMedian()
 
 
 def check_choices(sampler: str, pruner: str) -> None:
@@ -105,7 +130,7 @@ def check_choices(sampler: str, pruner: str) -> None:
 
 def open_study(url: str, name: str, direction: str, sampler: str, pruner: str, params):
     """Create the study, or load it to continue it. A study created for the other direction
-    (``--metric`` changed from a loss to an accuracy) is refused."""
+    (``--metric`` changed to one ranked the other way) is refused."""
     optuna = require_optuna()
     storage = open_storage(url)
     study = optuna.create_study(storage=storage, study_name=name, direction=direction,
@@ -132,24 +157,6 @@ def check_same_search(study, params) -> None:
                         f"with the same --param options, or start another with --study NAME")
 
 
-def this_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _alive(owner: str) -> bool | None:
-    """True/False for an owner on this host; None for one elsewhere (cannot tell)."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover(study) -> list[int]:
     """Mark FAIL every RUNNING trial whose owner died; return their Optuna numbers.
 
@@ -161,7 +168,7 @@ def recover(study) -> list[int]:
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.user_attrs.get(OWNER, "")
-        alive = _alive(owner) if owner else False
+        alive = owner_alive(owner) if owner else False
         if alive and owner != this_owner():
             raise UserError(f"study {study.study_name}: trial {trial.number} is being run by "
                             f"process {owner}; run one 'nnpipe tune' per study at a time "

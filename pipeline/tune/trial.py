@@ -1,9 +1,9 @@
 """One trial, run in a worker process: the pipeline with the trial's parameters, over its seeds.
 
 The worker opens the study from its storage and reports every intermediate value a stage gives
-(``StageContext.report``: the trainer's per-epoch validation) to the Optuna trial, which answers
-whether the trial should be pruned. That answer reaches the stage as "stop": the trainer returns
-within the epoch, the runner neither caches nor writes the partial result, and the trial is
+(``StageContext.report``: a training stage's per-step validation) to the Optuna trial, which
+answers whether the trial should be pruned. That answer reaches the stage as "stop": the stage
+returns within the step, the runner neither caches nor writes the partial result, and the trial is
 recorded as pruned with its last value. The stages know nothing about Optuna.
 
 With ``--seeds N`` the configuration runs with seeds 0..N-1, one after another, and its value is
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.sweep import Task, run_one
+from pipeline.sweep.worker import Task, run_one
 
 
 @dataclass
@@ -50,7 +50,8 @@ class TrialTask:
                      run_dir=str(Path(self.trials_dir) / (f"{self.number:03d}" + (
                          f"-seed{seed}" if seed is not None else ""))),
                      cache_dir=self.cache_dir, data_dir=self.data_dir, metric=self.metric,
-                     threads=self.threads, fixed=self.fixed) for seed in seeds]
+                     threads=self.threads, fixed=self.fixed, option="--param")
+                for seed in seeds]
 
 
 class PruningMonitor:
@@ -93,8 +94,8 @@ def _storage(url: str):
 def prepare(url: str) -> None:
     """Import what trials need and open the storage: a worker does it while the parent still
     computes the shared stages, so the first trials do not pay for it."""
-    import pipeline.runner  # noqa: F401
-    from pipeline.config import stage_classes
+    import pipeline.engine.runner  # noqa: F401
+    from pipeline.engine.config import stage_classes
     from pipeline.registry import default_registry
 
     stage_classes(default_registry())  # imports every installed stage's module

@@ -47,11 +47,13 @@ DTYPES = ("float32", "float64")
 FORMAT = "nnpipe-mlp/2"  # /1 had sizes and one activation, arrays W0, b0, W1, ...
 
 
-def lookup(group: str, value: Any, check: Callable[[Any], str | None]) -> Any:
-    """A registered plugin by name (``PluginError`` listing the installed ones when unknown), or
-    an object passed directly, checked the same way."""
+def lookup(group: str, value: Any, check: Callable[[Any], str | None],
+           registry: Any = None) -> Any:
+    """A registered plugin by name (``PluginError`` listing the installed ones when unknown) in
+    ``registry`` (by default the default one), or an object passed directly, checked the same
+    way (``check`` is the group's type check, which the registry runs on every load)."""
     if isinstance(value, str):
-        return default_registry().load(group, value, check=check)
+        return (registry or default_registry()).load(group, value)
     problem = check(value)
     if problem:
         raise TypeError(problem)

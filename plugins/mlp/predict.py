@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline.errors import DataError, UserError
 from pipeline.resources import require_memory
-from pipeline.transforms import CHAIN_NAME, Fitted, load_chain, replay
+from pipeline.engine.transforms import CHAIN_NAME, Fitted, load_chain, replay
 from pipeline.userfiles import load_json_file, read_bytes
 from plugins.idx import read_idx
 from plugins.mlp.model import MLP
@@ -173,7 +173,7 @@ def predict(run_dir: Path | str, input_path: Path | str | np.ndarray, top: int =
 
 def model_inputs(run_dir: Path, model: MLP, images: np.ndarray, where: str) -> np.ndarray:
     """Raw inputs (n, ...) -> what the model was trained on: the run's fitted-transform chain
-    replayed in order (``pipeline.transforms``).
+    replayed in order (``pipeline.engine.transforms``).
 
     Raises:
         DataError: samples of another size than the run was trained on (``where`` names them).

@@ -15,7 +15,7 @@ variant lands in the pipeline schema.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.errors import PluginError
 from pipeline.registry import Registry
@@ -26,12 +26,12 @@ NAMED_FIELDS = {"activation": "activations", "loss": "losses", "init": "initiali
 KIND_FIELDS = {"optimizer": "optimizers", "schedule": "schedules"}
 
 
-def _loadable(registry: Registry, group: str, check: Callable | None) -> dict[str, Any]:
-    """The installed plugins of ``group`` that load and pass ``check``, by name."""
+def _loadable(registry: Registry, group: str) -> dict[str, Any]:
+    """The installed plugins of ``group`` that load and pass the group's type check, by name."""
     found = {}
     for name in registry.names(group):
         try:
-            found[name] = registry.load(group, name, check=check)
+            found[name] = registry.load(group, name)
         except PluginError:
             continue
     return found
@@ -45,16 +45,15 @@ def _variant(group: str, name: str, cls: type) -> dict[str, Any]:
     return schema
 
 
-def fill_in_installed(properties: dict[str, Any], registry: Registry,
-                      checks: dict[str, Callable | None]) -> None:
+def fill_in_installed(properties: dict[str, Any], registry: Registry) -> None:
     """Replace, in mlp_train's schema ``properties``, the registry-backed fields by the installed
-    choices; ``checks`` is the type check of each group (the one validation loads with)."""
+    choices (those that load, as validation loads them)."""
     for field, group in NAMED_FIELDS.items():
-        names = sorted(_loadable(registry, group, checks.get(group)))
+        names = sorted(_loadable(registry, group))
         properties[field] = {key: value for key, value in properties[field].items()
                              if key != "type"} | {"enum": names}
     for field, group in KIND_FIELDS.items():
-        kinds = _loadable(registry, group, checks.get(group))
+        kinds = _loadable(registry, group)
         old = properties[field]
         properties[field] = {
             "oneOf": [_variant(group, name, cls) for name, cls in kinds.items()],

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.engine.addressing import find_stage, stage_names
 from pipeline.errors import UserError
-from pipeline.sweep import parse_grid
+from pipeline.sweep.grid import parse_grid
 
 runner = CliRunner()
 

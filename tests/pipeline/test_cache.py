@@ -7,12 +7,12 @@ import textwrap
 
 import pytest
 
-from pipeline.cache import StageCache, parse_size
-from pipeline.config import load_pipeline
+from pipeline.engine.cache import StageCache, parse_size
+from pipeline.engine.config import load_pipeline
 from pipeline.errors import UserError
-from pipeline.plan import plan, resolve_stage
+from pipeline.engine.plan import plan, resolve_stage
 from pipeline.registry import Registry, set_default_registry
-from pipeline.runner import Runner
+from pipeline.engine.runner import Runner
 from support import entry_points
 
 TOY = """\

@@ -11,11 +11,11 @@ import shutil
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from pipeline import cache_check
-from pipeline.cache import StageCache
-from pipeline.keys import FileHasher
-from pipeline.plan import plan
-from pipeline.runner import Runner
+from pipeline.engine import cache_check
+from pipeline.engine.cache import StageCache
+from pipeline.engine.keys import FileHasher
+from pipeline.engine.plan import plan
+from pipeline.engine.runner import Runner
 from test_cache import load as load_toy
 
 def load(tmp_path):

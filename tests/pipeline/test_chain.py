@@ -8,14 +8,14 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cache import StageCache
+from pipeline.engine.cache import StageCache
 from pipeline.cli import app
-from pipeline.config import load_pipeline
+from pipeline.engine.config import load_pipeline
 from pipeline.engine.chain import StageKey, key_chain
-from pipeline.keys import FileHasher, digest
-from pipeline.plan import plan
-from pipeline.runner import Runner
-from pipeline.sweep import stage_keys
+from pipeline.engine.keys import FileHasher, digest
+from pipeline.engine.plan import plan
+from pipeline.engine.runner import Runner
+from pipeline.sweep.shared import stage_keys
 
 TOY = """\
     name: toy

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from pipeline.config import Override, format_loc, load_pipeline
+from pipeline.engine.config import Override, format_loc, load_pipeline
 from pipeline.errors import ConfigError, UserError
 
 GOOD = """\

@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from pipeline.console import PlainProgress, RichProgress, make_console, stage_line
-from pipeline.runner import StageReport
+from pipeline.cli.console import PlainProgress, RichProgress, make_console, stage_line
+from pipeline.engine.runner import StageReport
 
 
 class FakeTerminal(io.StringIO):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.download import download
+from pipeline.io.download import download
 from pipeline.errors import DataError
 from pipeline.progress import ListProgress
 from plugins.datasets import MNIST_10K, DatasetSource

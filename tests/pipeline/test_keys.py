@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-from pipeline.keys import FileHasher, code_fingerprint, stage_key
+from pipeline.engine.keys import FileHasher, code_fingerprint, stage_key
 from pipeline.spec import StageContext
 from toy_stages import Double, Produce, ReadsFile
 
@@ -84,7 +84,7 @@ def test_imports_are_found_in_every_nested_statement_as_ast_walk_finds_them():
     import ast
     from pathlib import Path
 
-    from pipeline.keys import _statements
+    from pipeline.engine.keys import _statements
 
     root = Path(__file__).resolve().parents[2]
     sources = [*root.glob("pipeline/**/*.py"), *root.glob("plugins/**/*.py")]
@@ -107,16 +107,16 @@ def test_imports_are_found_in_every_nested_statement_as_ast_walk_finds_them():
 def test_a_plugins_distribution_comes_from_the_registry_as_metadata_gives_it():
     from importlib import metadata
 
-    from pipeline.keys import distribution_of
+    from pipeline.engine.keys import distribution_of
 
-    for module in ("plugins.idx", "plugins.mlp.trainer", "pipeline.runner"):
+    for module in ("plugins.idx", "plugins.mlp.trainer", "pipeline.engine.runner"):
         (name,) = set(metadata.packages_distributions()[module.partition(".")[0]])
         assert distribution_of(module) == f"{name} {metadata.version(name)}"
     assert distribution_of("no_such_package_anywhere.x") == "unknown"
 
 
 def test_the_module_index_is_kept_between_runs_and_a_stale_or_damaged_one_is_reparsed(tmp_path):
-    from pipeline.keys import FileHasher
+    from pipeline.engine.keys import FileHasher
 
     memo = tmp_path / "file-hashes.json"
     hasher = FileHasher(memo)

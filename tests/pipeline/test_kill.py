@@ -65,7 +65,7 @@ def kill_when(marker: Path, command: list[str], env: dict,
 
 def nnpipe_temporaries(folder: Path) -> list[str]:
     """Every name below ``folder`` that is one of nnpipe's (or joblib's) temporary names."""
-    from pipeline.leftovers import is_nnpipe_temporary
+    from pipeline.io.leftovers import is_nnpipe_temporary
 
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
                   if is_nnpipe_temporary(p.name))
@@ -216,7 +216,9 @@ def test_the_next_run_removes_only_abandoned_temporaries(tmp_path):
     from typer.testing import CliRunner
 
     from pipeline.cli import app
-    from pipeline.leftovers import HOST
+    from pipeline.io.leftovers import host_tag
+
+    HOST = host_tag()
 
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
     finished.wait()

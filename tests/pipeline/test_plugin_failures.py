@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.config import load_pipeline
+from pipeline.engine.config import load_pipeline
 from pipeline.errors import ConfigError
-from pipeline.registry import GROUPS, Registry, set_default_registry
+from pipeline.registry import Registry, plugin_entry_points, set_default_registry
 from support import installed_entry_points, make_distribution
 
 runner = CliRunner()
@@ -44,8 +44,7 @@ softplus = SimpleNamespace(value=lambda z: np.logaddexp(0, z).astype(z.dtype),
 
 
 def builtin_entry_points() -> list[metadata.EntryPoint]:
-    found = metadata.entry_points()
-    return [ep for group in GROUPS.values() for ep in found.select(group=group)]
+    return plugin_entry_points()
 
 
 @pytest.fixture
@@ -117,7 +116,7 @@ def test_a_wrong_object_type_is_broken_in_every_group(tmp_path, third_party):
     lines = [l for l in output.splitlines() if l.strip().startswith("num ")]
     assert len(lines) == 2
     assert all("BROKEN" in l and "nnpipe-wrong 1.0" in l for l in lines)
-    assert "expected a StageSpec subclass" in lines[0] and "expected a loss" in lines[1]
+    assert "expected a StageSpec subclass" in lines[0] and "expected a loss" in lines[1].lower()
     with pytest.raises(ConfigError, match="stage 'num' from nnpipe-wrong 1.0 .* not usable"):
         load_pipeline(write(tmp_path, "stages:\n  - kind: num\n"))
 
@@ -232,6 +231,60 @@ def test_plugins_check_catches_a_wrong_layer_gradient_and_a_non_layer(tmp_path, 
     assert lines[at].split()[:3] == ["FAIL", "scale_bad", "nnpipe-scale"]
     assert "backward: dL/ds: relative error" in lines[at + 1]
     at = next(i for i, l in enumerate(lines) if "not_a_layer" in l)
-    assert lines[at].split()[0] in ("FAIL", "BROKEN") and "expected a layer class" in lines[at + 1]
+    assert lines[at].split()[0] in ("FAIL", "BROKEN") and "expected a layer class" in lines[at + 1].lower()
     assert any(l.split()[:2] == ["PASS", "batch_norm"] for l in lines)
     assert lines[-1] == "2 plugin(s) failed"
+
+
+GROUP_DECLARATION = '''
+from pipeline.registry import PluginGroup
+
+def _is_text(obj):
+    return None if isinstance(obj, str) else f"expected a string, got {type(obj).__name__}"
+
+def check_greeting(obj):
+    if not obj.endswith("!"):
+        raise AssertionError("a greeting ends with '!'")
+
+GREETINGS = PluginGroup("greetings", "greeting", "a string", _is_text, check_greeting)
+NOT_A_GROUP = 42
+WRONG_NAME = PluginGroup("salutations", "salutation")
+STAGES_AGAIN = PluginGroup("stages", "stage")
+HELLO, MEH, NUMBER = "hello!", "meh", 7
+'''
+
+
+def test_a_distribution_declares_its_own_group(tmp_path, third_party):
+    """A group declared under nnpipe.groups by a third party: listed, type-checked on every
+    load, its full check run by --check; without a full check its members are LOADED."""
+    third_party("nnpipe-greet", "0.3", {
+        "nnpipe.groups": {"greetings": "greet_mod:GREETINGS"},
+        "nnpipe.greetings": {"hello": "greet_mod:HELLO", "meh": "greet_mod:MEH",
+                             "number": "greet_mod:NUMBER"}}, {"greet_mod.py": GROUP_DECLARATION})
+    result = runner.invoke(app, ["plugins", "--check"])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert "nnpipe.greetings (3)" in lines
+    status = {l.split()[1]: l.split()[0] for l in lines
+              if l.startswith("  ") and not l.startswith("   ") and "greet_mod" in l}
+    assert status == {"hello": "PASS", "meh": "FAIL", "number": "BROKEN", "greetings": "LOADED"}
+    assert any("greeting 'number' from nnpipe-greet 0.3" in l and "expected a string" in l
+               for l in lines)
+    assert any(l.split()[:2] == ["LOADED", "mlp"] for l in lines)  # predictors: no full check
+
+
+def test_broken_and_missing_declarations_break_their_members_only(tmp_path, third_party):
+    third_party("nnpipe-odd", "0.1", {
+        "nnpipe.groups": {"odd": "greet_mod2:NOT_A_GROUP", "salute": "greet_mod2:WRONG_NAME",
+                          "stages": "greet_mod2:STAGES_AGAIN"},
+        "nnpipe.odd": {"one": "greet_mod2:HELLO"}, "nnpipe.salute": {"two": "greet_mod2:HELLO"},
+        "nnpipe.nobody": {"three": "greet_mod2:HELLO"}}, {"greet_mod2.py": GROUP_DECLARATION})
+    result = runner.invoke(app, ["plugins"])
+    assert result.exit_code == 0
+    line = {l.split()[0]: l for l in result.output.splitlines() if "greet_mod2" in l}
+    assert "BROKEN" in line["one"] and "expected a pipeline.registry.PluginGroup" in line["one"]
+    assert "BROKEN" in line["two"] and "declared by a PluginGroup named 'salutations'" in line["two"]
+    assert "BROKEN" in line["three"] and "no installed distribution declares the plugin group " \
+                                         "'nobody'" in line["three"]
+    assert "BROKEN" in line["stages"] and "the framework's own" in line["stages"]
+    assert "PASS" in runner.invoke(app, ["plugins", "--check"]).output  # the rest still checks

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from support import entry_points
-from pipeline.config import check_stage_class
+from pipeline.engine.config import check_stage_class
 from pipeline.errors import PluginError
 from pipeline.registry import Registry, unknown_name_message
 
@@ -84,3 +84,41 @@ def test_same_name_from_two_distributions_names_both(tmp_path):
         registry.load("activations", "swish")
     message = str(caught.value)
     assert "registered twice" in message and "alpha 1.0" in message and "beta 2.0" in message
+
+
+def test_a_strict_check_after_a_lenient_one_is_still_run():
+    """Registry.load caches the object, not the verdict of whichever check loaded it first."""
+    registry = Registry(entry_points("nnpipe.stages", {"num": "toy_stages:NOT_A_STAGE"})
+                        + entry_points("nnpipe.predictors", {"p": "toy_stages:Produce"}))
+    assert registry.load("predictors", "p") is not None  # callable: the group's type check
+    with pytest.raises(PluginError, match="predictor 'p' .* is not usable: strict says no"):
+        registry.load("predictors", "p", check=lambda obj: "strict says no")
+    assert registry.load("predictors", "p", check=lambda obj: None) is registry.load(
+        "predictors", "p")
+
+
+def test_the_group_type_check_runs_without_a_check_argument():
+    registry = Registry(entry_points("nnpipe.stages", {"num": "toy_stages:NOT_A_STAGE"}))
+    with pytest.raises(PluginError, match="stage 'num' .* expected a StageSpec subclass"):
+        registry.load("stages", "num")
+
+
+def test_a_member_of_an_undeclared_group_does_not_load():
+    registry = Registry(entry_points("nnpipe.gadgets", {"g": "toy_stages:Produce"}))
+    assert registry.names("gadgets") == ["g"] and "gadgets" in registry.groups()
+    with pytest.raises(PluginError, match="no installed distribution declares the plugin group "
+                                          "'gadgets'"):
+        registry.load("gadgets", "g")
+
+
+def test_the_network_declares_its_own_groups():
+    from plugins.mlp import activations, groups, losses, optim
+
+    registry = Registry()
+    assert registry.group("activations") is groups.ACTIVATIONS
+    assert registry.group("losses").type_check is losses.check
+    assert registry.group("optimizers").type_check is optim.check
+    assert registry.group("activations").type_check is activations.check
+    from pipeline.groups import FRAMEWORK_GROUPS
+
+    assert set(FRAMEWORK_GROUPS) == {"stages", "datasets", "predictors", "exporters", "groups"}

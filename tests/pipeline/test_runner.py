@@ -7,9 +7,10 @@ import textwrap
 
 import pytest
 
-from pipeline.config import load_pipeline
+from pipeline.engine.config import load_pipeline
 from pipeline.errors import RunError, UserError
-from pipeline.runner import Runner, check_wiring
+from pipeline.engine.runner import Runner
+from pipeline.engine.wiring import check_wiring
 
 
 def pipeline_from(tmp_path, text):

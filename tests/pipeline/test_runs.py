@@ -8,8 +8,8 @@ import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.report import render
-from pipeline.runs import differences, find_runs, flatten, load_run, show, table
+from pipeline.runs.report import render
+from pipeline.runs.rundirs import differences, find_runs, flatten, load_run, show, table
 
 runner = CliRunner()
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from scipy import stats
 
-from pipeline.runs import load_run, seed_groups
-from pipeline.seedstats import compare_best, mean_std, welch_p
+from pipeline.runs.rundirs import load_run, seed_groups
+from pipeline.runs.seedstats import compare_best, mean_std, welch_p
 
 A = [0.912, 0.931, 0.925, 0.948]
 B = [0.897, 0.905, 0.921]

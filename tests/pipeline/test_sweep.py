@@ -16,8 +16,10 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.errors import UserError
-from pipeline.sweep import (Axis, configurations, parse_grid, read_metric, run_sweep,
-                            shared_prefixes, split_values)
+from pipeline.sweep.grid import Axis, configurations, parse_grid, split_values
+from pipeline.sweep.metric import read_metric
+from pipeline.sweep.run import run_sweep
+from pipeline.sweep.shared import shared_prefixes
 
 cli = CliRunner()
 

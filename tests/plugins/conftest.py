@@ -6,7 +6,7 @@ from importlib import metadata
 
 import pytest
 
-from pipeline.registry import GROUPS, Registry, set_default_registry
+from pipeline.registry import Registry, plugin_entry_points, set_default_registry
 from pipeline.spec import StageContext
 
 #: The dataset registrations as nnpipe's pyproject.toml declares them, as real EntryPoint objects.
@@ -22,8 +22,7 @@ def builtin_registry():
     """Make the default registry hold only nnpipe's own plugins, so that the built-ins' tests (and
     the lists of installed names their messages show) do not depend on which third-party plugin
     distributions, such as examples/plugins/nnpipe-extras, are installed beside them."""
-    found = metadata.entry_points()
-    registry = Registry([ep for group in GROUPS.values() for ep in found.select(group=group)
+    registry = Registry([ep for ep in plugin_entry_points()
                          if ep.dist is not None and ep.dist.metadata["Name"] == "nnpipe"])
     set_default_registry(registry)
     yield registry

@@ -37,10 +37,11 @@ def check(obj: Any) -> str | None:
     return None
 
 
-def resolve(entry: Any) -> Layer:
-    """A ``Layer`` from a pipeline file's entry: a mapping with ``kind`` (a registered layer or
-    activation), an activation's name, or a ``Layer`` already. Raises ``ValueError`` (unknown
-    kind, listing what is installed) or pydantic's ``ValidationError`` (bad fields)."""
+def resolve(entry: Any, registry: Any = None) -> Layer:
+    """A ``Layer`` from a pipeline file's entry: a mapping with ``kind`` (a layer or activation
+    registered in ``registry``, by default the default one), an activation's name, or a
+    ``Layer`` already. Raises ``ValueError`` (unknown kind, listing what is installed) or
+    pydantic's ``ValidationError`` (bad fields)."""
     if isinstance(entry, Layer):
         return entry
     if isinstance(entry, str):
@@ -48,15 +49,15 @@ def resolve(entry: Any) -> Layer:
     if not isinstance(entry, Mapping) or not isinstance(entry.get("kind"), str):
         raise ValueError("expected a layer such as {kind: dense, units: 256}, or an "
                          "activation's name such as relu")
-    registry = default_registry()
+    registry = registry or default_registry()
     kind = entry["kind"]
     if kind in registry.names("layers"):
-        return registry.load("layers", kind, check=check).model_validate(dict(entry))
+        return registry.load("layers", kind).model_validate(dict(entry))
     if kind in registry.names("activations"):
         if len(entry) > 1:
             extra = ", ".join(sorted(set(entry) - {"kind"}))
             raise ValueError(f"activation {kind!r} takes no fields (got {extra})")
-        return ActivationLayer.of(kind)
+        return ActivationLayer.of(kind, registry)
     names = registry.names("layers") + registry.names("activations")
     raise PluginError(unknown_name_message("layer", kind, names))
 

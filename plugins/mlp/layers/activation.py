@@ -23,12 +23,13 @@ class ActivationLayer(Layer):
     _activation: Any = PrivateAttr(default=None)
 
     @classmethod
-    def of(cls, activation: str | Activation) -> "ActivationLayer":
-        """The layer for an activation object or registered name (looked up in the registry)."""
+    def of(cls, activation: str | Activation, registry: Any = None) -> "ActivationLayer":
+        """The layer for an activation object or registered name (looked up in ``registry``, by
+        default the default one)."""
         if isinstance(activation, str):
             from plugins.mlp.model import lookup  # the registry lookup the model uses
 
-            activation = lookup("activations", activation, activations.check)
+            activation = lookup("activations", activation, activations.check, registry)
         layer = cls(kind=activation.name)
         layer._activation = activation
         return layer

@@ -23,7 +23,8 @@ a cache of what backward needs):
 
 ``params``, ``grads`` and ``state`` are dicts of views into the model's flat vectors: write into
 them (``grads["W"][...] = ...`` or ``out=``), never rebind them. ``check_layer`` in
-``pipeline.testing`` checks a layer against float64 central differences.
+``plugins.mlp.checks`` (the layers group's full check) checks a layer against float64 central
+differences.
 """
 
 from __future__ import annotations
@@ -121,10 +122,3 @@ class Layer(BaseModel):
     def label(self) -> str:
         """A short name for plots and messages, e.g. ``dense 256``."""
         return self.kind
-
-    @classmethod
-    def plugin_check(cls) -> None:
-        """The contract check ``nnpipe plugins --check`` runs (``check_layer``)."""
-        from plugins.mlp.layers.gradcheck import check_layer  # it imports this module
-
-        check_layer(cls)

@@ -1,5 +1,5 @@
-"""``check_layer``: a layer against its contract (``base.py``), for plugin authors' tests and
-``nnpipe plugins --check`` (through ``Layer.plugin_check``).
+"""``check_layer``: a layer against its contract (``base.py``); ``plugins.mlp.checks.check_layer``,
+the layers group's full check, runs it after the group's type check.
 
 Training mode, float64: the input gradient and every parameter gradient of ``backward`` against
 central differences of ``f = sum(forward(x) * g)`` for a random ``g`` (so dL/dy = g), each

@@ -10,7 +10,8 @@ from typing import Any, Literal
 import numpy as np
 import pytest
 
-from pipeline.testing import TOLERANCE, PluginCheckError, numerical_gradient, relative_error
+from pipeline.testing import (TOLERANCE, PluginCheckError, check_plugin, numerical_gradient,
+                              relative_error)
 from plugins.mlp import losses
 from plugins.mlp.layers import ActivationLayer, Dense, Dropout, Layer, Pass, Shapes, resolve
 from plugins.mlp.layers.gradcheck import check_layer
@@ -24,7 +25,7 @@ def test_every_built_in_layer_passes_its_check(builtin_registry):
     for name in names:
         layer = builtin_registry.load("layers", name)
         check_layer(layer)
-        layer.plugin_check()  # what ``nnpipe plugins --check`` runs
+        assert check_plugin("layers", layer, builtin_registry)  # what ``plugins --check`` runs
 
 
 def test_every_built_in_activation_is_a_layer_passing_the_check(builtin_registry):

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.errors import UserError
-from pipeline.registry import GROUPS, Registry, set_default_registry
+from pipeline.registry import Registry, plugin_entry_points, set_default_registry
 from plugins.mlp import onnx_forms
 from plugins.mlp.export import build, export_onnx, model_pieces, _refuse_missing
 from plugins.mlp.model import MLP
@@ -180,9 +180,7 @@ def test_a_stack_uses_a_layers_own_form_and_names_a_layer_without_one(tmp_path):
 # --- the command line: refusals --------------------------------------------------------------
 
 def test_a_plugin_activation_without_a_form_is_exit_2_naming_it(tmp_path):
-    found = metadata.entry_points()
-    set_default_registry(Registry([ep for group in GROUPS.values()
-                                   for ep in found.select(group=group)]))  # with nnpipe-extras
+    set_default_registry(Registry(plugin_entry_points()))  # with nnpipe-extras
     from nnpipe_extras.activations import swish
 
     run = tmp_path / "swish"

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.registry import default_registry
-from pipeline.testing import check_optimizer
+from plugins.mlp.checks import check_optimizer
 from plugins.mlp.optim import SGD, Adagrad, Adam, AdamW, NAdam, Optimizer, RMSprop, check
 
 # f(w) = sum_i c_i w_i^2 / 2, so the gradient is c * w: three independent coordinates with

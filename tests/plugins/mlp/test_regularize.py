@@ -11,11 +11,13 @@ from pydantic import ValidationError
 from pipeline.artifacts import Dataset
 from pipeline.errors import DataError
 from pipeline.spec import StageContext
-from pipeline.testing import PluginCheckError, check_loss
+from pipeline.testing import PluginCheckError
+from plugins.mlp.checks import check_loss
 from plugins.mlp.losses import Loss, cross_entropy, cross_entropy_weighted, mse
 from plugins.mlp.model import MLP
 from plugins.mlp.regularize import L1Penalty, class_weights, kind_mask
 from plugins.mlp.trainer import MLPTrain
+from plugins.mlp.training import regularizers
 from support import blobs
 
 
@@ -79,10 +81,10 @@ def test_reported_loss_is_the_data_loss():
 
 def test_the_trainers_decay_mask_is_the_dense_weights():
     model = MLP([4, 5, 3], init=None)
-    mask, penalty = MLPTrain(decay_biases=False, l1=0.1)._regularizers(model)
+    mask, penalty = regularizers(MLPTrain(decay_biases=False, l1=0.1), model)
     np.testing.assert_array_equal(mask, kind_mask(model.parameter_groups(), 43, ["weight"]))
     np.testing.assert_array_equal(penalty.scale, 0.1 * mask.astype(np.float32))
-    assert MLPTrain()._regularizers(model) == (None, None)
+    assert regularizers(MLPTrain(), model) == (None, None)
 
 
 @pytest.mark.parametrize("optimizer", [{"kind": "sgd", "lr": 0.5, "weight_decay": 0.1},

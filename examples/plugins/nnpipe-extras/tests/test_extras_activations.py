@@ -1,11 +1,11 @@
-"""swish, checked with nnpipe's plugin-author helpers."""
+"""swish, checked with the activation check of the network's plugin groups (plugins.mlp.checks)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from nnpipe_extras.activations import swish
-from pipeline.testing import check_activation
+from plugins.mlp.checks import check_activation
 
 
 def test_swish_passes_the_activation_check():

@@ -7,7 +7,7 @@ import numpy as np
 
 from nnpipe_extras.layers import GaussianNoise
 from plugins.mlp.layers import Pass
-from plugins.mlp.layers.gradcheck import check_layer
+from plugins.mlp.checks import check_layer
 
 
 def test_gaussian_noise_passes_the_layer_check():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from nnpipe_extras.losses import FocalLoss, focal
-from pipeline.testing import PluginCheckError, check_loss
+from pipeline.testing import PluginCheckError
+from plugins.mlp.checks import check_loss
 from plugins.mlp.losses import cross_entropy
 
 

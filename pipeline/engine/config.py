@@ -1,0 +1,273 @@
+"""Pipeline files: read YAML, TOML or JSON, apply ``--set`` overrides, validate with pydantic.
+
+The model of a pipeline file is built at load time from the registry, so a third party's stage
+kinds validate exactly like the built-ins. Every problem is reported at once, each with its path
+(``stages[4].batch_size``) and, for YAML, its line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Iterable, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from pipeline.engine.addressing import format_loc, stage_names
+from pipeline.engine.overrides import Loc, apply_overrides  # noqa: F401 (pipeline.engine.config's API)
+from pipeline.errors import ConfigError, PluginError, UserError
+from pipeline.registry import Registry, closest, default_registry, unknown_name_message
+from pipeline.spec import Seed, StageSpec
+from pipeline.spec import stage_class_problem as check_stage_class  # noqa: F401 (its API)
+from pipeline.userfiles import load_json, load_toml, load_yaml, read_text
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline model, built from the registry
+
+
+def stage_classes(registry: Registry) -> dict[str, type[StageSpec]]:
+    """Load every registered stage class, by kind; a broken one is left out (it fails only the
+    pipelines that use it, with its own message)."""
+    classes = {}
+    for name in registry.names("stages"):
+        try:
+            classes[name] = registry.load("stages", name, check=check_stage_class)
+        except PluginError:
+            continue
+    return classes
+
+
+class PipelineBase(BaseModel):
+    """The fields of a pipeline file other than its stages."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(default="pipeline", description="A name for the runs of this pipeline.")
+    seed: Seed = Field(default=0, description="Seed every stage derives its randomness from.")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _unique_ids(self):
+        seen: dict[str, int] = {}
+        for index, stage in enumerate(getattr(self, "stages", ())):
+            if stage.id is not None and stage.id in seen:
+                raise ValueError(
+                    f"stages[{index}].id: {stage.id!r} is already the id of stages[{seen[stage.id]}]"
+                )
+            if stage.id is not None:
+                seen[stage.id] = index
+        return self
+
+
+def pipeline_model(registry: Registry) -> type[PipelineBase]:
+    """The pydantic model of a pipeline file whose stages are the registered kinds."""
+    classes = tuple(stage_classes(registry).values())
+    if not classes:
+        raise PluginError("no stage plugins are installed (is nnpipe installed?)")
+    stage = Annotated[Union[classes], Field(discriminator="kind")]
+    return create_model(
+        "Pipeline",
+        __base__=PipelineBase,
+        stages=(list[stage], Field(min_length=1, description="The stages, run in order.")),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading files, with the line of every value for YAML
+
+
+def _yaml_lines(node: yaml.Node, loc: Loc = ()) -> Iterable[tuple[Loc, int]]:
+    """Every path of a composed YAML document with its 1-based line."""
+    yield loc, node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield loc + (key.value,), key.start_mark.line + 1
+            yield from _yaml_lines(value, loc + (key.value,))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _yaml_lines(item, loc + (index,))
+
+
+def read_document(path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Parse a pipeline file; return the raw document and, for YAML, the line of each path.
+
+    The file is read within ``pipeline.userfiles``' caps (a regular file of at most 1 MiB; YAML
+    of bounded depth and alias expansion; no duplicate keys), so any file answers in seconds."""
+    text = read_text(path, "pipeline file")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return load_json(text, str(path)), {}
+    if suffix == ".toml":
+        return load_toml(text, str(path)), {}
+    document, node = load_yaml(text, str(path))
+    lines = dict(_yaml_lines(node)) if node is not None else {}
+    return document, lines
+
+
+# --------------------------------------------------------------------------------------------
+# Overrides: --set PATH=VALUE
+
+
+@dataclass(frozen=True)
+class Override:
+    """One ``--set PATH=VALUE``: the value is parsed as YAML, so ``3`` is an int, ``[64]`` a list.
+
+    ``option`` is what the user typed it with (``--set``, or ``--grid``/``--param`` when a sweep
+    or a study made it from a value of theirs): every message about it names that option."""
+
+    path: str
+    value: Any
+    text: str
+    option: str = "--set"
+
+    @classmethod
+    def parse(cls, text: str, option: str = "--set") -> "Override":
+        """Parse ``PATH=VALUE``; a malformed override is a UserError naming it."""
+        path, sep, raw = text.partition("=")
+        if not sep or not path.strip():
+            raise UserError(f"{option} {text!r}: expected PATH=VALUE, e.g. STAGE.FIELD=VALUE")
+        # The value is YAML read within the same caps as a pipeline file (no alias bombs).
+        value = load_yaml(raw, f"{option} {text!r}")[0] if raw.strip() else ""
+        return cls(path.strip(), value, text, option)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation with every problem reported at once
+
+
+def _friendly(message: str) -> str:
+    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if message.startswith("Input should be "):
+        message = "must be " + message.removeprefix("Input should be ")
+    return message
+
+
+def _problems(error: ValidationError, document: Any, registry: Registry,
+              model: type[BaseModel]) -> list[tuple[Loc, str]]:
+    """Turn pydantic's errors into (path in the document, message) pairs."""
+    kinds = registry.names("stages")
+    found = []
+    for item in error.errors():
+        loc: Loc = tuple(item["loc"])
+        # A discriminated union puts the tag into the path: stages.4.<kind>.epochs.
+        if len(loc) >= 3 and loc[0] == "stages" and isinstance(loc[1], int) and loc[2] in kinds:
+            loc = loc[:2] + loc[3:]
+        kind = item["type"]
+        if kind == "union_tag_invalid":
+            tag = item["ctx"]["tag"]
+            message = (_broken_stage_message(registry, tag) if tag in kinds
+                       else unknown_name_message("stage kind", tag, kinds))
+            loc = loc + ("kind",)
+        elif kind == "union_tag_not_found":
+            message = f"missing 'kind'; installed kinds: {', '.join(kinds)}"
+        elif kind == "extra_forbidden":
+            message = "unknown field"
+            hint = closest(str(loc[-1]), _fields_at(document, loc, model, registry))
+            if hint:
+                message += f" (did you mean {hint!r}?)"
+        elif kind == "missing":
+            message = "required field is missing"
+        else:
+            message = _friendly(item["msg"])
+            if "input" in item and kind not in ("model_type", "dict_type", "list_type"):
+                shown = item["input"]
+                if not isinstance(shown, (dict, list)):
+                    message += f" (got {shown!r})"
+        found.append((loc, message))
+    return found
+
+
+def _broken_stage_message(registry: Registry, kind: str) -> str:
+    """Why a registered stage kind is not in the pipeline model: its plugin failed to load, is
+    not a stage, or is registered by two distributions (the registry's message names them)."""
+    try:
+        registry.load("stages", kind, check=check_stage_class)
+    except PluginError as exc:
+        return str(exc)
+    return f"stage kind {kind!r} could not be used"  # pragma: no cover - loaded after all
+
+
+def _fields_at(document: Any, loc: Loc, model: type[BaseModel], registry: Registry) -> list[str]:
+    """The field names allowed where ``loc`` points, for 'did you mean' hints."""
+    if len(loc) >= 3 and loc[0] == "stages":
+        try:
+            kind = document["stages"][loc[1]]["kind"]
+        except (KeyError, IndexError, TypeError):
+            return []
+        stage_cls = stage_classes(registry).get(kind)  # the registry keeps loaded classes
+        return list(stage_cls.model_fields) if stage_cls else []
+    return list(model.model_fields)
+
+
+
+@dataclass(frozen=True)
+class LoadedPipeline:
+    """A validated pipeline file."""
+
+    spec: PipelineBase  # the pydantic model instance (has .name, .seed, .stages)
+    path: Path  # the file it came from
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def stages(self) -> list[StageSpec]:
+        return list(self.spec.stages)
+
+    def stage_ids(self) -> list[str]:
+        """A name per stage, as every command prints and accepts it: its id, else its kind when
+        unique, else ``stages[N]`` (``pipeline.engine.addressing``)."""
+        return stage_names(self.stages)
+
+    def resolved(self) -> dict:
+        """The whole spec with defaults filled in, as plain JSON-able data."""
+        return self.spec.model_dump(mode="json")
+
+
+def validate_document(document: Any, source: str, base_dir: Path, registry: Registry | None = None,
+                      lines: dict[Loc, int] | None = None,
+                      touched: list[tuple[Loc, str]] | None = None) -> PipelineBase:
+    """Validate a raw document; raise one ConfigError listing every problem."""
+    registry = registry or default_registry()
+    if not isinstance(document, dict):
+        raise ConfigError(source, [f"{source}: the file must hold a mapping with a 'stages' list"])
+    model = pipeline_model(registry)
+    try:
+        return model.model_validate(document, context={"base_dir": base_dir,
+                                                       "registry": registry})
+    except ValidationError as exc:
+        problems = []
+        for loc, message in _problems(exc, document, registry, model):
+            where = format_loc(loc) or "(top level)"
+            line = _line_of(loc, lines or {})
+            override = next((text for t_loc, text in (touched or []) if loc[:len(t_loc)] == t_loc),
+                            None)
+            at = f"{source}:{line}" if line and not override else source
+            suffix = f" (from {override})" if override else ""
+            problems.append(f"{at}: {where}: {message}{suffix}")
+        raise ConfigError(source, problems) from None
+
+
+def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return None
+
+
+def load_pipeline(path: Path | str, overrides: Iterable[str | Override] = (),
+                  registry: Registry | None = None) -> LoadedPipeline:
+    """Read, override and validate a pipeline file. ``overrides`` are ``--set`` texts, or
+    ``Override`` objects (which name the option they came from in every message).
+
+    Raises:
+        UserError: the file cannot be read or parsed (one line with file and line).
+        ConfigError: the file does not validate (every problem, each with its path).
+    """
+    path = Path(path)
+    document, lines = read_document(path)
+    parsed = [o if isinstance(o, Override) else Override.parse(o) for o in overrides]
+    touched = apply_overrides(document, parsed) if isinstance(document, dict) else []
+    spec = validate_document(document, str(path), path.resolve().parent, registry, lines, touched)
+    return LoadedPipeline(spec, path, tuple(o.text for o in parsed))
