@@ -45,6 +45,7 @@ PIPELINE_CASES = {
     "augment-bad-scale.yaml": [":6:", "stages[2].scale: a range [lo, hi] needs 0 < lo <= hi",
                                "[1.3, 0.7]"],
     "augment-fresh-validation.yaml": ["stages[2]", "split 'validation' cannot be fresh"],
+    "augment-originals-not-fresh.yaml": ["stages[2]", "originals: false", "needs fresh: true"],
     "billion-laughs.yaml": [":1:1:", "expands to more than 50000 values"],
     "recursive-alias.yaml": [":1:9:", "an alias refers to a node that contains it"],
     "deep-nesting.yaml": [":1:108:", "nested more than 100 levels deep"],

@@ -7,6 +7,8 @@ it is seeded and done for the whole batch at once (see ``plugins.augment.distort
 
 * ``fresh: false`` (the default): the copies are made here, once, and appended to the split
   (originals first); this is what the stage cache stores.
+* ``originals: false`` (with ``fresh``): each epoch trains on the fresh copies alone, not on the
+  originals and the copies, so it costs what an unaugmented epoch does.
 * ``fresh: true``: the data goes on unchanged (the cache holds only the undistorted images) and
   ``mlp_train`` draws new copies at the start of every epoch from (run seed, epoch), see
   ``plugins.augment.epochs``.
@@ -61,6 +63,9 @@ class Augment(StageSpec):
                                                   "not digits).")
     fresh: bool = Field(default=False, description="Draw new copies every epoch in mlp_train "
                                                    "instead of once here.")
+    originals: bool = Field(default=True, description="Train on the undistorted images beside "
+                                                      "the copies; false (with fresh): each "
+                                                      "epoch on the fresh copies alone.")
 
     inputs = ("data",)
     optional_inputs = ("normalizer",)  # one already fitted: the images are not raw pixels
@@ -80,6 +85,9 @@ class Augment(StageSpec):
         if self.fresh and self.split != "train":
             raise ValueError(f"fresh distortions are drawn by mlp_train for the split it trains "
                              f"on, 'train'; split {self.split!r} cannot be fresh")
+        if not self.originals and not self.fresh:
+            raise ValueError("originals: false drops the undistorted images from each epoch's "
+                             "fresh copies; it needs fresh: true")
         return self
 
     def distortion(self) -> Distortion:
@@ -95,7 +103,8 @@ class Augment(StageSpec):
         part = data.split(self.split)
         images = _as_images(part.x, self.split)  # (n, h, w)
         recipe = Augmentation(self.distortion(), self.copies, self.fresh, context.seed,
-                              images.shape[1:], raw="normalizer" not in inputs)
+                              images.shape[1:], raw="normalizer" not in inputs,
+                              originals=self.originals)
         if self.fresh:  # mlp_train draws them, epoch by epoch
             return {"data": data, "augmentation": recipe}
         rng = recipe.rng()  # its own stream, from the run's seed

@@ -37,6 +37,7 @@ class Augmentation:
         seed: the run's seed.
         image_shape: (h, w) of one training image.
         raw: whether the augment stage saw raw pixels (no normaliser had run yet).
+        originals: whether the undistorted images come first (False: the copies alone).
     """
 
     distortion: Distortion
@@ -45,6 +46,7 @@ class Augmentation:
     seed: int
     image_shape: tuple[int, int]
     raw: bool = True
+    originals: bool = True
 
     def rng(self, *draw: int) -> np.random.Generator:
         """The generator of draw ``draw``: () the fixed copies, (epoch,) an epoch's fresh ones."""
@@ -82,8 +84,8 @@ def _fitted_shape(x: np.ndarray, normalizer) -> tuple[int, ...]:
 
 class TrainingArrays:
     """The rows ``mlp_train`` trains on in each epoch: the given arrays when there is no fresh
-    augmentation, else the originals followed by ``copies`` fresh distorted copies (labels
-    repeated in the same order). The epoch's buffer is allocated once."""
+    augmentation, else the originals (unless ``originals`` is off) followed by ``copies`` fresh
+    distorted copies (labels repeated in the same order). The epoch's buffer is allocated once."""
 
     def __init__(self, augmentation: Augmentation | None, normalizer, x: np.ndarray,
                  y: np.ndarray, labels: np.ndarray):
@@ -94,11 +96,13 @@ class TrainingArrays:
         if self.augmentation is None:
             self.y, self.labels, self.buffer = y, labels, x
             return
-        repeats = 1 + self.augmentation.copies
-        self.y = np.tile(y, (repeats, 1))  # ((1 + copies) n, k)
-        self.labels = np.tile(labels, repeats)  # ((1 + copies) n,)
+        self.first = 1 if self.augmentation.originals else 0  # blocks of n rows before the copies
+        repeats = self.first + self.augmentation.copies
+        self.y = np.tile(y, (repeats, 1))  # (repeats n, k)
+        self.labels = np.tile(labels, repeats)  # (repeats n,)
         self.buffer = np.empty((repeats * len(x), *x.shape[1:]), dtype=x.dtype)
-        self.buffer[:len(x)] = x  # the originals come first, every epoch
+        if self.first:
+            self.buffer[:len(x)] = x  # the originals come first, every epoch
 
     @property
     def rows(self) -> int:
@@ -110,7 +114,7 @@ class TrainingArrays:
         if self.augmentation is not None:
             rng = self.augmentation.rng(epoch)  # (seed, epoch) alone: resume-safe
             n = len(self.x)
-            for copy in range(1, self.augmentation.copies + 1):
+            for copy in range(self.first, self.first + self.augmentation.copies):
                 self.buffer[copy * n:(copy + 1) * n] = self.augmentation.distorted(
                     self.x, rng, self.normalizer)  # (n, d)
         return self.buffer, self.y, self.labels

@@ -126,9 +126,9 @@ def test_fresh_leaves_the_data_alone_and_returns_the_recipe():
     assert pickle.loads(pickle.dumps(recipe)) == recipe  # it goes into the stage cache
 
 
-def fresh_arrays(seed=6, copies=2, normalizer=None, x=None):
+def fresh_arrays(seed=6, copies=2, normalizer=None, x=None, originals=True):
     d = digits()
-    recipe = Augment(copies=copies, fresh=True, **ELASTIC).run(
+    recipe = Augment(copies=copies, fresh=True, originals=originals, **ELASTIC).run(
         {"data": d}, StageContext(seed=seed))["augmentation"]
     x = d.split("train").x.astype(np.float32) / 255 if x is None else x  # (n, 144)
     y = np.eye(10, dtype=np.float32)[d.split("train").y]  # (n, 10)
@@ -152,6 +152,23 @@ def test_fresh_epochs_differ_and_each_epoch_is_reproducible():
     np.testing.assert_array_equal(resumed.epoch(2)[0], second[0])
     other_seed, _, _ = fresh_arrays(seed=7)
     assert not np.array_equal(other_seed.epoch(2)[0], second[0])
+
+
+def test_without_originals_each_epoch_is_the_fresh_copies_alone():
+    """originals: false: an epoch's rows are exactly the copies the same recipe with the
+    originals would train on (same draws, same order), and no undistorted block."""
+    with_originals, x, y = fresh_arrays(copies=2)
+    alone, _, _ = fresh_arrays(copies=2, originals=False)
+    n = len(x)
+    assert alone.rows == 2 * n
+    for epoch in (1, 2):
+        xe, ye, labels = alone.epoch(epoch)
+        np.testing.assert_array_equal(xe, with_originals.epoch(epoch)[0][n:])
+        np.testing.assert_array_equal(ye, np.tile(y, (2, 1)))  # labels in the same order
+        np.testing.assert_array_equal(labels, np.tile(y.argmax(axis=1), 2))
+        assert np.mean(xe[:n] != x) > 0.1  # the first block is distorted, not the originals
+    first = alone.epoch(1)[0].copy()  # the buffer is reused by the next epoch
+    assert np.mean(first != alone.epoch(2)[0]) > 0.1  # fresh: new draws each epoch
 
 
 def test_without_fresh_augmentation_the_arrays_are_passed_through():
@@ -197,6 +214,7 @@ def test_fresh_refuses_features_that_are_no_longer_the_images():
     ({"elastic": {"alpha": 34, "sigma": 4, "beta": 1}}, "beta"),
     ({"rotate": -5}, "rotate"),
     ({"fresh": True, "split": "validation"}, "cannot be fresh"),
+    ({"originals": False}, "originals: false .* needs fresh: true"),
 ])
 def test_bad_fields_are_refused_with_their_name(fields, message):
     with pytest.raises(ValidationError, match=message):
