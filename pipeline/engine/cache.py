@@ -53,6 +53,16 @@ def _default_warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+#: Control characters (a newline in a damaged record's key, say) written as escapes.
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(32), 127)}
+
+
+def one_line(message: str) -> str:
+    """``message`` with every control character escaped: what a damaged file holds may not
+    break a warning over lines (``{"\\n": null}`` as a record's outputs)."""
+    return message.translate(_CONTROL)
+
+
 def parse_size(text: str) -> int:
     """Bytes from ``"500M"``, ``"2G"``, ``"1.5GB"``, ``"64k"`` or ``"1000"``; UserError otherwise."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*", str(text), re.IGNORECASE)
@@ -90,7 +100,8 @@ class StageCache:
     def __init__(self, location: Path | str, warn: Callable[[str], None] | None = None,
                  verify_always: bool | None = None):
         self.location = Path(location)
-        self.warn = warn or _default_warn
+        report = warn or _default_warn
+        self.warn = lambda message: report(one_line(message))  # one line, whatever it quotes
         # Hash every entry on every load (NNPIPE_CACHE_VERIFY=always), not only changed ones.
         self.verify_always = (settings.cache_verify_always() if verify_always is None
                               else verify_always)

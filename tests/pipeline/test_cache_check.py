@@ -9,7 +9,7 @@ import pickle
 import shutil
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from pipeline.engine import cache_check
 from pipeline.engine.cache import StageCache
@@ -204,6 +204,7 @@ def test_a_record_of_any_shape_is_one_warning_and_a_recompute(filled, value):
 
 @shape_settings
 @given(field=st.sampled_from(RECORD_FIELDS), value=JSON)
+@example(field="outputs", value={"\n": None})  # a key that is a newline: still one line
 def test_a_record_with_one_field_of_the_wrong_shape(filled, field, value):
     tmp_path, cache, pipeline, first = filled
     key = first.stages[0].key
