@@ -1,6 +1,6 @@
 """``nnpipe tune`` (TPE + median pruning) against a full 24-configuration grid, same ranges.
 
-On the bundled MNIST sample (7,200 training and 800 validation digits after the split), a
+On the bundled MNIST sample (6,000 training and 2,000 validation digits after the split), a
 784-H-10 network trained with Adam for ``--epochs`` epochs. The grid (``nnpipe sweep``) is 3
 learning rates (1e-3, 3e-3, 1e-2) x 2 widths (128, 256) x 4 dropout rates (0, 0.1, 0.2, 0.3);
 the study searches the same ranges (``lr=float(1e-3,1e-2,log)``, ``hidden=choice([128],[256])``,
@@ -31,6 +31,9 @@ import yaml
 
 GRID = {"mlp_train.optimizer.lr": "0.001,0.003,0.01", "mlp_train.hidden": "[128],[256]",
         "mlp_train.dropout": "0.0,0.1,0.2,0.3"}
+#: 2,000 validation digits: at 96 % one configuration's accuracy has a sampling spread of
+#: 0.44 points (0.69 with 800), which the 0.3-point target must be read against.
+VALIDATION = 0.25
 #: What tune takes after its last trial: the table, tune.csv, three plots, report.html.
 RESULTS_SECONDS = 3.0
 SPACE = {"mlp_train.optimizer.lr": "float(1e-3,1e-2,log)",
@@ -42,7 +45,7 @@ def pipeline_file(work: Path, epochs: int) -> Path:
     path = work / "mnist-tune.yaml"
     path.write_text(yaml.safe_dump({"name": "mnist-tune", "seed": 0, "stages": [
         {"kind": "idx_reader", "dataset": "mnist-10k"},
-        {"kind": "split", "validation_fraction": 0.1, "stratify": True},
+        {"kind": "split", "validation_fraction": VALIDATION, "stratify": True},
         {"kind": "normalize", "method": "scale"},
         {"kind": "one_hot", "classes": 10},
         {"kind": "mlp_train", "hidden": [256], "optimizer": {"kind": "adam", "lr": 0.001},
@@ -103,15 +106,23 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="an empty or new folder to keep the grid and the study in")
     args = parser.parse_args()
     print(f"BLAS: {kernel()}")
     with tempfile.TemporaryDirectory(prefix="nnpipe-tune-bench-") as tmp:
-        work = Path(tmp)
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         file = pipeline_file(work, args.epochs)
         grid_s, grid_best, grid_row, slowest = run_grid(file, work, args.jobs)
         # a trial started just before the timeout runs on after it: leave room for the slowest
         budget = max(1.0, grid_s / 3 - slowest - RESULTS_SECONDS)
         tune_s, tune_best, tune_row, rows = run_study(file, work, args.jobs, args.trials, budget)
+    for r in rows:  # what the study spent its budget on
+        value = f"{float(r['val_accuracy']):.4f}" if r["val_accuracy"] else "-"
+        params = " ".join(f"{path.rsplit('.', 1)[-1]}={r[path]}" for path in SPACE)
+        print(f"  trial {r['number']:>2} {r['state']:8} {value} after {r['epochs'] or '-':>2} "
+              f"epochs, {float(r['seconds'] or 0):5.1f} s: {params}")
     states = [r["state"] for r in rows]
     print(f"grid : 24 configurations, {grid_s:6.1f} s wall, best val_accuracy {grid_best:.4f} "
           f"({' '.join(grid_row['overrides'])})")

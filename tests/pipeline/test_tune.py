@@ -145,6 +145,29 @@ def test_a_trial_worse_than_the_median_at_an_epoch_is_pruned():
     assert PruningMonitor(study.ask(), "val_accuracy")("mlp_train", 1, {"loss": 1.0}) is False
 
 
+def test_the_median_pruner_waits_a_share_of_the_complete_trials_steps():
+    from pipeline.tune.study import WARMUP_SHARE, make_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("median"))
+    for accuracy in (0.8, 0.9):  # two complete trials of 20 reported epochs, 0.85 median
+        trial = study.ask()
+        for epoch in range(1, 21):
+            trial.report(accuracy, epoch)
+        study.tell(trial, accuracy)
+    warmup = WARMUP_SHARE * 20  # 4 epochs: no trial is judged before it has run them
+    judged = []
+    trial = study.ask()
+    for epoch in range(1, 8):
+        trial.report(0.5, epoch)  # worse than the median at every epoch
+        judged.append(trial.should_prune())
+    assert judged == [epoch >= warmup for epoch in range(1, 8)]
+    good = study.ask()
+    for epoch in range(1, 8):
+        good.report(0.95, epoch)
+        assert not good.should_prune()
+    assert make_pruner("none").prune(study, study.trials[2]) is False
+
+
 def test_a_stopped_stage_ends_within_its_epoch_and_is_never_cached(tiny, tmp_path):
     pipeline = load_pipeline(tiny, ["mlp_train.epochs=5"])
     calls = []
