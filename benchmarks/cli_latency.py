@@ -6,7 +6,7 @@ Times whole processes, interleaved, in one run of this script:
     validate  nnpipe validate examples/mnist.yaml
     cached    nnpipe run examples/mnist.yaml   (every stage loaded from the cache, run dir written)
 
-    .venv/bin/python benchmarks/cli_latency.py [--repeats 5] [--cache DIR]
+    .venv/bin/python benchmarks/cli_latency.py [--repeats 5] [--cache DIR] [--baseline DIR]
 
 Without ``--cache`` a fresh cache folder is filled by one cold run first (untimed; about 15 s on a
 quiet machine). The commands run with Python's bytecode cache as a user's install has it:
@@ -14,7 +14,10 @@ quiet machine). The commands run with Python's bytecode cache as a user's instal
 ``PYTHONDONTWRITEBYTECODE`` is dropped from the timed commands' environment (the installed
 packages the bare import reads were compiled by pip). ``--as-is`` keeps the environment as it is:
 with ``PYTHONDONTWRITEBYTECODE`` set, every nnpipe process compiles its ~70 modules from source,
-which the bare import never does. Prints the median and the fastest of the repeats for each, the ratios to the bare
+which the bare import never does. ``--baseline DIR`` also times DIR's ``pipeline/`` and
+``plugins/`` (a checkout of the code before a change, e.g. ``git archive main | tar -x -C DIR``)
+in the same interleaved loop, through ``PYTHONPATH`` (the installed entry points name the same
+modules) and with a cache of its own: before and after, at the same moment. Prints the median and the fastest of the repeats for each, the ratios to the bare
 import (the goals: validate at most 1.6x, cached rerun at most 2.5x, medians), the load average
 while measuring, the CPU, Python and the BLAS kernel. Run it on a quiet machine: other processes
 move every figure.
@@ -38,17 +41,32 @@ EXAMPLE = ROOT / "examples" / "mnist.yaml"
 GOALS = {"validate": 1.6, "cached": 2.5}
 
 
+def baseline_env(env: dict[str, str], code: Path, scratch: Path) -> dict[str, str]:
+    """The environment that imports ``code``'s pipeline/ and plugins/, with its own cache."""
+    if not (code / "pipeline" / "__init__.py").is_file():
+        sys.exit(f"--baseline {code}: no pipeline/ package there")
+    return {**env, "PYTHONPATH": str(code.resolve()), "NNPIPE_CACHE": str(scratch / "cache-baseline")}
+
+
 def nnpipe() -> list[str]:
     script = Path(sys.executable).with_name("nnpipe")
     return [str(script)] if script.exists() else [sys.executable, "-m", "pipeline.cli"]
 
 
-def commands(out: Path) -> dict[str, list[str]]:
-    return {
-        "bare": [sys.executable, "-c", "import numpy, pydantic, typer, yaml"],
-        "validate": [*nnpipe(), "validate", str(EXAMPLE)],
-        "cached": [*nnpipe(), "run", str(EXAMPLE), "--quiet", "--out", str(out)],
+def commands(out: Path, env: dict[str, str], baseline: dict[str, str] | None = None
+             ) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Each timed command with its environment; ``baseline`` (the environment importing the
+    code before) adds its validate and cached rerun."""
+    found = {
+        "bare": ([sys.executable, "-c", "import numpy, pydantic, typer, yaml"], env),
+        "validate": ([*nnpipe(), "validate", str(EXAMPLE)], env),
+        "cached": ([*nnpipe(), "run", str(EXAMPLE), "--quiet", "--out", str(out)], env),
     }
+    if baseline is not None:
+        found["validate (baseline)"] = (found["validate"][0], baseline)
+        found["cached (baseline)"] = ([*nnpipe(), "run", str(EXAMPLE), "--quiet", "--out",
+                                       str(out.with_name("run-baseline"))], baseline)
+    return found
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -84,12 +102,12 @@ def blas_kernel() -> str:
     return ", ".join(found) or "none found"
 
 
-def compile_sources() -> None:
+def compile_sources(root: Path = ROOT) -> None:
     """Write the bytecode cache of nnpipe's own modules, as their first import would."""
     import compileall
 
     for folder in ("pipeline", "plugins"):
-        compileall.compile_dir(ROOT / folder, quiet=1)
+        compileall.compile_dir(root / folder, quiet=1)
 
 
 def check_cached(env: dict[str, str]) -> None:
@@ -104,26 +122,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cache", type=Path, help="a cache already warm for examples/mnist.yaml")
+    parser.add_argument("--baseline", type=Path,
+                        help="a checkout of the code before, timed in the same loop")
     parser.add_argument("--as-is", action="store_true",
                         help="keep PYTHONDONTWRITEBYTECODE and compile nothing beforehand")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nnpipe-latency-") as scratch:
         cache = options.cache or Path(scratch) / "cache"
         env = {**os.environ, "NNPIPE_CACHE": str(cache)}
+        env.pop("PYTHONPATH", None)
         if not options.as_is:
             env.pop("PYTHONDONTWRITEBYTECODE", None)
             compile_sources()
-        out = Path(scratch) / "run"
-        if options.cache is None:
+        baseline = (baseline_env(env, options.baseline, Path(scratch))
+                    if options.baseline else None)
+        if baseline is not None and not options.as_is:
+            compile_sources(options.baseline)
+        timed_commands = commands(Path(scratch) / "run", env, baseline)
+        fill = [env] if options.cache is None else []
+        for fill_env in fill + ([baseline] if baseline is not None else []):
             print("filling a fresh cache with one cold run (untimed) ...", flush=True)
-            timed(commands(out)["cached"], env)
-        check_cached(env)
-        wall: dict[str, list[float]] = {name: [] for name in commands(out)}
-        cpu: dict[str, list[float]] = {name: [] for name in commands(out)}
+            timed(timed_commands["cached"][0], fill_env)
+        for check_env in [env] + ([baseline] if baseline is not None else []):
+            check_cached(check_env)
+        wall: dict[str, list[float]] = {name: [] for name in timed_commands}
+        cpu: dict[str, list[float]] = {name: [] for name in timed_commands}
         load_before = os.getloadavg()
-        for _ in range(options.repeats):  # interleaved, so a slow moment hits all three
-            for name, command in commands(out).items():
-                seconds, used = timed(command, env)
+        for _ in range(options.repeats):  # interleaved, so a slow moment hits them all
+            for name, (command, command_env) in timed_commands.items():
+                seconds, used = timed(command, command_env)
                 wall[name].append(seconds)
                 cpu[name].append(used)
         load_after = os.getloadavg()
@@ -145,7 +172,7 @@ def report(title: str, times: dict[str, list[float]]) -> None:
           f"{'ratio (fastest)':>16}  goal")
     for name, values in times.items():
         median, fastest = statistics.median(values), min(values)
-        goal = f"<= {GOALS[name]}x" if name in GOALS else ""
+        goal = f"<= {GOALS[name]}x" if name in GOALS else ""  # the baseline's: no goal
         print(f"{name:<24} {median:7.3f}s {fastest:7.3f}s {median / bare_median:15.2f}x "
               f"{fastest / bare_min:15.2f}x  {goal}")
     print("repeats: " + "; ".join(f"{name} " + " ".join(f"{v:.3f}" for v in values)

@@ -1,8 +1,8 @@
 """Commands import only what they need: no matplotlib, joblib, dask, scipy or rich before they are
 used.
 
-Checked with ``python -X importtime`` in a fresh process (an import made by another test in this
-process would hide one made here). Timings are measured in ``benchmarks/cli_latency.py``, not
+Checked with ``sys.modules`` of a fresh process (an import made by another test in this process
+would hide one made here). Timings are measured in ``benchmarks/cli_latency.py``, not
 here.
 """
 
@@ -20,13 +20,30 @@ GOOD = Path(__file__).resolve().parent / "data" / "good"
 HEAVY = ("matplotlib", "joblib", "dask", "distributed", "rich", "scipy")
 
 
-def imported(*args: str, env: dict[str, str]) -> set[str]:
-    """The top-level packages ``nnpipe ARGS`` imports (it must succeed)."""
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "pipeline.cli", *args],
+#: Runs the command line in a fresh process, then lists ``sys.modules``: ``-X importtime`` does
+#: not see modules imported through ``importlib.import_module`` (entry points load so).
+_LIST_MODULES = """
+import runpy, sys
+sys.argv = ["nnpipe", *sys.argv[1:]]
+try:
+    runpy.run_module("pipeline.cli", run_name="__main__")
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print("\\n".join(sorted(sys.modules)))
+"""
+
+
+def modules(*args: str, env: dict[str, str]) -> set[str]:
+    """Every module ``nnpipe ARGS`` imports, by its full name (it must succeed)."""
+    result = subprocess.run([sys.executable, "-c", _LIST_MODULES, *args],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    return {line.rpartition("|")[2].strip().partition(".")[0]
-            for line in result.stderr.splitlines() if line.startswith("import time:")}
+    return set(result.stdout.splitlines())
+
+
+def imported(*args: str, env: dict[str, str]) -> set[str]:
+    """The top-level packages ``nnpipe ARGS`` imports (it must succeed)."""
+    return {name.partition(".")[0] for name in modules(*args, env=env)}
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +63,19 @@ def test_validate_plan_and_schema_import_none_of_the_heavy_packages(tiny, comman
     pipeline, env = tiny
     args = [*command, str(pipeline)] if command != ["schema"] else command
     assert imported(*args, env=env).isdisjoint(HEAVY)
+
+
+def test_validate_imports_only_the_stage_kinds_the_file_names(tiny):
+    """The tiny pipeline names neither augment nor the extras' stages (when installed), and
+    validating never needs mlp_train's training loop, checkpoint or history; the schema, which
+    describes every installed kind, imports them all."""
+    pipeline, env = tiny
+    unused = {"plugins.augment", "nnpipe_extras.augment", "nnpipe_extras.pca"}
+    run_time = {"plugins.mlp.training", "plugins.mlp.checkpoint", "plugins.mlp.history"}
+    found = modules("validate", str(pipeline), env=env)
+    assert "plugins.mlp.trainer" in found and "plugins.plots" in found  # the check can see them
+    assert found.isdisjoint(unused | run_time)
+    assert "plugins.augment" in modules("schema", env=env)
 
 
 def test_a_fully_cached_rerun_loads_joblib_but_never_draws(tiny):

@@ -27,11 +27,16 @@ from pipeline.userfiles import load_json, load_toml, load_yaml, read_text
 # The pipeline model, built from the registry
 
 
-def stage_classes(registry: Registry) -> dict[str, type[StageSpec]]:
-    """Load every registered stage class, by kind; a broken one is left out (it fails only the
-    pipelines that use it, with its own message)."""
+def stage_classes(registry: Registry, kinds: Iterable[str] | None = None
+                  ) -> dict[str, type[StageSpec]]:
+    """Load the registered stage classes of ``kinds`` (default: every registered one), by kind;
+    an unregistered kind or a broken class is left out (it fails only the pipelines that use
+    it, with its own message)."""
     classes = {}
-    for name in registry.names("stages"):
+    wanted = registry.names("stages") if kinds is None else sorted(set(kinds))
+    for name in wanted:
+        if name not in registry.names("stages"):
+            continue
         try:
             classes[name] = registry.load("stages", name, check=check_stage_class)
         except PluginError:
@@ -61,9 +66,16 @@ class PipelineBase(BaseModel):
         return self
 
 
-def pipeline_model(registry: Registry) -> type[PipelineBase]:
-    """The pydantic model of a pipeline file whose stages are the registered kinds."""
-    classes = tuple(stage_classes(registry).values())
+def pipeline_model(registry: Registry, kinds: Iterable[str] | None = None) -> type[PipelineBase]:
+    """The pydantic model of a pipeline file whose stages are the registered kinds.
+
+    ``kinds`` narrows the union to the kinds a document names, so validating it imports (and
+    builds the validators of) only the stage plugins it uses; the messages do not change, since
+    an unknown or broken kind is reported against the registry (``_problems``), not the union.
+    ``nnpipe schema`` needs every kind: it passes none."""
+    classes = tuple(stage_classes(registry, kinds).values())
+    if not classes and kinds is not None:
+        classes = tuple(stage_classes(registry).values())  # no usable kind named: the full union
     if not classes:
         raise PluginError("no stage plugins are installed (is nnpipe installed?)")
     stage = Annotated[Union[classes], Field(discriminator="kind")]
@@ -196,7 +208,7 @@ def _fields_at(document: Any, loc: Loc, model: type[BaseModel], registry: Regist
             kind = document["stages"][loc[1]]["kind"]
         except (KeyError, IndexError, TypeError):
             return []
-        stage_cls = stage_classes(registry).get(kind)  # the registry keeps loaded classes
+        stage_cls = stage_classes(registry, [kind]).get(kind) if isinstance(kind, str) else None
         return list(stage_cls.model_fields) if stage_cls else []
     return list(model.model_fields)
 
@@ -231,7 +243,7 @@ def validate_document(document: Any, source: str, base_dir: Path, registry: Regi
     registry = registry or default_registry()
     if not isinstance(document, dict):
         raise ConfigError(source, [f"{source}: the file must hold a mapping with a 'stages' list"])
-    model = pipeline_model(registry)
+    model = pipeline_model(registry, _kinds_named(document))
     try:
         return model.model_validate(document, context={"base_dir": base_dir,
                                                        "registry": registry})
@@ -246,6 +258,16 @@ def validate_document(document: Any, source: str, base_dir: Path, registry: Regi
             suffix = f" (from {override})" if override else ""
             problems.append(f"{at}: {where}: {message}{suffix}")
         raise ConfigError(source, problems) from None
+
+
+def _kinds_named(document: dict) -> list[str] | None:
+    """The stage kinds ``document`` names (strings only), or None (every kind) when its
+    ``stages`` is not a list: pydantic then reports that against the full model."""
+    stages = document.get("stages")
+    if not isinstance(stages, list):
+        return None
+    return [stage["kind"] for stage in stages
+            if isinstance(stage, dict) and isinstance(stage.get("kind"), str)]
 
 
 def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:

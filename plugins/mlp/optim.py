@@ -47,7 +47,9 @@ State = dict[str, np.ndarray]
 class Optimizer(BaseModel):
     """Base of every optimiser: its configuration. Learned state lives in ``state``, not here."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: each optimizer class builds its validator when first used, not at import (a
+    # pipeline uses one or two of the installed ones; see benchmarks/cli_latency.py)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: str
     lr: float = Field(default=0.01, gt=0, description="Learning rate (step size).")

@@ -39,7 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class Schedule(BaseModel):
     """Base of every schedule: its configuration."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: each schedule class builds its validator when first used, not at import (a
+    # pipeline uses one or two of the installed ones; see benchmarks/cli_latency.py)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: str
 

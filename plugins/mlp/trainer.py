@@ -23,14 +23,24 @@ from pipeline.errors import PluginError
 from pipeline.registry import Registry, default_registry, unknown_name_message
 from pipeline.spec import Seed, StageContext, StageSpec, registry_of
 from plugins.mlp import layers as layer_plugins
-from plugins.mlp.checkpoint import Checkpoint
-from plugins.mlp.history import Epoch, History
 from plugins.mlp.layers import Layer
 from plugins.mlp.optim import SGD, Optimizer
 from plugins.mlp.schedules import Constant, Schedule
-from plugins.mlp.training import train
 
 __all__ = ["Checkpoint", "EarlyStopping", "Epoch", "History", "MLPTrain"]  # as before the split
+
+#: Names kept importable from here (as before the split), imported on first use: validating a
+#: pipeline needs only the spec, not the training loop, the checkpoint or the history.
+_LAZY = {"Checkpoint": "plugins.mlp.checkpoint", "Epoch": "plugins.mlp.history",
+         "History": "plugins.mlp.history"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _plugin_error(message: str) -> PydanticCustomError:
@@ -256,5 +266,8 @@ class MLPTrain(StageSpec):
                        for group, name in chosen})
 
     def run(self, inputs: Mapping[str, Any], context: StageContext) -> dict[str, Any]:
-        """Train the network (``plugins.mlp.training.train``)."""
+        """Train the network (``plugins.mlp.training.train``, imported here: validating a
+        pipeline never needs it)."""
+        from plugins.mlp.training import train
+
         return train(self, inputs, context)

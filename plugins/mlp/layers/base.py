@@ -93,7 +93,9 @@ class Pass:
 class Layer(BaseModel):
     """Base of every layer: its configuration. Parameters and state live in the model."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: each layer class builds its validator when first used, not at import (a
+    # pipeline uses one or two of the installed ones; see benchmarks/cli_latency.py)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: str
     #: Training batches need at least this many rows (batch norm's unbiased variance needs 2).
