@@ -122,3 +122,16 @@ def test_the_network_declares_its_own_groups():
     from pipeline.groups import FRAMEWORK_GROUPS
 
     assert set(FRAMEWORK_GROUPS) == {"stages", "datasets", "predictors", "exporters", "groups"}
+
+
+def test_only_names_the_one_installed_plugin_and_refuses_a_choice_it_cannot_make():
+    from pipeline.errors import UserError
+
+    one = Registry(entry_points("nnpipe.predictors", {"net": "toy_stages:Produce"}))
+    assert one.only("predictors", "--predictor") == "net"
+    two = Registry(entry_points("nnpipe.predictors", {"net": "a:b", "tree": "c:d"}))
+    with pytest.raises(UserError, match=r"--predictor: choose one of the installed predictors "
+                                        r"\(net, tree\)"):
+        two.only("predictors", "--predictor")
+    with pytest.raises(UserError, match="none is installed"):
+        Registry(entry_points("nnpipe.stages", {})).only("predictors", "--predictor")
