@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None,
                         help="an empty or new folder to keep the grid and the study in")
     args = parser.parse_args()
+    if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+        parser.error(f"--keep {args.keep}: not empty (the benchmark writes its files there)")
     print(f"BLAS: {kernel()}")
     with tempfile.TemporaryDirectory(prefix="nnpipe-tune-bench-") as tmp:
         work = args.keep or Path(tmp)
