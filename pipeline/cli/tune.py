@@ -31,6 +31,8 @@ def tune(
         help="What to optimise, in the direction its stage declares (default: the first "
              "metric the pipeline's stages declare, e.g. val_accuracy)."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, random or grid."),
+    sampler_seed: int = typer.Option(
+        0, "--sampler-seed", help="Seed of the sampler's draws (another seed, another search)."),
     pruner: str = typer.Option("median", "--pruner", help="median or none."),
     timeout: Optional[float] = typer.Option(
         None, "--timeout", help="Start no new trial this many seconds after the start."),
@@ -58,7 +60,8 @@ def tune(
 
     params = [parse_param(text) for text in param]
     options = TuneOptions(trials, metric, sampler, pruner, timeout, jobs, backend, scheduler,
-                          study, storage, tuple(overrides or ()), seeds, out, threads)
+                          study, storage, tuple(overrides or ()), seeds, out, threads,
+                          sampler_seed)
     result = run_tune(file, params, options, cache_dir=settings.cache_dir(cache_dir),
                       data_dir=settings.data_dir(data_dir), echo=typer.echo)
     echo_result(result, params, result.info["metric"])

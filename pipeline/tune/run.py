@@ -48,6 +48,7 @@ class TuneOptions:
     seeds: int | None = None
     out: Path | None = None
     threads: int | None = None
+    sampler_seed: int = 0  # with the trials so far, the sampler's seed
 
 
 @dataclass
@@ -74,6 +75,8 @@ def check_tune_options(options: TuneOptions) -> None:
         raise UserError(f"--timeout {options.timeout}: must be more than 0 seconds")
     if options.threads is not None and options.threads < 1:
         raise UserError(f"--threads {options.threads}: must be at least 1")
+    if options.sampler_seed < 0:
+        raise UserError(f"--sampler-seed {options.sampler_seed}: must be 0 or more")
 
 
 def _warm(file: Path, params: list[Param], options: TuneOptions, cache_dir, data_dir):
@@ -121,7 +124,8 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
     with engine(options.backend, jobs, options.scheduler, threads):
         outdir.make_out(out)
         study = studies.open_study(url, name, "maximize" if mode == "max" else "minimize",
-                                   options.sampler, options.pruner, params)
+                                   options.sampler, options.pruner, params,
+                                   seed=options.sampler_seed)
         recovered = studies.recover(study)
         pool = Pool(options.backend, jobs)
         pool.prepare(url)  # workers start while the shared stages are computed
@@ -135,7 +139,8 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
         outcomes = run_loop(study, params, budget, pool,
                             make_task, lambda o: echo(_line(o, options.metric)))
     info = {"pipeline": str(file), "study": name, "storage": url, "metric": options.metric,
-            "mode": mode, "sampler": options.sampler, "pruner": options.pruner,
+            "mode": mode, "sampler": options.sampler, "sampler_seed": options.sampler_seed,
+            "pruner": options.pruner,
             "trials": options.trials, "seeds": options.seeds, "backend": options.backend,
             "jobs": jobs, "set": list(options.fixed), "shared_stages": shared,
             "params": {p.path: p.text.partition("=")[2] for p in params},

@@ -66,8 +66,7 @@ def open_storage(url: str, created: bool = False):
 
 
 def make_sampler(name: str, params, seed: int):
-    """The Optuna sampler ``--sampler`` names, seeded (``seed`` = trials so far, so a resumed
-    study does not draw its first points again)."""
+    """The Optuna sampler ``--sampler`` names, seeded with ``seed`` (see ``sampler_seed``)."""
     optuna = require_optuna()
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -128,9 +127,20 @@ def check_choices(sampler: str, pruner: str) -> None:
         raise UserError(f"--pruner {pruner}: choose one of {', '.join(PRUNERS)}")
 
 
-def open_study(url: str, name: str, direction: str, sampler: str, pruner: str, params):
-    """Create the study, or load it to continue it. A study created for the other direction
-    (``--metric`` changed to one ranked the other way) is refused."""
+def sampler_seed(seed: int, trials_so_far: int) -> int:
+    """The sampler's seed for this invocation: ``--sampler-seed`` and the trials already in
+    the study together, so a resumed study does not draw its first points again and two
+    ``--sampler-seed`` values never replay each other's draws shifted by a trial."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, trials_so_far]).generate_state(1)[0])
+
+
+def open_study(url: str, name: str, direction: str, sampler: str, pruner: str, params,
+               seed: int = 0):
+    """Create the study, or load it to continue it (``seed``: ``--sampler-seed``). A study
+    created for the other direction (``--metric`` changed to one ranked the other way) is
+    refused."""
     optuna = require_optuna()
     storage = open_storage(url)
     study = optuna.create_study(storage=storage, study_name=name, direction=direction,
@@ -139,7 +149,7 @@ def open_study(url: str, name: str, direction: str, sampler: str, pruner: str, p
         raise UserError(f"--study {name}: the stored study is {study.direction.name.lower()}d, "
                         f"but --metric asks to {direction} (use another --study or --out)")
     check_same_search(study, params)
-    study.sampler = make_sampler(sampler, params, seed=len(study.trials))
+    study.sampler = make_sampler(sampler, params, seed=sampler_seed(seed, len(study.trials)))
     study.pruner = make_pruner(pruner)
     return study
 

@@ -97,6 +97,7 @@ def test_bad_spaces_exit_2_naming_them_before_anything_runs(tiny, tmp_path, para
     (["--sampler", "grid"], "--sampler grid needs choice(...) or int(LOW,HIGH)"),
     (["--sampler", "cmaes"], "--sampler cmaes: choose one of tpe, random, grid"),
     (["--trials", "0"], "--trials 0: must be at least 1"),
+    (["--sampler-seed", "-1"], "--sampler-seed -1: must be 0 or more"),
     (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open it"),
 ])
 def test_bad_options_exit_2_naming_them(tiny, tmp_path, extra, words):
@@ -325,6 +326,29 @@ def test_tune_help_shows_the_readme_example():
     flat = " ".join(result.output.split())
     for word in readme_command()[1:]:
         assert word in flat, word
+
+
+def test_sampler_seeds_and_resumed_studies_never_replay_each_others_draws():
+    from pipeline.tune.study import sampler_seed
+
+    seeds = {sampler_seed(seed, trials) for seed in range(10) for trials in range(10)}
+    assert len(seeds) == 100  # seed s resumed after n trials is no other (seed, n) pair
+    assert sampler_seed(3, 5) == sampler_seed(3, 5)
+
+
+def test_the_sampler_seed_chooses_the_search_and_repeats_it(tiny, tmp_path):
+    params = [parse_param("mlp_train.dropout=float(0,0.5)")]
+
+    def drawn(seed: int, out: str) -> list:
+        result = run_tune(tiny, params, options(tmp_path, trials=2, sampler="random",
+                                                sampler_seed=seed, out=tmp_path / out),
+                          cache_dir=tmp_path / "cache")
+        assert result.info["sampler_seed"] == seed
+        return [r["params"] for r in result.rows]
+
+    first = drawn(0, "a")
+    assert drawn(0, "b") == first
+    assert drawn(1, "c") != first
 
 
 def test_a_study_is_continued_only_with_the_space_it_was_started_with(tiny, tmp_path):
