@@ -233,7 +233,8 @@ def main(argv=None) -> int:
         print(f"Fashion-MNIST, one epoch per repeat, fastest of {args.repeats} interleaved repeats; "
               f"{args.threads} threads; {args.clock} clock; torch {torch.__version__}; numpy "
               f"{np.__version__}\nCPU {cpu}; BLAS {kernel()}; "
-              f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}", flush=True)
+              f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}; "
+              f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', '-')}", flush=True)
         torch.set_num_threads(args.threads)
         xs, ys = x[:args.rows], y[:args.rows]
         if "default" in args.only:
