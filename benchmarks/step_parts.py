@@ -25,30 +25,23 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_layers import kernel  # noqa: E402
+import bench_layers  # noqa: E402
+from bench_layers import CLOCK, kernel  # noqa: E402
 
 LR = 1e-3
-#: wall time, or the process's CPU time (a loaded machine; fair with --threads 1 only)
-CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def best(f: Callable[[], Any], calls: int, repeats: int, clock: Callable[[], float]) -> float:
-    """The fastest of ``repeats`` timings of ``calls`` calls of ``f``, in ms per call."""
-    f()  # warm up: buffers allocated, pool threads started
-    times = []
-    for _ in range(repeats):
-        started = clock()
-        for _ in range(calls):
-            f()
-        times.append((clock() - started) / calls)
-    return 1e3 * min(times)
+def best(f: Callable[[], Any], calls: int, repeats: int) -> float:
+    """``f``'s fastest time per call in ms (bench_layers' ``per_call``), after one warm-up call
+    (buffers allocated, pool threads started)."""
+    f()
+    return 1e3 * bench_layers.per_call(f, calls, repeats)
 
 
 def nnpipe_parts(x, labels, widths, batch, time_it) -> dict[str, float]:
@@ -188,9 +181,10 @@ def main(argv=None) -> int:
     x, labels, _, _ = load(Path("../shared/datasets"))
     x, labels = np.ascontiguousarray(x[:args.rows], np.float32), np.asarray(labels[:args.rows])
     widths = tuple(int(w) for w in args.net.split("-"))
+    bench_layers.clock = CLOCK[args.clock]
 
     def time_it(f):
-        return best(f, args.calls, args.repeats, CLOCK[args.clock])
+        return best(f, args.calls, args.repeats)
 
     with threadpool_limits(limits=args.threads):
         mine = nnpipe_parts(x, labels, widths, args.batch, time_it)
