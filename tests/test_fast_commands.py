@@ -78,6 +78,16 @@ def test_validate_imports_only_the_stage_kinds_the_file_names(tiny):
     assert "plugins.augment" in modules("schema", env=env)
 
 
+def test_validate_leaves_out_what_only_training_or_another_cli_needs(tiny):
+    """No generator is drawn from (numpy.random), no thread pool is made (concurrent.futures:
+    plugins.mlp.parallel makes one on first use), and typer's own copy of click serves the
+    command line, not the click package."""
+    pipeline, env = tiny
+    found = modules("validate", str(pipeline), env=env)
+    assert "plugins.mlp.parallel" in found and "typer" in found  # the check can see them
+    assert found.isdisjoint({"numpy.random", "concurrent.futures", "click"})
+
+
 def test_a_fully_cached_rerun_loads_joblib_but_never_draws(tiny):
     pipeline, env = tiny
     first = imported("run", str(pipeline), "--out", str(pipeline.parent / "r1"), env=env)
