@@ -88,6 +88,14 @@ def test_validate_leaves_out_what_only_training_or_another_cli_needs(tiny):
     assert found.isdisjoint({"numpy.random", "concurrent.futures", "click"})
 
 
+def test_a_command_line_builds_only_the_command_it_names(tiny):
+    pipeline, env = tiny
+    cli = {name for name in modules("validate", str(pipeline), env=env)
+           if name.startswith("pipeline.cli.")}
+    assert cli == {"pipeline.cli.validate", "pipeline.cli.main", "pipeline.cli.errors",
+                   "pipeline.cli.options"}
+
+
 def test_a_fully_cached_rerun_loads_joblib_but_never_draws(tiny):
     pipeline, env = tiny
     first = imported("run", str(pipeline), "--out", str(pipeline.parent / "r1"), env=env)
