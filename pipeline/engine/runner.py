@@ -251,8 +251,8 @@ def _fill_run_dir(staging: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
         files.append(REPORT_NAME)
     header = f"# resolved from {pipeline.path}" + (
         f" with --set {' --set '.join(pipeline.overrides)}" if pipeline.overrides else "") + "\n"
-    write_text(staging / "pipeline.yaml",
-               header + yaml.safe_dump(pipeline.resolved(), sort_keys=False))
+    resolved = pipeline.resolved()
+    write_text(staging / "pipeline.yaml", header + yaml.safe_dump(resolved, sort_keys=False))
     manifest = {
         "format": RUN_FORMAT,
         "pipeline": str(pipeline.path),
@@ -266,4 +266,4 @@ def _fill_run_dir(staging: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
     }
     write_json(staging / "manifest.json", manifest)
     if plotted:
-        write_report(staging, name=name, checked=False)
+        write_report(staging, name=name, checked=False, spec=resolved)
