@@ -47,9 +47,10 @@ def _report(exc: NnpipeError) -> None:
 
 
 def freeze_at_exit() -> None:
-    """Freeze the heap as the last step before the interpreter's own teardown: atexit runs its
-    handlers last-registered first, so one registered at start runs after every other (joblib's,
-    a thread pool's). Registered once per process."""
+    """Freeze the heap before the interpreter's own teardown (atexit handlers run before it;
+    handlers registered after this one, joblib's say, run before it: last registered, first
+    run). Freezing stops nothing from running, it only keeps the collector off those objects.
+    Registered once per process."""
     if not getattr(freeze_at_exit, "registered", False):
         atexit.register(gc.freeze)
         freeze_at_exit.registered = True
