@@ -66,11 +66,16 @@ def test_a_file_removed_before_the_end_is_skipped(tmp_path, fsyncs):
     assert [ino for ino, _ in fsyncs] == [(tmp_path / "kept.txt").stat().st_ino]
 
 
-def test_a_full_disk_found_while_flushing_names_the_folder(tmp_path, monkeypatch):
-    def full(fd):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+def failing_fsync(monkeypatch, code: int) -> None:
+    """Every fsync fails with the OSError ``code``."""
+    def fsync(fd):
+        raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(files.os, "fsync", full)
+    monkeypatch.setattr(files.os, "fsync", fsync)
+
+
+def test_a_full_disk_found_while_flushing_names_the_folder(tmp_path, monkeypatch):
+    failing_fsync(monkeypatch, errno.ENOSPC)
     with pytest.raises(DiskFullError) as raised:
         with synced_together():
             write_text(tmp_path / "a.txt", "a")
@@ -78,10 +83,7 @@ def test_a_full_disk_found_while_flushing_names_the_folder(tmp_path, monkeypatch
 
 
 def test_another_error_while_flushing_is_raised_as_it_is(tmp_path, monkeypatch):
-    def broken(fd):
-        raise OSError(errno.EIO, os.strerror(errno.EIO))
-
-    monkeypatch.setattr(files.os, "fsync", broken)
+    failing_fsync(monkeypatch, errno.EIO)
     with pytest.raises(OSError) as raised:
         with synced_together():
             with atomic_open(tmp_path / "a.bin") as handle:
