@@ -8,7 +8,7 @@ sub-command (``cache``, ``runs``), one without adds its one command, named as th
 top level.
 
 The root builds a command when it is first asked for it (click's lazy group): ``nnpipe validate
-FILE`` imports and builds only ``pipeline.cli.validate``, not the other seventeen commands and
+FILE`` imports and builds only ``pipeline.cli.validate``, not the eleven other command modules and
 their options; ``--help``, an unknown name (whose message suggests the closest ones) and
 ``list_commands`` see every command, in the order below, built exactly as a root holding them
 all builds them.
