@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from pipeline.errors import UserError
-from pipeline.files import write_json
 from pipeline.io.leftovers import is_nnpipe_temporary, owner_tag
 from pipeline.userfiles import load_json_file
 
@@ -126,6 +125,8 @@ def record_in_run(run_dir: Path, written: Path) -> bool:
     folder still holds only files nnpipe wrote (``nnpipe export`` puts ``model.onnx`` there: a
     later ``nnpipe run --out`` into the folder may then replace it). Returns False, changing
     nothing, when ``written`` is not a file directly inside an nnpipe run directory."""
+    from pipeline.files import write_json  # pipeline.files imports pipeline.io.leftovers
+
     run_dir, written = Path(run_dir), Path(written)
     if not written.is_file() or written.parent.resolve() != run_dir.resolve():
         return False
