@@ -138,6 +138,18 @@ def compare(label: str, x, y, widths, batch_norm, batch, repeats, goal) -> float
     return ratio
 
 
+def per_call(f: Callable[[], Any], calls: int, repeats: int) -> float:
+    """Seconds per call of ``f``: the fastest of ``repeats`` timings of ``calls`` calls, on the
+    benchmark's ``clock`` (other jobs only ever slow a call down)."""
+    times = []
+    for _ in range(repeats):
+        started = clock()
+        for _ in range(calls):
+            f()
+        times.append((clock() - started) / calls)
+    return min(times)
+
+
 def hooks_cost(x, y, repeats) -> float:
     """The diagnostics' per-step hooks timed directly against one training step of the default
     network (batch 128): an A/B of whole epochs cannot resolve 1-2% on a loaded machine."""
@@ -155,18 +167,9 @@ def hooks_cost(x, y, repeats) -> float:
         model.backward(losses.value_and_gradient(model.loss_fn, model.forward(xb, rng), yb)[1])
         adam.step(model.params, model.grads, state, LR)
 
-    def best(f: Callable[[], Any], k: int = 100) -> float:
-        times = []
-        for _ in range(repeats):
-            started = clock()
-            for _ in range(k):
-                f()
-            times.append((clock() - started) / k)
-        return min(times)
-
-    per_step = best(step)
-    plain = best(lambda: (hooks.after_backward(2), hooks.after_update()))
-    sampled = best(lambda: (hooks.after_backward(1), hooks.after_update()))
+    per_step = per_call(step, 100, repeats)
+    plain = per_call(lambda: (hooks.after_backward(2), hooks.after_update()), 100, repeats)
+    sampled = per_call(lambda: (hooks.after_backward(1), hooks.after_update()), 100, repeats)
     cost = (plain + (sampled - plain) / hooks.every) / per_step
     print(f"{'diagnostics hooks, direct':34s} step {1e6 * per_step:6.0f} us  hooks {1e6 * plain:5.1f} us"
           f" (+{1e6 * sampled:4.0f} us every {hooks.every} steps)  {100 * cost:4.1f}% of a step "
@@ -233,7 +236,8 @@ def main(argv=None) -> int:
         print(f"Fashion-MNIST, one epoch per repeat, fastest of {args.repeats} interleaved repeats; "
               f"{args.threads} threads; {args.clock} clock; torch {torch.__version__}; numpy "
               f"{np.__version__}\nCPU {cpu}; BLAS {kernel()}; "
-              f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}", flush=True)
+              f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}; "
+              f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', '-')}", flush=True)
         torch.set_num_threads(args.threads)
         xs, ys = x[:args.rows], y[:args.rows]
         if "default" in args.only:

@@ -191,6 +191,58 @@ def test_a_run_directory_with_a_file_of_the_users_is_not_replaced(project):
     assert (project / "runs" / "annotated" / "plots" / "my-figure.png").read_bytes() == b"mine"
 
 
+def test_an_exported_model_joins_its_run_directory(project, tmp_path):
+    """``nnpipe export`` lists the file it wrote into a run directory in its manifest, so the
+    folder can be run into again; a file it wrote elsewhere leaves the manifest as it was."""
+    pipeline = str(project / "proj" / "pipeline.yaml")
+    run = project / "runs" / "exported"
+    assert invoke(project, "run", pipeline, "--out", str(run)).exit_code == 0
+    before = (run / "manifest.json").read_bytes()
+    outside = invoke(project, "export", str(run), "--out", str(tmp_path / "elsewhere.onnx"))
+    assert outside.exit_code == 0, outside.output
+    assert (run / "manifest.json").read_bytes() == before
+    result = invoke(project, "export", str(run))
+    assert result.exit_code == 0, result.output
+    assert "model.onnx" in json.loads((run / "manifest.json").read_text())["files"]
+    rerun = invoke(project, "run", pipeline, "--out", str(run))
+    assert rerun.exit_code == 0, rerun.output
+
+
+def test_record_in_run_changes_only_an_nnpipe_run_directory(project, tmp_path):
+    from pipeline.io.outputs import record_in_run
+
+    (tmp_path / "stray.onnx").write_bytes(b"x")
+    assert not record_in_run(tmp_path, tmp_path / "stray.onnx")  # no manifest: not a run
+    foreign = project / "manifest-only"
+    (foreign / "model.onnx").write_bytes(b"x")
+    before = (foreign / "manifest.json").read_bytes()
+    assert not record_in_run(foreign, foreign / "model.onnx")  # a manifest nnpipe did not write
+    assert (foreign / "manifest.json").read_bytes() == before
+    (foreign / "model.onnx").unlink()
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_an_older_run_directorys_report_is_replaced_only_when_it_is_nnpipes(project, signed):
+    """Runs of earlier versions wrote report.html after their manifest (RUN_EXTRAS): a rerun
+    replaces it when it carries nnpipe's signature, and refuses a user's file of that name."""
+    from pipeline.io.outputs import REPORT_SIGNATURE
+
+    pipeline = str(project / "proj" / "pipeline.yaml")
+    run = project / "runs" / f"older-{signed}"
+    assert invoke(project, "run", pipeline, "--out", str(run)).exit_code == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["files"] = [name for name in manifest["files"] if name != "report.html"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    page = b"<html><head>" + (REPORT_SIGNATURE if signed else b"<title>my notes</title>")
+    (run / "report.html").write_bytes(page)
+    result = invoke(project, "run", pipeline, "--out", str(run))
+    if signed:
+        assert result.exit_code == 0, result.output
+    else:
+        assert_refused(result, "--out", "holding a file nnpipe did not write (report.html)")
+        assert (run / "report.html").read_bytes() == page
+
+
 def test_a_sweep_directory_is_marked_at_once_and_can_be_rerun(project):
     pipeline = str(project / "proj" / "pipeline.yaml")
     for _ in range(2):

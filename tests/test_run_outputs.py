@@ -139,6 +139,16 @@ def test_the_run_writes_its_report_loading_nothing_from_elsewhere(piped_run):
         assert f"data:image/png;base64,{data}" in page
 
 
+def test_the_runs_own_page_is_the_one_nnpipe_report_writes_from_its_files(piped_run):
+    # The runner hands the page the settings it just wrote instead of parsing pipeline.yaml
+    # back: the page must be the one rendered from the run directory's files.
+    from pipeline.runs.report import render
+    from pipeline.runs.rundirs import load_run
+
+    _, run_dir = piped_run
+    assert (run_dir / "report.html").read_text() == render(load_run(run_dir), run_dir.name)
+
+
 def test_a_run_without_plots_writes_no_report(tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["run", str(DEFAULT), "--set", "mlp_train.epochs=1",

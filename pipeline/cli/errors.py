@@ -7,14 +7,21 @@ Every command runs inside ``NnpipeGroup.invoke`` of the root app (sub-groups suc
   ``exit_code`` (2 bad input, 1 a failure while running); with ``--debug``, the traceback;
 - Ctrl-C or SIGTERM: one line, exit 130 or 143, after every half-written file was removed (the
   signal is raised as ``KeyboardInterrupt`` where the program is, so it unwinds like Ctrl-C).
+
+How the process ends is decided here too: once a command is done, the heap is frozen
+(``gc.freeze``) so the interpreter's exit skips its garbage collections over every module and
+pydantic model the command built (about a third of ``nnpipe validate``'s time beyond a bare
+import). Every file a command writes is closed and synced before it returns; nothing depends on
+a destructor running at exit.
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
 import signal
 import threading
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -39,10 +46,24 @@ def _report(exc: NnpipeError) -> None:
         typer.echo(f"error: {line}", err=True)
 
 
+def freeze_at_exit() -> None:
+    """Freeze the heap before the interpreter's own teardown (atexit handlers run before it;
+    handlers registered after this one, joblib's say, run before it: last registered, first
+    run). Freezing stops nothing from running, it only keeps the collector off those objects.
+    Registered once per process."""
+    if not getattr(freeze_at_exit, "registered", False):
+        atexit.register(gc.freeze)
+        freeze_at_exit.registered = True
+
+
 class NnpipeGroup(TyperGroup):
     """The root command group: runs the chosen command with nnpipe's error reporting."""
 
-    def invoke(self, ctx: click.Context):
+    def main(self, *args, **kwargs):
+        freeze_at_exit()
+        return super().main(*args, **kwargs)
+
+    def invoke(self, ctx: typer.Context):
         main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
         try:

@@ -27,7 +27,10 @@ def export(
                             "file or an earlier nnpipe export is replaced."),
 ) -> None:
     """Export a run's whole inference path (transforms, layers, link) to a file."""
+    from pipeline.io.outputs import record_in_run
     from pipeline.registry import default_registry
 
     exporter = default_registry().load("exporters", format)
-    typer.echo(f"{format} model written to {exporter(run, out)}")
+    written = Path(exporter(run, out))
+    record_in_run(run, written)  # a file nnpipe wrote into the run directory joins its manifest
+    typer.echo(f"{format} model written to {written}")

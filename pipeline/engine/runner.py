@@ -26,7 +26,7 @@ from pipeline.artifacts import Saveable
 from pipeline.engine.config import LoadedPipeline
 from pipeline.errors import NnpipeError, RunError, Stopped, UserError
 from pipeline.engine.chain import StageKey, key_chain
-from pipeline.files import DiskFullError, disk_full, write_json, write_text
+from pipeline.files import DiskFullError, disk_full, synced_together, write_json, write_text
 from pipeline.engine.keys import FileHasher
 from pipeline.io.leftovers import owner_tag, remove_abandoned, temp_prefix
 from pipeline.io.names import slug
@@ -217,7 +217,8 @@ def write_run_dir(run_dir: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
             raise DiskFullError(run_dir.parent, f"the run directory {run_dir}") from None
         raise
     try:
-        _fill_run_dir(staging, pipeline, artifacts, reports, chain or [], run_dir.name)
+        with synced_together():  # every file on disk before the folder takes its name
+            _fill_run_dir(staging, pipeline, artifacts, reports, chain or [], run_dir.name)
         if run_dir.exists():
             # Replace an old run only now that the new one is complete.
             old = run_dir.with_name(f".{run_dir.name}.old-{owner_tag()}")
@@ -250,8 +251,8 @@ def _fill_run_dir(staging: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
         files.append(REPORT_NAME)
     header = f"# resolved from {pipeline.path}" + (
         f" with --set {' --set '.join(pipeline.overrides)}" if pipeline.overrides else "") + "\n"
-    write_text(staging / "pipeline.yaml",
-               header + yaml.safe_dump(pipeline.resolved(), sort_keys=False))
+    resolved = pipeline.resolved()
+    write_text(staging / "pipeline.yaml", header + yaml.safe_dump(resolved, sort_keys=False))
     manifest = {
         "format": RUN_FORMAT,
         "pipeline": str(pipeline.path),
@@ -265,4 +266,4 @@ def _fill_run_dir(staging: Path, pipeline: LoadedPipeline, artifacts: dict[str, 
     }
     write_json(staging / "manifest.json", manifest)
     if plotted:
-        write_report(staging, name=name, checked=False)
+        write_report(staging, name=name, checked=False, spec=resolved)

@@ -8,8 +8,9 @@
 The bounded readers of what the user hands us (``pipeline.userfiles``) and the memory checks
 (``pipeline.resources``) are part of the plugin author's API and stay at the top level.
 
-May import: ``pipeline.errors``, ``pipeline.progress``, ``pipeline.userfiles``, ``pipeline.io``
-and ``pipeline.registry`` (``outputs`` protects every registered dataset's folders).
+May import: ``pipeline.errors``, ``pipeline.progress``, ``pipeline.userfiles``, ``pipeline.io``,
+``pipeline.registry`` (``outputs`` protects every registered dataset's folders) and
+``pipeline.files`` (``outputs`` rewrites a run's manifest atomically).
 
 Never imports: ``typer``, ``rich``, ``pydantic``, ``plugins``.
 

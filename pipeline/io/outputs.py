@@ -38,7 +38,8 @@ RUN_FORMAT = "nnpipe-run/1"
 SWEEP_FORMAT = "nnpipe-sweep/1"
 REPORT_SIGNATURE = b'<meta name="generator" content="nnpipe">'
 SCHEMA_SIGNATURE = b'"$comment": "nnpipe pipeline file schema"'
-#: Files nnpipe adds to a run directory after the run (not in its manifest).
+#: Files that runs of earlier versions added to a run directory after the run (not in its
+#: manifest); accepted as nnpipe's when they carry its signature.
 RUN_EXTRAS = ("report.html",)
 SWEEP_FILES = ("sweep.json", "sweep.csv", "best.yaml")
 #: The file that marks a tune directory as nnpipe's, written first when the folder is made.
@@ -103,11 +104,39 @@ def run_dir_problem(path: Path) -> str | None:
     manifest = _read_json(path / "manifest.json")
     if not is_run_manifest(manifest):
         return "exists and is not a run directory nnpipe wrote (no nnpipe manifest.json)"
-    listed = {str(name) for name in manifest["files"]} | set(RUN_EXTRAS)
-    foreign = next((name for name in _files_under(path) if name not in listed), None)
+    listed = {str(name) for name in manifest["files"]}
+    foreign = next((name for name in _files_under(path)
+                    if name not in listed and not _signed_extra(path, name)), None)
     if foreign is not None:
         return f"is a run directory holding a file nnpipe did not write ({foreign})"
     return None
+
+
+def _signed_extra(run_dir: Path, name: str) -> bool:
+    """Whether ``name`` (relative to ``run_dir``) is a file that runs of earlier versions added
+    after their manifest was written (``RUN_EXTRAS``) and that holds nnpipe's signature: a
+    user's own file of that name is not nnpipe's to replace."""
+    return name in RUN_EXTRAS and \
+        signed_file_problem(REPORT_SIGNATURE, "report")(run_dir / name) is None
+
+
+def record_in_run(run_dir: Path, written: Path) -> bool:
+    """List ``written`` in the manifest of the run directory it was written into, so that the
+    folder still holds only files nnpipe wrote (``nnpipe export`` puts ``model.onnx`` there: a
+    later ``nnpipe run --out`` into the folder may then replace it). Returns False, changing
+    nothing, when ``written`` is not a file directly inside an nnpipe run directory."""
+    from pipeline.files import write_json  # pipeline.files imports pipeline.io.leftovers
+
+    run_dir, written = Path(run_dir), Path(written)
+    if not written.is_file() or written.parent.resolve() != run_dir.resolve():
+        return False
+    manifest = _read_json(run_dir / "manifest.json")
+    if not is_run_manifest(manifest):
+        return False
+    if written.name not in manifest["files"]:
+        manifest["files"] = sorted([*manifest["files"], written.name])
+        write_json(run_dir / "manifest.json", manifest)  # atomic: a reader sees the old or the new
+    return True
 
 
 def sweep_dir_problem(path: Path) -> str | None:

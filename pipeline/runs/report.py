@@ -92,12 +92,13 @@ def render(run: RunInfo, name: str | None = None) -> str:
 
 
 def write_report(run_dir: Path, out: Path | None = None, name: str | None = None,
-                 checked: bool = True) -> Path:
+                 checked: bool = True, spec: dict | None = None) -> Path:
     """Write the page of the run directory ``run_dir`` to ``out`` (default ``run_dir/report.html``)
     atomically; return where. With ``checked`` the target goes through the output checks (never
     a file nnpipe did not write); the runner passes False for the page it writes into a run
-    directory it is still building (a temporary folder), with ``name`` its final name."""
-    info = load_run(run_dir)
+    directory it is still building (a temporary folder), with ``name`` its final name, and the
+    resolved pipeline it just wrote as ``spec`` (``load_run``)."""
+    info = load_run(run_dir, spec)
     if not checked:
         target = Path(run_dir) / REPORT_NAME
     else:

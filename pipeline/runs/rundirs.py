@@ -76,15 +76,18 @@ def _read_json(path: Path, shape: type) -> Any:
     return value
 
 
-def load_run(path: Path | str) -> RunInfo:
-    """Read a run directory; a path that is not one is a one-line UserError."""
+def load_run(path: Path | str, spec: dict[str, Any] | None = None) -> RunInfo:
+    """Read a run directory; a path that is not one is a one-line UserError. ``spec``: the
+    resolved pipeline its ``pipeline.yaml`` was written from, when the caller holds it (the
+    runner, filling the folder), instead of parsing the file back."""
     path = Path(path)
     if not (path / "manifest.json").is_file():
         what = "does not exist" if not path.exists() else "is not a run directory (no manifest.json)"
         raise UserError(f"{path}: {what}")
     try:
-        spec, _ = load_yaml(read_text(path / "pipeline.yaml", "run directory file",
-                                      MAX_RUN_FILE_BYTES), str(path / "pipeline.yaml"))
+        if spec is None:
+            spec, _ = load_yaml(read_text(path / "pipeline.yaml", "run directory file",
+                                          MAX_RUN_FILE_BYTES), str(path / "pipeline.yaml"))
     except MissingFile:
         spec = {}
     if not isinstance(spec or {}, dict):

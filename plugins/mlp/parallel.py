@@ -25,10 +25,12 @@ import contextvars
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # imported by the first pool: a command that only reads specs never makes one
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 #: Fewest elements per thread for a split to pay: a float32 ufunc pass costs about 4 us per 16K
 #: elements, so a ten-pass chain of 64K elements is about 160 us, several hand-offs to a pool
@@ -64,6 +66,8 @@ def allowed_threads() -> int:
 
 def _executor(workers: int) -> ThreadPoolExecutor:
     """The process's pool of ``workers`` threads (created once; grown if more are asked for)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     global _pool
     with _pool_lock:
         if _pool is None or _pool._max_workers < workers:

@@ -7,6 +7,7 @@ import ast
 import importlib
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -25,12 +26,53 @@ def command_modules() -> list[str]:
 def test_every_command_module_is_registered_once_and_every_command_is_there():
     from pipeline.cli import main
 
-    registered = [*main.COMMANDS, *main.GROUPS.values()]
-    assert sorted(m.__name__.rpartition(".")[2] for m in registered) == command_modules()
+    assert sorted(main.NAMES) == command_modules() and len(set(main.NAMES)) == len(main.NAMES)
     for name in command_modules():
         assert isinstance(importlib.import_module(f"pipeline.cli.{name}").app, typer.Typer)
     group = typer.main.get_command(main.app)
-    assert set(group.commands) == COMMANDS
+    with click_context(group) as ctx:
+        assert group.list_commands(ctx) == list(main.NAMES)  # the order of --help
+        assert set(group.commands) == COMMANDS
+
+
+def test_a_command_is_built_on_first_use_as_a_root_holding_every_command_builds_it():
+    # Laziness must not change a command: the one built alone has the parameters, help and
+    # callback of the one a root that registers every module eagerly holds.
+    from pipeline.cli import main
+
+    eager = typer.main.get_command(main.root_app(main.NAMES))
+    lazy = typer.main.get_command(main.app)
+    assert lazy.commands == {}  # nothing is built before it is asked for
+    with click_context(lazy) as ctx:
+        for name in ("validate", "cache", "runs"):
+            built, expected = lazy.get_command(ctx, name), eager.commands[name]
+            assert described(built) == described(expected)
+        assert lazy.get_command(ctx, "nosuch") is None
+        assert list(lazy.commands) == ["validate", "cache", "runs"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["validate", "--help"], ["cache", "--help"],
+                                  ["runs", "compare", "--help"], ["vaildate"], ["validate"]])
+def test_help_and_usage_errors_are_those_of_a_root_holding_every_command(args):
+    from pipeline.cli import main
+
+    eager, lazy = (CliRunner().invoke(app, args) for app in (main.root_app(main.NAMES),
+                                                             main.root_app()))
+    assert (lazy.exit_code, lazy.output) == (eager.exit_code, eager.output)
+    assert "Usage: nnpipe" in lazy.output
+
+
+def described(command) -> tuple:
+    """What a user sees of a command: its kind, help, parameters and sub-commands."""
+    params = [(p.name, getattr(p, "opts", None), getattr(p, "help", None), p.required,
+               repr(p.default)) for p in command.params]
+    children = {name: described(sub) for name, sub in getattr(command, "commands", {}).items()}
+    return type(command).__name__, command.help, params, children
+
+
+def click_context(group):
+    """A context of the root group, as its own ``main`` would make one."""
+    return group.make_context("nnpipe", ["validate", "x"], resilient_parsing=True)
 
 
 def test_errors_are_handled_only_in_pipeline_cli_errors():

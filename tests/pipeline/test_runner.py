@@ -84,6 +84,30 @@ def test_run_directory_holds_resolved_pipeline_and_manifest(tmp_path, toy_regist
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml", "run"]
 
 
+def test_every_file_of_the_run_directory_is_on_disk_before_it_takes_its_name(tmp_path, toy_registry,
+                                                                           monkeypatch):
+    # The files are flushed together (pipeline.files.synced_together), not one by one, but
+    # each of them before the staging folder is renamed into place.
+    import os
+
+    from pipeline import files
+    from pipeline.engine import runner
+
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (events.append(("sync", os.fstat(fd).st_ino)),
+                                                       real_fsync(fd))[1])
+    monkeypatch.setattr(runner.os, "replace", lambda a, b: (events.append(("rename", str(b))),
+                                                            real_replace(a, b))[1])
+    pipeline = pipeline_from(tmp_path, "name: toy\nstages:\n  - {kind: produce}\n  - {kind: total}\n")
+    out = tmp_path / "run"
+    Runner().run(pipeline, out=out)
+    renamed = events.index(("rename", str(out)))
+    synced = {ino for what, ino in events[:renamed] if what == "sync"}
+    written = {p.stat().st_ino for p in out.rglob("*") if p.is_file()}
+    assert {"manifest.json", "pipeline.yaml"} <= {p.name for p in out.iterdir()}
+    assert written <= synced
+
+
 def test_a_failed_run_leaves_no_run_directory(tmp_path, toy_registry):
     pipeline = pipeline_from(tmp_path, "stages:\n  - {kind: liar}\n")
     with pytest.raises(RunError):

@@ -37,7 +37,9 @@ from pydantic import BaseModel, ConfigDict
 
 Arrays = dict[str, np.ndarray]
 #: ``(fan_in, fan_out, rng) -> (W (fan_in, fan_out), b (fan_out,))``, as in ``plugins.mlp.init``.
-Initializer = Callable[[int, int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+#: The generator is named by a string: ``np.random`` is imported on first use (5 ms), and a
+#: command that only validates a spec never draws a number.
+Initializer = Callable[[int, int, "np.random.Generator"], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
