@@ -40,18 +40,17 @@ def shift_images(images: np.ndarray, dy: np.ndarray, dx: np.ndarray,
 
     The images that share a (dy, dx, mirror) are moved together by one slice copy: the loop is
     over the (2 max_shift + 1)^2 x 2 shift values, never over samples, and nothing of the
-    batch's size is allocated but the output (a padded copy and a gather over every pixel of
-    the batch were 30x slower on 58,800 images and faulted in hundreds of MB per epoch)."""
+    batch's size is allocated but the output (a padded copy and a gather over every pixel took
+    1.8x as long on 58,800 images: 0.32 s against 0.18 s once memory is warm)."""
     n, h, w = images.shape
     out = np.zeros_like(images)  # (n, h, w): what no source pixel reaches stays 0
     flip = np.zeros(n, dtype=bool) if mirror is None else np.asarray(mirror, dtype=bool)
     dy, dx = np.asarray(dy, dtype=np.int64), np.asarray(dx, dtype=np.int64)
     groups = np.stack([dy, dx, flip.astype(np.int64)], axis=1)  # (n, 3)
     values, which = np.unique(groups, axis=0, return_inverse=True)  # (g, 3), (n,)
-    order = np.argsort(which.ravel(), kind="stable")  # sample indices grouped by shift value
-    bounds = np.searchsorted(which.ravel()[order], np.arange(len(values) + 1))
+    which = which.ravel()  # (n,): the group of each image
     for g, (sy, sx, m) in enumerate(values):
-        idx = order[bounds[g]:bounds[g + 1]]  # (k,) the images moved by this value
+        idx = np.flatnonzero(which == g)  # (k,) the images moved by this value
         r0, r1, c0, c1 = max(0, sy), min(h, h + sy), max(0, sx), min(w, w + sx)
         if r0 >= r1 or c0 >= c1:
             continue  # moved out of the frame entirely: all zero
