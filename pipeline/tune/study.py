@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from pipeline.errors import UserError
+from pipeline.tune.foreign import refuse_foreign_storage
 from pipeline.tune.owner import alive as owner_alive, this_owner
 
 #: The trial states that count towards ``--trials``.
@@ -142,6 +143,7 @@ def open_study(url: str, name: str, direction: str, sampler: str, pruner: str, p
     created for the other direction (``--metric`` changed to one ranked the other way) is
     refused."""
     optuna = require_optuna()
+    refuse_foreign_storage(url)
     storage = open_storage(url)
     study = optuna.create_study(storage=storage, study_name=name, direction=direction,
                                 load_if_exists=True)
