@@ -23,7 +23,7 @@ from pipeline.errors import PluginError
 from pipeline.registry import Registry, default_registry, unknown_name_message
 from pipeline.spec import Seed, StageContext, StageSpec, registry_of
 from plugins.mlp import layers as layer_plugins
-from plugins.mlp.layers import Layer
+from plugins.mlp.layers.base import Layer
 from plugins.mlp.optim import SGD, Optimizer
 from plugins.mlp.schedules import Constant, Schedule
 
