@@ -99,6 +99,16 @@ def test_validate_builds_only_the_layer_classes_it_needs_and_reads_no_package_me
                              "plugins.mlp.layers.activation", "email.parser"})
 
 
+def test_validating_an_augment_stage_leaves_its_distortions_for_the_run(tmp_path):
+    """The augment stage's spec validates without the distortion maths and the per-epoch
+    copies (``pipeline.lazy``); running it imports them."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "mnist.yaml"
+    env = {**os.environ, "NNPIPE_CACHE": str(tmp_path / "cache")}
+    found = modules("validate", str(example), env=env)
+    assert "plugins.augment" in found  # the file names the stage (the check can see it)
+    assert found.isdisjoint({"plugins.augment.distort", "plugins.augment.epochs"})
+
+
 def test_a_command_line_builds_only_the_command_it_names(tiny):
     pipeline, env = tiny
     cli = {name for name in modules("validate", str(pipeline), env=env)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-import importlib
 from typing import TYPE_CHECKING
 
 from pipeline.errors import PluginError
+from pipeline.lazy import lazy_attributes
 from pipeline.registry import default_registry, unknown_name_message
 from plugins.mlp.layers.base import Layer, Pass, Shapes
 
@@ -31,13 +31,9 @@ __all__ = ["ActivationLayer", "Dense", "Dropout", "Layer", "Pass", "Shapes", "ch
 
 #: The built-in layers, imported on first use: validating a pipeline file without ``layers:``
 #: needs only the contract (``Layer``), not the classes (see benchmarks/cli_latency.py).
-_LAZY = {"ActivationLayer": "activation", "Dense": "dense", "Dropout": "dropout"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"ActivationLayer": "plugins.mlp.layers.activation",
+                                          "Dense": "plugins.mlp.layers.dense",
+                                          "Dropout": "plugins.mlp.layers.dropout"})
 
 
 def check(obj: Any) -> str | None:
