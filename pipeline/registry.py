@@ -112,7 +112,7 @@ class Registry:
 
     def __init__(self, entry_points: Iterable[metadata.EntryPoint] | None = None):
         entry_points = plugin_entry_points() if entry_points is None else list(entry_points)
-        # group -> name -> registrations; entry_points stays referenced while ids are keys
+        # group -> name -> registrations
         self._entries: dict[str, dict[str, list[PluginEntry]]] = {key: {} for key in FRAMEWORK_GROUPS}
         for ep in entry_points:
             if not ep.group.startswith(PREFIX):

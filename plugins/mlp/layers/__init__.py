@@ -12,9 +12,7 @@ activation's name (``relu``, or ``{kind: relu}``); ``resolve`` turns one into a 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from pipeline.errors import PluginError
 from pipeline.lazy import lazy_attributes
