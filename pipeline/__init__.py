@@ -4,7 +4,8 @@ It knows nothing about MNIST or neural networks; those are plugins. Its layout:
 
 - the plugin author's API, importable exactly here: ``spec``, ``artifacts``, ``errors``,
   ``files``, ``registry``, ``testing``, ``progress`` (what a stage reports through),
-  ``userfiles`` (bounded readers) and ``resources`` (memory checks);
+  ``userfiles`` (bounded readers), ``resources`` (memory checks) and ``lazy`` (a module's names
+  imported on first use);
 - ``engine/``: pipeline files and overrides, stage names, keys, the cache, the runner, plan;
 - ``io/``: where nnpipe may write, its temporary names, settings, downloads;
 - ``runs/``: reading run directories (list, compare, report, statistics over seeds);

@@ -14,9 +14,10 @@ full check.
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from pipeline.errors import PluginError, UserError
 from pipeline.groups import FRAMEWORK_GROUPS, PREFIX, Checker, PluginGroup
@@ -26,11 +27,38 @@ __all__ = ["Checker", "FRAMEWORK_GROUPS", "PluginEntry", "PluginGroup", "Registr
            "unknown_name_message"]
 
 
+def _distributions() -> Iterator[metadata.Distribution]:
+    """Every installed distribution once, the first on ``sys.path`` winning, as
+    ``metadata.entry_points()`` takes them: by the name in the metadata folder's own name
+    (``_normalized_name``, which reads no metadata file), so no METADATA is parsed here."""
+    seen: set[str] = set()
+    for dist in metadata.distributions():
+        key = dist._normalized_name  # what entry_points() dedups by (Python 3.10-3.13)
+        if key not in seen:
+            seen.add(key)
+            yield dist
+
+
 def plugin_entry_points() -> list[metadata.EntryPoint]:
-    """Every installed entry point of an ``nnpipe.*`` group (nothing is imported)."""
-    found = metadata.entry_points()  # Python 3.10/3.11: a mapping by group; later: selectable
-    return [ep for group in sorted(found.groups) if group.startswith(PREFIX)
-            for ep in found.select(group=group)]
+    """Every installed entry point of an ``nnpipe.*`` group (nothing is imported), by group.
+
+    Only the entry-point files that name an ``nnpipe.`` group are parsed: the others (every
+    installed package's console scripts) are skipped on a text search, which is exact, since a
+    group starts with ``nnpipe.`` only under a section line ``[nnpipe.GROUP]``."""
+    found = []
+    for dist in _distributions():
+        text = dist.read_text("entry_points.txt")
+        if text and f"[{PREFIX}" in text:
+            found += [ep for ep in dist.entry_points if ep.group.startswith(PREFIX)]
+    return sorted(found, key=lambda ep: ep.group)  # stable: in distribution and file order
+
+
+@functools.lru_cache(maxsize=None)
+def _name_and_version(dist: metadata.Distribution) -> tuple[str, str]:
+    """A distribution's name and version: its METADATA file is parsed (a few ms, and the import
+    of ``email.parser``) when a message or a cache key first needs them, once per process."""
+    meta = dist.metadata
+    return meta["Name"], meta["Version"]
 
 
 @dataclass(frozen=True)
@@ -40,31 +68,24 @@ class PluginEntry:
     group: str  # short group name, e.g. "stages"
     name: str  # the name a pipeline file uses, e.g. "split"
     target: str  # "module:attribute"
-    distribution: str  # the distribution that registered it ("?" when unknown)
-    version: str
     entry_point: metadata.EntryPoint
+
+    @property
+    def distribution(self) -> str:
+        """The distribution that registered it ("?" when unknown)."""
+        dist = getattr(self.entry_point, "dist", None)
+        return "?" if dist is None else _name_and_version(dist)[0]
+
+    @property
+    def version(self) -> str:
+        """That distribution's version ("" when unknown)."""
+        dist = getattr(self.entry_point, "dist", None)
+        return "" if dist is None else _name_and_version(dist)[1]
 
     @property
     def origin(self) -> str:
         """``distribution version``, for messages."""
         return f"{self.distribution} {self.version}".strip()
-
-
-def _entry_of(short_group: str, ep: metadata.EntryPoint,
-              origins: dict[int, tuple[str, str]] | None = None) -> PluginEntry:
-    """The entry for ``ep``; ``origins`` memoises (name, version) by distribution object, since
-    reading a distribution's metadata parses its whole METADATA file (a few ms each time)."""
-    dist = getattr(ep, "dist", None)
-    origins = {} if origins is None else origins
-    if dist is None:
-        name, version = "?", ""
-    elif id(dist) in origins:
-        name, version = origins[id(dist)]
-    else:
-        meta = dist.metadata  # parsed once, for both fields
-        name, version = meta["Name"], meta["Version"]
-        origins[id(dist)] = (name, version)
-    return PluginEntry(short_group, ep.name, ep.value, name, version, ep)
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
@@ -91,14 +112,13 @@ class Registry:
 
     def __init__(self, entry_points: Iterable[metadata.EntryPoint] | None = None):
         entry_points = plugin_entry_points() if entry_points is None else list(entry_points)
-        # group -> name -> registrations; entry_points stays referenced while ids are keys
+        # group -> name -> registrations
         self._entries: dict[str, dict[str, list[PluginEntry]]] = {key: {} for key in FRAMEWORK_GROUPS}
-        origins: dict[int, tuple[str, str]] = {}  # id(distribution) -> (name, version)
         for ep in entry_points:
             if not ep.group.startswith(PREFIX):
                 continue
             short = ep.group[len(PREFIX):]
-            entry = _entry_of(short, ep, origins)
+            entry = PluginEntry(short, ep.name, ep.value, ep)
             found = self._entries.setdefault(short, {}).setdefault(ep.name, [])
             # The same distribution seen twice (for example on two sys.path entries) is one plugin.
             if all(e.distribution != entry.distribution or e.target != entry.target for e in found):

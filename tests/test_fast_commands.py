@@ -88,6 +88,27 @@ def test_validate_leaves_out_what_only_training_or_another_cli_needs(tiny):
     assert found.isdisjoint({"numpy.random", "concurrent.futures", "click"})
 
 
+def test_validate_builds_only_the_layer_classes_it_needs_and_reads_no_package_metadata(tiny):
+    """A file without ``layers:`` needs the layer contract, not the built-in layers (each a
+    pydantic class); the registry reads entry points, not the distributions' METADATA (which
+    imports email.parser), until a message or a stage key names a distribution."""
+    pipeline, env = tiny
+    found = modules("validate", str(pipeline), env=env)
+    assert "plugins.mlp.layers.base" in found and "importlib.metadata" in found  # visible
+    assert found.isdisjoint({"plugins.mlp.layers.dense", "plugins.mlp.layers.dropout",
+                             "plugins.mlp.layers.activation", "email.parser"})
+
+
+def test_validating_an_augment_stage_leaves_its_distortions_for_the_run(tmp_path):
+    """The augment stage's spec validates without the distortion maths and the per-epoch
+    copies (``pipeline.lazy``); running it imports them."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "mnist.yaml"
+    env = {**os.environ, "NNPIPE_CACHE": str(tmp_path / "cache")}
+    found = modules("validate", str(example), env=env)
+    assert "plugins.augment" in found  # the file names the stage (the check can see it)
+    assert found.isdisjoint({"plugins.augment.distort", "plugins.augment.epochs"})
+
+
 def test_a_command_line_builds_only_the_command_it_names(tiny):
     pipeline, env = tiny
     cli = {name for name in modules("validate", str(pipeline), env=env)

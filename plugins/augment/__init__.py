@@ -22,18 +22,27 @@ grows; validation and test stay untouched) and before ``normalize``. Samples mus
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.artifacts import Dataset, Split
 from pipeline.errors import DataError
+from pipeline.lazy import lazy_attributes
 from pipeline.spec import StageContext, StageSpec
-from plugins.augment.distort import Distortion, shift_images
-from plugins.augment.epochs import Augmentation, TrainingArrays
+
+if TYPE_CHECKING:
+    from plugins.augment.distort import Distortion
 
 __all__ = ["Augment", "Augmentation", "Distortion", "Elastic", "TrainingArrays", "shift_images"]
+
+#: The distortions and the per-epoch copies are imported when the stage runs (or mlp_train draws
+#: fresh copies): validating a pipeline file needs only the spec.
+__getattr__ = lazy_attributes(__name__, {"Distortion": "plugins.augment.distort",
+                                         "shift_images": "plugins.augment.distort",
+                                         "Augmentation": "plugins.augment.epochs",
+                                         "TrainingArrays": "plugins.augment.epochs"})
 
 
 class Elastic(BaseModel):
@@ -92,6 +101,8 @@ class Augment(StageSpec):
 
     def distortion(self) -> Distortion:
         """The per-copy draws this spec asks for."""
+        from plugins.augment.distort import Distortion
+
         scale = self.scale if self.scale is not None else 0.0
         low, high = (1 - scale, 1 + scale) if isinstance(scale, (int, float)) else scale
         elastic = (self.elastic.alpha, self.elastic.sigma) if self.elastic else None
@@ -99,6 +110,8 @@ class Augment(StageSpec):
                           self.flip)
 
     def run(self, inputs: Mapping[str, Any], context: StageContext) -> dict[str, Any]:
+        from plugins.augment.epochs import Augmentation
+
         data: Dataset = inputs["data"]
         part = data.split(self.split)
         images = _as_images(part.x, self.split)  # (n, h, w)

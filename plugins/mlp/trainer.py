@@ -20,10 +20,11 @@ from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, 
 from pydantic_core import PydanticCustomError
 
 from pipeline.errors import PluginError
+from pipeline.lazy import lazy_attributes
 from pipeline.registry import Registry, default_registry, unknown_name_message
 from pipeline.spec import Seed, StageContext, StageSpec, registry_of
 from plugins.mlp import layers as layer_plugins
-from plugins.mlp.layers import Layer
+from plugins.mlp.layers.base import Layer
 from plugins.mlp.optim import SGD, Optimizer
 from plugins.mlp.schedules import Constant, Schedule
 
@@ -31,16 +32,9 @@ __all__ = ["Checkpoint", "EarlyStopping", "Epoch", "History", "MLPTrain"]  # as 
 
 #: Names kept importable from here (as before the split), imported on first use: validating a
 #: pipeline needs only the spec, not the training loop, the checkpoint or the history.
-_LAZY = {"Checkpoint": "plugins.mlp.checkpoint", "Epoch": "plugins.mlp.history",
-         "History": "plugins.mlp.history"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"Checkpoint": "plugins.mlp.checkpoint",
+                                         "Epoch": "plugins.mlp.history",
+                                         "History": "plugins.mlp.history"})
 
 
 def _plugin_error(message: str) -> PydanticCustomError:

@@ -136,3 +136,13 @@ def test_the_module_index_is_kept_between_runs_and_a_stale_or_damaged_one_is_rep
     for damage in ("{not json", "[1]", json.dumps({slot: [1, 2]}), json.dumps({slot: "x"})):
         index.write_text(damage)
         assert code_fingerprint(["plugins.split"], FileHasher(memo).modules) == truth
+
+
+def test_the_modules_a_plugin_imports_on_first_use_are_part_of_its_code():
+    """The built-ins import what only running needs inside functions, or name it to
+    ``pipeline.lazy`` (imported on first use, to keep validation fast): their code still
+    shapes the stage's result, so it is still in the stage's fingerprint."""
+    assert {"plugins.augment.distort", "plugins.augment.epochs"} <= set(
+        code_fingerprint(["plugins.augment"]))
+    assert {"plugins.mlp.layers.dense", "plugins.mlp.layers.dropout",
+            "plugins.mlp.layers.activation"} <= set(code_fingerprint(["plugins.mlp.layers"]))

@@ -135,3 +135,51 @@ def test_only_names_the_one_installed_plugin_and_refuses_a_choice_it_cannot_make
         two.only("predictors", "--predictor")
     with pytest.raises(UserError, match="none is installed"):
         Registry(entry_points("nnpipe.stages", {})).only("predictors", "--predictor")
+
+
+def _as_entry_points_gives_them() -> list[tuple[str, str, str]]:
+    """The nnpipe.* entry points as ``metadata.entry_points()`` lists them (an oracle)."""
+    from importlib import metadata
+
+    from pipeline.registry import PREFIX
+
+    found = metadata.entry_points()
+    return [(ep.group, ep.name, ep.value) for group in sorted(found.groups)
+            if group.startswith(PREFIX) for ep in found.select(group=group)]
+
+
+def test_the_scan_finds_what_entry_points_finds_first_distribution_winning(tmp_path, monkeypatch):
+    """The registry reads only the entry-point files naming an nnpipe group and no METADATA;
+    it must find the same entry points, in the same order, as importlib.metadata's own scan:
+    a distribution on two sys.path entries counts once (the first), other groups are left out,
+    a section line spelt [[nnpipe.x]] still counts."""
+    import sys
+
+    from support import make_distribution
+
+    from pipeline.registry import plugin_entry_points
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    make_distribution(first, "nnpipe-toy", "1.0", {"nnpipe.losses": {"huber": "toy1:huber"},
+                                                   "console_scripts": {"toy": "toy1:main"}})
+    make_distribution(second, "nnpipe-toy", "2.0", {"nnpipe.losses": {"huber": "toy2:huber"}})
+    make_distribution(second, "other", "1.0", {"console_scripts": {"other": "other:main"},
+                                               "nnpipe_like": {"x": "other:x"}})
+    odd = make_distribution(second, "odd", "1.0", {})
+    (odd / "entry_points.txt").write_text("[[nnpipe.activations]]\nswish = odd:swish\n")
+    monkeypatch.setattr(sys, "path", [str(first), str(second), *sys.path])
+    found = [(ep.group, ep.name, ep.value) for ep in plugin_entry_points()]
+    assert found == _as_entry_points_gives_them()
+    assert ("nnpipe.losses", "huber", "toy1:huber") in found
+    assert ("nnpipe.losses", "huber", "toy2:huber") not in found
+    assert ("nnpipe.activations", "swish", "odd:swish") in found
+
+
+def test_a_distribution_is_read_only_when_a_message_or_key_needs_it(tmp_path):
+    from support import installed_entry_points, make_distribution
+
+    info = make_distribution(tmp_path, "nnpipe-toy", "1.2.3",
+                             {"nnpipe.losses": {"huber": "toy:huber"}})
+    registry = Registry(installed_entry_points(tmp_path))
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nnpipe-toy\nVersion: 9.9\n")
+    assert registry.entry("losses", "huber").version == "9.9"  # read now, not at discovery

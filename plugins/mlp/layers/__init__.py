@@ -12,17 +12,26 @@ activation's name (``relu``, or ``{kind: relu}``); ``resolve`` turns one into a 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from pipeline.errors import PluginError
+from pipeline.lazy import lazy_attributes
 from pipeline.registry import default_registry, unknown_name_message
-from plugins.mlp.layers.activation import ActivationLayer
 from plugins.mlp.layers.base import Layer, Pass, Shapes
-from plugins.mlp.layers.dense import Dense
-from plugins.mlp.layers.dropout import Dropout
+
+if TYPE_CHECKING:
+    from plugins.mlp.layers.activation import ActivationLayer
+    from plugins.mlp.layers.dense import Dense
+    from plugins.mlp.layers.dropout import Dropout
 
 __all__ = ["ActivationLayer", "Dense", "Dropout", "Layer", "Pass", "Shapes", "check", "implied",
            "resolve"]
+
+#: The built-in layers, imported on first use: validating a pipeline file without ``layers:``
+#: needs only the contract (``Layer``), not the classes (see benchmarks/cli_latency.py).
+__getattr__ = lazy_attributes(__name__, {"ActivationLayer": "plugins.mlp.layers.activation",
+                                          "Dense": "plugins.mlp.layers.dense",
+                                          "Dropout": "plugins.mlp.layers.dropout"})
 
 
 def check(obj: Any) -> str | None:
@@ -57,6 +66,8 @@ def resolve(entry: Any, registry: Any = None) -> Layer:
         if len(entry) > 1:
             extra = ", ".join(sorted(set(entry) - {"kind"}))
             raise ValueError(f"activation {kind!r} takes no fields (got {extra})")
+        from plugins.mlp.layers.activation import ActivationLayer
+
         return ActivationLayer.of(kind, registry)
     names = registry.names("layers") + registry.names("activations")
     raise PluginError(unknown_name_message("layer", kind, names))
@@ -65,6 +76,10 @@ def resolve(entry: Any, registry: Any = None) -> Layer:
 def implied(hidden: Sequence[int], activation: Any, dropout: float) -> list[Layer]:
     """The stack that ``hidden``, ``activation`` and ``dropout`` mean: for each width, dense,
     the activation, then dropout when p > 0."""
+    from plugins.mlp.layers.activation import ActivationLayer
+    from plugins.mlp.layers.dense import Dense
+    from plugins.mlp.layers.dropout import Dropout
+
     act = ActivationLayer.of(activation)
     stack: list[Layer] = []
     for units in hidden:
