@@ -30,7 +30,7 @@ from pipeline.sweep.shared import stage_keys
 from pipeline.tune.run import TuneOptions, run_tune
 from pipeline.tune.space import parse_param
 from pipeline.tune.study import COUNTED, NUMBER, open_storage
-from pipeline.tune.trial import PruningMonitor
+from pipeline.tune.trial import DeadlineMonitor, PruningMonitor
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 cli = CliRunner()
@@ -98,6 +98,10 @@ def test_bad_spaces_exit_2_naming_them_before_anything_runs(tiny, tmp_path, para
     (["--sampler", "cmaes"], "--sampler cmaes: choose one of tpe, random, grid"),
     (["--trials", "0"], "--trials 0: must be at least 1"),
     (["--sampler-seed", "-1"], "--sampler-seed -1: must be 0 or more"),
+    (["--timeout", "0"], "--timeout 0.0: must be more than 0 seconds"),
+    (["--deadline", "0"], "--deadline 0.0: must be more than 0 seconds"),
+    (["--deadline", "-5"], "--deadline -5.0: must be more than 0 seconds"),
+    (["--deadline", "nan"], "--deadline nan: must be more than 0 seconds"),
     (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open it"),
 ])
 def test_bad_options_exit_2_naming_them(tiny, tmp_path, extra, words):
@@ -197,6 +201,37 @@ def test_a_stopped_stage_ends_within_its_epoch_and_is_never_cached(tiny, tmp_pat
     assert cache.lookup(keys[4], "mlp_train") is not None
 
 
+def test_the_deadline_stops_a_trial_at_its_first_step_after_it_keeping_the_value():
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    trial = study.ask()
+    monitor = PruningMonitor(trial, "val_accuracy", stop_at=time.time() + 3600)
+    assert monitor("mlp_train", 1, {"val_accuracy": 0.5}) is False  # before the deadline
+    monitor.stop_at = time.time() - 0.001  # the deadline has just passed
+    assert monitor("mlp_train", 2, {"val_accuracy": 0.6}) is True
+    assert monitor.stopped_by == "deadline" and (monitor.step, monitor.value) == (2, 0.6)
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {1: 0.5, 2: 0.6}
+    # a step without the metric stops too (the deadline is not a judgement of the value)
+    assert PruningMonitor(study.ask(), "val_accuracy", stop_at=time.time() - 1)(
+        "mlp_train", 1, {"loss": 1.0}) is True
+    # the later seeds' monitor: the deadline only
+    later = DeadlineMonitor(stop_at=time.time() + 3600)
+    assert later("mlp_train", 1, {}) is False and later.stopped_by is None
+    later.stop_at = time.time() - 0.001
+    assert later("mlp_train", 2, {}) is True and later.stopped_by == "deadline"
+    assert DeadlineMonitor(None)("mlp_train", 1, {}) is False  # no deadline: never
+
+
+def test_the_pruner_still_prunes_under_a_distant_deadline_and_says_so():
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1))
+    done = study.ask()
+    done.report(0.9, 1)
+    study.tell(done, 0.9)
+    monitor = PruningMonitor(study.ask(), "val_accuracy", stop_at=time.time() + 3600)
+    assert monitor("mlp_train", 1, {"val_accuracy": 0.1}) is True
+    assert monitor.stopped_by == "pruner"
+
+
 # --- whole studies -------------------------------------------------------------------------
 
 def options(tmp_path, **changes) -> TuneOptions:
@@ -272,6 +307,28 @@ def test_a_study_killed_mid_trial_resumes_to_exactly_n_trials(tiny, tmp_path):
     assert sorted(t.user_attrs[NUMBER] for t in counted) == [0, 1, 2]  # none lost, no gap
     assert [t.state.name for t in trials].count("FAIL") == 1  # the killed one, kept as failed
     assert [(t.number, t.params) for t in trials if t.number in dict(before)] == before
+
+
+@pytest.mark.parametrize("seeds", [None, 2])
+def test_the_deadline_stops_the_running_trials_and_the_study_loses_none(tiny, tmp_path, seeds):
+    # trials far longer than the deadline: only the deadline can end them
+    params = [parse_param(t) for t in SPACE]
+    deadline = 8.0
+    result = run_tune(tiny, params, options(tmp_path, trials=50, jobs=2, pruner="none",
+                                            deadline=deadline, seeds=seeds,
+                                            fixed=("mlp_train.epochs=1000000",)),
+                      cache_dir=tmp_path / "cache")
+    assert result.seconds < deadline + 60  # not the hours a million epochs take
+    trials = stored_trials(result.info["storage"], "tiny")
+    assert trials and {t.state.name for t in trials} == {"PRUNED"}  # none failed or running
+    assert sorted(t.user_attrs[NUMBER] for t in trials) == list(range(len(trials)))
+    for t in trials:  # each stopped at a step it reported, with that step's value
+        assert t.user_attrs["nnpipe_stopped"] == "deadline"
+        assert t.last_step is not None and t.user_attrs["nnpipe_epochs"] == t.last_step
+        assert t.value == t.intermediate_values[t.last_step]
+    lines = (tmp_path / "tune" / "tune.csv").read_text().splitlines()
+    assert lines[0].endswith(",error,stopped")
+    assert all(line.endswith(",deadline") for line in lines[1:])
 
 
 def test_trials_on_a_local_dask_cluster_share_one_storage(tiny, tmp_path):
