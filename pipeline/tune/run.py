@@ -50,6 +50,7 @@ class TuneOptions:
     threads: int | None = None
     sampler_seed: int = 0  # with the trials so far, the sampler's seed
     deadline: float | None = None  # running trials stop this many seconds after the start
+    pruner_warmup: float | None = None  # a share of the complete trials' epochs (None: 0.2)
 
 
 @dataclass
@@ -69,7 +70,7 @@ class TuneResult:
 def check_tune_options(options: TuneOptions) -> None:
     """Raise a one-line UserError for an option that cannot work."""
     check_options([], options.seeds, options.jobs, options.backend, options.scheduler)
-    studies.check_choices(options.sampler, options.pruner)
+    studies.check_choices(options.sampler, options.pruner, options.pruner_warmup)
     if options.trials < 1:
         raise UserError(f"--trials {options.trials}: must be at least 1")
     for name, seconds in (("--timeout", options.timeout), ("--deadline", options.deadline)):
@@ -127,7 +128,7 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
         outdir.make_out(out)
         study = studies.open_study(url, name, "maximize" if mode == "max" else "minimize",
                                    options.sampler, options.pruner, params,
-                                   seed=options.sampler_seed)
+                                   seed=options.sampler_seed, warmup=options.pruner_warmup)
         recovered = studies.recover(study)
         pool = Pool(options.backend, jobs)
         pool.prepare(url)  # workers start while the shared stages are computed
@@ -143,7 +144,8 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
                             make_task, lambda o: echo(_line(o, options.metric)))
     info = {"pipeline": str(file), "study": name, "storage": url, "metric": options.metric,
             "mode": mode, "sampler": options.sampler, "sampler_seed": options.sampler_seed,
-            "pruner": options.pruner, "timeout": options.timeout, "deadline": options.deadline,
+            "pruner": options.pruner, "pruner_warmup": options.pruner_warmup,
+            "timeout": options.timeout, "deadline": options.deadline,
             "trials": options.trials, "seeds": options.seeds, "backend": options.backend,
             "jobs": jobs, "set": list(options.fixed), "shared_stages": shared,
             "params": {p.path: p.text.partition("=")[2] for p in params},
@@ -171,7 +173,7 @@ def _task_maker(file, params, out, url, name, options, cache_dir, data_dir, thre
                          tuple(options.fixed), options.seeds, str(file),
                          str((out / "trials").resolve()), str(cache_dir),
                          str(data_dir) if data_dir else None, options.metric, threads,
-                         stop_at)
+                         stop_at, options.pruner_warmup)
     return make
 
 

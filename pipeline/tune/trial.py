@@ -46,6 +46,7 @@ class TrialTask:
     metric: str
     threads: int
     stop_at: float | None = None  # --deadline as time.time(): running seeds stop then
+    pruner_warmup: float | None = None  # --pruner-warmup (None: the default share)
 
     def runs(self) -> list[Task]:
         """One sweep ``Task`` per seed (or one with the file's seed)."""
@@ -145,7 +146,7 @@ def _open_trial(task: TrialTask):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=task.study, storage=_storage(task.storage),
-                              pruner=make_pruner(task.pruner))
+                              pruner=make_pruner(task.pruner, task.pruner_warmup))
     return optuna.trial.Trial(study, task.trial_id)
 
 

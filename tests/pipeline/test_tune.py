@@ -102,6 +102,10 @@ def test_bad_spaces_exit_2_naming_them_before_anything_runs(tiny, tmp_path, para
     (["--deadline", "0"], "--deadline 0.0: must be more than 0 seconds"),
     (["--deadline", "-5"], "--deadline -5.0: must be more than 0 seconds"),
     (["--deadline", "nan"], "--deadline nan: must be more than 0 seconds"),
+    (["--pruner", "hyperband"], "--pruner hyperband: choose one of median, quartile, none"),
+    (["--pruner-warmup", "1"], "--pruner-warmup 1.0: must be at least 0 and less than 1"),
+    (["--pruner-warmup", "-0.1"], "--pruner-warmup -0.1: must be at least 0 and less than 1"),
+    (["--pruner-warmup", "nan"], "--pruner-warmup nan: must be at least 0 and less than 1"),
     (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open it"),
 ])
 def test_bad_options_exit_2_naming_them(tiny, tmp_path, extra, words):
@@ -171,6 +175,44 @@ def test_the_median_pruner_waits_a_share_of_the_complete_trials_steps():
         good.report(0.95, epoch)
         assert not good.should_prune()
     assert make_pruner("none").prune(study, study.trials[2]) is False
+
+
+def complete_trials(study, finals, steps=20):
+    """``finals``: one complete trial each, reporting its value at every step 1..steps."""
+    for value in finals:
+        trial = study.ask()
+        for epoch in range(1, steps + 1):
+            trial.report(value, epoch)
+        study.tell(trial, value)
+
+
+@pytest.mark.parametrize("pruner, value, pruned", [
+    # complete trials 0.1, 0.2, 0.3, 0.4: median 0.25; the best quarter starts at their 75th
+    # percentile, 0.3 + 0.25 * (0.4 - 0.3) = 0.325 (numpy's linear interpolation)
+    ("median", 0.24, True), ("median", 0.26, False), ("quartile", 0.31, True),
+    ("quartile", 0.33, False), ("none", 0.0, False)])
+def test_the_quartile_pruner_keeps_only_the_best_quarter(pruner, value, pruned):
+    from pipeline.tune.study import make_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(pruner))
+    complete_trials(study, (0.1, 0.2, 0.3, 0.4))
+    trial = study.ask()
+    for epoch in range(1, 6):  # past the warm-up of a fifth of 20 epochs
+        trial.report(value, epoch)
+    assert bool(trial.should_prune()) is pruned
+
+
+def test_the_pruner_warmup_is_the_share_of_epochs_before_judging():
+    from pipeline.tune.study import make_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("median", 0.5))
+    complete_trials(study, (0.8, 0.9))  # 20 epochs each: judged from epoch 10
+    trial = study.ask()
+    judged = []
+    for epoch in range(1, 13):
+        trial.report(0.5, epoch)
+        judged.append(trial.should_prune())
+    assert judged == [epoch >= 10 for epoch in range(1, 13)]
 
 
 def test_a_stopped_stage_ends_within_its_epoch_and_is_never_cached(tiny, tmp_path):
