@@ -6,7 +6,8 @@ width; learning rate on a log scale and dropout, each measured in its range), an
 on two simulated workers: every epoch is reported to the pruner at the time it would end (a wide
 network's epoch costs the grid's own ratio of wide to narrow seconds), a trial asks the sampler
 when a worker is free, and at the budget (epochs per worker, as ``tune --deadline``) the trials
-still running stop. It prints, per variant and over many sampler seeds, how often the best
+still running stop (or ``--grace`` epochs later, as ``--timeout`` and a later
+``--deadline``). It prints, per variant and over many sampler seeds, how often the best
 complete trial is within 0.3 points of the grid's best, the mean gap, and the trials.
 
 No timing noise and many seeds, but a surrogate: between the grid's points the accuracy is the
@@ -14,7 +15,7 @@ nearest point's, so it compares sampler and pruner settings; it does not predict
 
     .venv/bin/python benchmarks/tune_vs_grid.py --seeds 1 --keep /tmp/tvg
     .venv/bin/python benchmarks/tpe_replay.py /tmp/tvg/grid [--seeds 40] [--budget 150 120]
-        [--stop deadline|timeout] [--variants "as shipped" median ...]
+        [--grace EPOCHS|inf] [--variants "as shipped" median ...]
 """
 
 from __future__ import annotations
@@ -79,9 +80,10 @@ def sampler_for(settings, seed: int):
 
 
 def one_study(runs, variant, seed: int, budget: float, wide_cost: float,
-              stop: str = "deadline") -> tuple:
-    """One simulated study; (best complete value or None, trials, complete trials). ``stop``:
-    at the budget the running trials stop (``deadline``) or finish (``timeout``)."""
+              grace: float = 0.0) -> tuple:
+    """One simulated study; (best complete value or None, trials, complete trials, the epoch
+    its last trial ended). No trial starts after ``budget`` (``tune --timeout``), the running
+    ones stop ``grace`` epochs later (``--deadline``; 0: at the budget, inf: never)."""
     settings, pruner, warmup = variant
     study = optuna.create_study(direction="maximize", sampler=sampler_for(settings, seed),
                                 pruner=make_pruner(pruner, warmup))
@@ -99,9 +101,9 @@ def one_study(runs, variant, seed: int, budget: float, wide_cost: float,
         if not busy:
             break
         w = min(busy, key=lambda k: clock[k] + workers[k]["cost"])  # the next epoch to end
-        _advance(study, workers, clock, w, budget if stop == "deadline" else math.inf)
+        _advance(study, workers, clock, w, budget + grace)
     complete = [t.value for t in study.trials if t.state.name == "COMPLETE"]
-    return (max(complete) if complete else None), len(study.trials), len(complete)
+    return (max(complete) if complete else None), len(study.trials), len(complete), max(clock)
 
 
 def _advance(study, workers, clock, w: int, budget: float) -> None:
@@ -125,8 +127,9 @@ def main() -> None:
     parser.add_argument("grid", type=Path, help="the grid folder tune_vs_grid.py --keep left")
     parser.add_argument("--seeds", type=int, default=40, help="sampler seeds per variant")
     parser.add_argument("--budget", type=float, nargs="+", default=[150, 120])
-    parser.add_argument("--stop", choices=("deadline", "timeout"), default="deadline",
-                        help="at the budget the running trials stop, or finish (--timeout)")
+    parser.add_argument("--grace", type=float, default=0.0,
+                        help="epochs after the budget the running trials stop (0: at it, as "
+                             "tune --deadline; inf: they finish, as --timeout)")
     parser.add_argument("--variants", nargs="+", default=None,
                         help="the first words of the variants to run (default: all)")
     args = parser.parse_args()
@@ -138,20 +141,22 @@ def main() -> None:
     target = max(r["curve"][-1] for r in runs)
     print(f"grid best {target:.4f}; a wide epoch costs {wide_cost:.2f} narrow ones")
     for budget in args.budget:
-        print(f"budget {budget:g} epochs per worker (--stop {args.stop}), {args.seeds} sampler "
-              f"seeds:")
+        print(f"budget {budget:g} epochs per worker (running trials stop {args.grace:g} later), "
+              f"{args.seeds} sampler seeds:")
         for name, variant in VARIANTS.items():
             if args.variants and not any(name.startswith(v) for v in args.variants):
                 continue
-            results = [one_study(runs, variant, seed, budget, wide_cost, args.stop)
+            results = [one_study(runs, variant, seed, budget, wide_cost, args.grace)
                        for seed in range(args.seeds)]
             gaps = [100 * (target - best) if best is not None else 100.0
                     for best, _, _ in results]
             hit = sum(g <= 0.3 + 1e-9 for g in gaps) / len(gaps)
             trials = sum(r[1] for r in results) / len(results)
             complete = sum(r[2] for r in results) / len(results)
+            ends = [r[3] for r in results]
             print(f"  {name:46} within 0.3: {100 * hit:3.0f} %, mean gap "
-                  f"{sum(gaps) / len(gaps):.2f}, trials {trials:4.1f} ({complete:.1f} complete)")
+                  f"{sum(gaps) / len(gaps):.2f}, trials {trials:4.1f} ({complete:.1f} complete), "
+                  f"ends at {sum(ends) / len(ends):.0f} (at most {max(ends):.0f})")
 
 
 if __name__ == "__main__":

@@ -48,10 +48,12 @@ def test_an_epoch_is_reported_judged_and_the_last_one_is_the_result(budget, stat
 
 def test_a_study_without_pruning_runs_two_workers_until_the_budget():
     # three epochs a trial, 6 epochs per worker: trials start at 0 and 3 on each worker
-    best, trials, complete = replay.one_study(RUNS, (None, "none", 0.2), seed=0, budget=6.0,
-                                              wide_cost=1.0)
-    assert (trials, complete, best) == (4, 4, 0.7)
+    best, trials, complete, end = replay.one_study(RUNS, (None, "none", 0.2), seed=0,
+                                                   budget=6.0, wide_cost=1.0)
+    assert (trials, complete, best, end) == (4, 4, 0.7, 6.0)
     # 4 epochs per worker: the trials started at 3 are stopped at the budget, after epoch 1
-    assert replay.one_study(RUNS, (None, "none", 0.2), 0, 4.0, 1.0)[1:] == (4, 2)
-    # --stop timeout: they finish (two complete trials more, the budget passed by 2 epochs)
-    assert replay.one_study(RUNS, (None, "none", 0.2), 0, 4.0, 1.0, "timeout")[1:] == (4, 4)
+    assert replay.one_study(RUNS, (None, "none", 0.2), 0, 4.0, 1.0)[1:] == (4, 2, 4.0)
+    # a grace of 1 epoch: they stop after epoch 2; of inf: they finish (as --timeout)
+    assert replay.one_study(RUNS, (None, "none", 0.2), 0, 4.0, 1.0, 1.0)[1:] == (4, 2, 5.0)
+    assert replay.one_study(RUNS, (None, "none", 0.2), 0, 4.0, 1.0, float("inf"))[1:] == \
+        (4, 4, 6.0)

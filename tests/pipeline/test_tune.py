@@ -274,6 +274,18 @@ def test_the_pruner_still_prunes_under_a_distant_deadline_and_says_so():
     assert monitor.stopped_by == "pruner"
 
 
+def test_timeout_and_deadline_together_stop_starting_at_the_first_stop_running_at_the_second():
+    from pipeline.tune.loop import Budget
+
+    now = time.perf_counter()
+    both = Budget(10, timeout=5.0, started=now - 7.0, deadline=10.0)  # 7 s after the start
+    assert both.timed_out()  # no trial starts after the timeout
+    assert both.stop_at() == pytest.approx(time.time() + 3.0, abs=0.5)  # running: 3 s more
+    assert not Budget(10, timeout=None, started=now - 7.0, deadline=10.0).timed_out()
+    assert Budget(10, timeout=20.0, started=now - 12.0, deadline=10.0).timed_out()
+    assert Budget(10, timeout=5.0, started=now).stop_at() is None  # --timeout alone: finish
+
+
 # --- whole studies -------------------------------------------------------------------------
 
 def options(tmp_path, **changes) -> TuneOptions:
