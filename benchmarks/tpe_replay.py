@@ -149,7 +149,7 @@ def main() -> None:
             results = [one_study(runs, variant, seed, budget, wide_cost, args.grace)
                        for seed in range(args.seeds)]
             gaps = [100 * (target - best) if best is not None else 100.0
-                    for best, _, _ in results]
+                    for best, *_ in results]
             hit = sum(g <= 0.3 + 1e-9 for g in gaps) / len(gaps)
             trials = sum(r[1] for r in results) / len(results)
             complete = sum(r[2] for r in results) / len(results)

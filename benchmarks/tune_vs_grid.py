@@ -156,14 +156,26 @@ def deadline_for(grid_seconds: float) -> float:
     return max(1.0, (1 - MARGIN) * grid_seconds / 3 - START_SECONDS - RESULTS_SECONDS)
 
 
-def run_study(file: Path, work: Path, args, seed: int, budget: float):
+def budget_options(stop: str, grid_seconds: float, jobs: int) -> list[str]:
+    """tune's time options for ``--stop``: ``deadline``, ``timeout`` or ``both`` (no trial starts
+    after the timeout, the running ones stop at the deadline)."""
+    options = []
+    if stop in ("timeout", "both"):
+        options += ["--timeout", f"{timeout_for(grid_seconds, jobs):.1f}"]
+    if stop in ("deadline", "both"):
+        options += ["--deadline", f"{deadline_for(grid_seconds):.1f}"]
+    return options
+
+
+def run_study(file: Path, work: Path, args, seed: int, budget: list[str]):
     """One study with sampler seed ``seed``: its wall time, best value and row, every trial,
     and tune's own seconds to the end of its last trial."""
     out = work / f"tune-seed{seed}"
     command = ["tune", str(file), *[a for path, space in SPACE.items()
                                     for a in ("--param", f"{path}={space}")],
                "--sampler", "tpe", "--sampler-seed", str(seed), "--pruner", args.pruner,
-               "--trials", str(args.trials), f"--{args.stop}", f"{budget:.1f}",
+               "--pruner-warmup", args.pruner_warmup,
+               "--trials", str(args.trials), *budget,
                "--jobs", str(args.jobs), "--out", str(out),
                "--cache-dir", str(work / f"cache-tune-seed{seed}"), *args.tune_option]
     seconds = nnpipe(command)
@@ -190,7 +202,10 @@ def arguments(argv: list[str] | None = None):
                         help="at most this many trials (the time budget ends the study first)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--pruner", default="median")
-    parser.add_argument("--stop", choices=("deadline", "timeout"), default="deadline",
+    parser.add_argument("--pruner-warmup", default="0.1",
+                        help="tune --pruner-warmup (tpe_replay.py: 0.1 finds the grid's best "
+                             "region more often than tune's default 0.2 here)")
+    parser.add_argument("--stop", choices=("deadline", "timeout", "both"), default="deadline",
                         help="how tune is given its third of the grid's time (see above)")
     parser.add_argument("--tune-option", action="append", default=[],
                         help="one more word for every tune command, e.g. --tune-option=--jobs=1")
@@ -230,8 +245,7 @@ def main() -> None:
             best, grid_row = grid_best(work / "grid")
         print(f"grid : 24 configurations, {grid_s:6.1f} s wall, best val_accuracy "
               f"{best:.4f} ({' '.join(grid_row['overrides'])})")
-        budget = deadline_for(grid_s) if args.stop == "deadline" else timeout_for(grid_s,
-                                                                                   args.jobs)
+        budget = budget_options(args.stop, grid_s, args.jobs)
         gaps, ratios = [], []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             tune_s, tune_best, tune_row, rows, own_s = run_study(file, work, args, seed, budget)
@@ -240,7 +254,7 @@ def main() -> None:
             gaps.append(100 * (best - tune_best))
             ratios.append(tune_s / grid_s)
             print(f"tune : sampler seed {seed}, {len(rows)} trials ({states.count('PRUNED')} "
-                  f"pruned, {states.count('FAIL')} failed; --{args.stop} {budget:.1f} s, "
+                  f"pruned, {states.count('FAIL')} failed; {' '.join(budget)}, "
                   f"trials over at {own_s:.1f} s), {tune_s:6.1f} s wall, best val_accuracy "
                   f"{tune_best:.4f} ({' '.join(tune_row['overrides'])}): gap "
                   f"{gaps[-1]:+.2f} points, tune / grid {ratios[-1]:.2f}")

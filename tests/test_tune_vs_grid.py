@@ -21,6 +21,8 @@ def test_the_budgets_are_a_third_of_the_grid_less_what_they_reserve():
     # the earlier way: less the mean configuration at 2 jobs (240 * 2 / 24 = 20 s) and 3 s
     assert bench.timeout_for(240.0, 2) == pytest.approx(80 - 20 - 3)
     assert bench.deadline_for(3.0) == 1.0  # never nothing
+    assert bench.budget_options("both", 240.0, 2) == ["--timeout", "57.0", "--deadline", "71.5"]
+    assert bench.budget_options("timeout", 240.0, 2) == ["--timeout", "57.0"]
 
 
 def kept(tmp_path: Path, epochs: int = 30, jobs: int = 2) -> Path:
