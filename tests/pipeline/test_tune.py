@@ -363,12 +363,13 @@ def test_a_study_killed_mid_trial_resumes_to_exactly_n_trials(tiny, tmp_path):
     assert [(t.number, t.params) for t in trials if t.number in dict(before)] == before
 
 
-@pytest.mark.parametrize("seeds", [None, 2])
-def test_the_deadline_stops_the_running_trials_and_the_study_loses_none(tiny, tmp_path, seeds):
+@pytest.mark.parametrize("jobs, seeds", [(2, None), (1, 2)])  # loky workers; this process
+def test_the_deadline_stops_the_running_trials_and_the_study_loses_none(tiny, tmp_path, jobs,
+                                                                        seeds):
     # trials far longer than the deadline: only the deadline can end them
     params = [parse_param(t) for t in SPACE]
     deadline = 8.0
-    result = run_tune(tiny, params, options(tmp_path, trials=50, jobs=2, pruner="none",
+    result = run_tune(tiny, params, options(tmp_path, trials=50, jobs=jobs, pruner="none",
                                             deadline=deadline, seeds=seeds,
                                             fixed=("mlp_train.epochs=1000000",)),
                       cache_dir=tmp_path / "cache")
