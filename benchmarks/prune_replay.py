@@ -25,7 +25,8 @@ import numpy as np
 RULES = {"none": None, "median, after 2, warm-up 0.2 (the default)": (2, 0.2, 50),
          "median, after 2, warm-up 0.1": (2, 0.1, 50), "median, after 1, warm-up 0.1": (1, 0.1, 50),
          "median, after 4, warm-up 0.2": (4, 0.2, 50), "median, after 2, warm-up 1/3": (2, 1 / 3, 50),
-         "percentile 25 kept, after 2, warm-up 0.1": (2, 0.1, 25)}
+         "percentile 25 kept, after 2, warm-up 0.1": (2, 0.1, 25),
+         "percentile 25 kept, after 2, warm-up 0.2": (2, 0.2, 25)}
 
 
 def curves(grid: Path) -> list[tuple[list[float], bool]]:

@@ -6,14 +6,20 @@ shifted copies of each training digit as in examples/mnist.yaml: 24,000 rows an 
 learning rates (1e-3, 3e-3, 1e-2) x 2 widths (128, 256) x 4 dropout rates (0, 0.1, 0.2, 0.3);
 the study searches the same ranges (``lr=float(1e-3,1e-2,log)``, ``hidden=choice([128],[256])``,
 ``dropout=float(0,0.3)``) as a user with a time budget would: ``--trials`` large and
-``--timeout`` a third of the grid's wall time, less the grid's mean configuration and the few
-seconds tune takes to write its results (the trials still running then finish about then).
-The grid runs once; the study runs ``--seeds`` times with ``--sampler-seed`` 0, 1, ... (one
-lucky search proves nothing). All use ``--jobs 2`` and a fresh cache each, so each pays for the
-shared stages. Prints the wall times, the best validation accuracies, each study's gap and time
-ratio, the mean and worst gap against the targets, and the BLAS kernel.
+``--deadline`` a third of the grid's wall time less a margin of 5 % and the seconds tune takes
+to start and to write its results (the trials still running at the deadline stop after their
+epoch).
+``--stop timeout`` measures the earlier way instead: ``--timeout`` (no trial starts after it,
+the running ones finish) a third less the grid's mean configuration and the results.
+The grid runs once (``--grid DIR`` reuses the grid a ``--keep DIR`` run left, its values and
+its wall time: training is deterministic); the study runs ``--seeds`` times with
+``--sampler-seed`` 0, 1, ... (one lucky search proves nothing). All use ``--jobs 2`` and a fresh
+cache each, so each pays for the shared stages. Prints the wall times, the best validation
+accuracies, each study's gap and time ratio, the mean and worst gap against the targets, and
+the BLAS kernel.
 
     .venv/bin/python benchmarks/tune_vs_grid.py [--epochs 30] [--seeds 3] [--jobs 2]
+        [--keep DIR | --grid DIR] [--stop deadline|timeout] [--tune-option=--flag ...]
 
 Targets: tune's best within 0.3 points of the grid's best (the worst of the seeds), in at most a
 third of its wall time (each).
@@ -43,14 +49,20 @@ VALIDATION = 0.25
 AUGMENT_COPIES = 3
 #: What tune takes after its last trial: the table, tune.csv, three plots, report.html.
 RESULTS_SECONDS = 3.0
+#: What tune takes before its clock starts: Python, the command line, Optuna's import.
+START_SECONDS = 1.5
+#: The share of a third of the grid a study leaves unused, for what takes longer under load:
+#: at load 15 the epoch running at the deadline, the start and the results took 6-13 s where
+#: START_SECONDS + RESULTS_SECONDS say 4.5 (ratios 0.34 without it).
+MARGIN = 0.05
+PIPELINE = "mnist-tune.yaml"
 SPACE = {"mlp_train.optimizer.lr": "float(1e-3,1e-2,log)",
          "mlp_train.hidden": "choice([128],[256])", "mlp_train.dropout": "float(0,0.3)"}
 
 
-def pipeline_file(work: Path, epochs: int) -> Path:
+def pipeline_text(epochs: int) -> str:
     """The benchmark's pipeline: the MNIST sample, split, scaled, one-hot, an MLP."""
-    path = work / "mnist-tune.yaml"
-    path.write_text(yaml.safe_dump({"name": "mnist-tune", "seed": 0, "stages": [
+    return yaml.safe_dump({"name": "mnist-tune", "seed": 0, "stages": [
         {"kind": "idx_reader", "dataset": "mnist-10k"},
         {"kind": "split", "validation_fraction": VALIDATION, "stratify": True},
         # as examples/mnist.yaml: shifted copies make each configuration's training long enough
@@ -60,7 +72,13 @@ def pipeline_file(work: Path, epochs: int) -> Path:
         {"kind": "normalize", "method": "scale"},
         {"kind": "one_hot", "classes": 10},
         {"kind": "mlp_train", "hidden": [256], "optimizer": {"kind": "adam", "lr": 0.001},
-         "batch_size": 128, "epochs": epochs}]}, sort_keys=False))
+         "batch_size": 128, "epochs": epochs}]}, sort_keys=False)
+
+
+def pipeline_file(work: Path, epochs: int) -> Path:
+    """``pipeline_text`` in ``work/mnist-tune.yaml``."""
+    path = work / PIPELINE
+    path.write_text(pipeline_text(epochs))
     return path
 
 
@@ -82,12 +100,36 @@ def kernel() -> str:
                      for i in threadpool_info() if i.get("user_api") == "blas") or "unknown"
 
 
-def run_grid(file: Path, work: Path, jobs: int) -> tuple[float, float, dict]:
+def run_grid(file: Path, work: Path, jobs: int) -> float:
+    """Run the grid into ``work/grid``; its wall time, also kept in ``work/grid-wall.json``."""
     out = work / "grid"
     args = ["sweep", str(file), *[a for path, values in GRID.items()
                                   for a in ("--grid", f"{path}={values}")],
             "--jobs", str(jobs), "--out", str(out), "--cache-dir", str(work / "cache-grid")]
     seconds = nnpipe(args)
+    (work / "grid-wall.json").write_text(json.dumps({"seconds": seconds, "jobs": jobs}))
+    return seconds
+
+
+def kept_grid(folder: Path, epochs: int, jobs: int) -> float | str:
+    """The wall time of the grid a ``--keep`` run left in ``folder`` for the same pipeline
+    and ``--jobs``, or why it cannot be reused (a sentence)."""
+    try:
+        same = (folder / PIPELINE).read_text() == pipeline_text(epochs)
+        wall = json.loads((folder / "grid-wall.json").read_text())
+        (folder / "grid" / "sweep.json").stat()
+        seconds = float(wall["seconds"])
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        return f"not a folder a --keep run left ({type(exc).__name__}: {exc})"
+    if not same:
+        return f"its grid trained another pipeline (not --epochs {epochs})"
+    if wall.get("jobs") != jobs:
+        return f"its grid ran with --jobs {wall.get('jobs')}, not {jobs}"
+    return seconds
+
+
+def grid_best(out: Path) -> tuple[float, dict]:
+    """The grid's best mean and its configuration; prints the top five."""
     result = json.loads((out / "sweep.json").read_text())
     best = result["configurations"][0]
     values = sorted((c["mean"] for c in result["configurations"] if c["mean"] is not None),
@@ -95,32 +137,51 @@ def run_grid(file: Path, work: Path, jobs: int) -> tuple[float, float, dict]:
     near = sum(1 for v in values if v >= best["mean"] - 0.003)
     print(f"grid : the top five {', '.join(f'{v:.4f}' for v in values[:5])}; {near} of "
           f"{len(values)} configurations within 0.3 points of the best")
-    return seconds, best["mean"], best
+    return best["mean"], best
 
 
 def timeout_for(grid_seconds: float, jobs: int) -> float:
-    """``--timeout`` for tune: a third of the grid's wall time less its mean configuration's
-    time (``jobs`` at a time; the trials still running at the timeout have about half a trial
-    left, so the study ends near 0.3 of the grid) and the results' few seconds. Not the
-    slowest configuration: on a loaded machine one run can take twice the mean, and leaving
-    room for it gave the study half its budget (0.17 of the grid)."""
+    """``--timeout`` for tune (``--stop timeout``): a third of the grid's wall time less its
+    mean configuration's time (``jobs`` at a time; the trials still running at the timeout
+    have about half a trial left, so the study ends near 0.3 of the grid) and the results'
+    few seconds."""
     return max(1.0, grid_seconds / 3 - grid_seconds * jobs / GRID_SIZE -
                RESULTS_SECONDS)
 
 
-def run_study(file: Path, work: Path, args, seed: int, timeout: float):
-    """One study with sampler seed ``seed``: its wall time, best value and row, every trial."""
+def deadline_for(grid_seconds: float) -> float:
+    """``--deadline`` for tune: a third of the grid's wall time less a margin (``MARGIN`` of it:
+    on a loaded machine the epoch running at the deadline, the start-up and the results take
+    longer) and tune's start-up and results on a quiet machine."""
+    return max(1.0, (1 - MARGIN) * grid_seconds / 3 - START_SECONDS - RESULTS_SECONDS)
+
+
+def budget_options(stop: str, grid_seconds: float, jobs: int) -> list[str]:
+    """tune's time options for ``--stop``: ``deadline``, ``timeout`` or ``both`` (no trial starts
+    after the timeout, the running ones stop at the deadline)."""
+    options = []
+    if stop in ("timeout", "both"):
+        options += ["--timeout", f"{timeout_for(grid_seconds, jobs):.1f}"]
+    if stop in ("deadline", "both"):
+        options += ["--deadline", f"{deadline_for(grid_seconds):.1f}"]
+    return options
+
+
+def run_study(file: Path, work: Path, args, seed: int, budget: list[str]):
+    """One study with sampler seed ``seed``: its wall time, best value and row, every trial,
+    and tune's own seconds to the end of its last trial."""
     out = work / f"tune-seed{seed}"
     command = ["tune", str(file), *[a for path, space in SPACE.items()
                                     for a in ("--param", f"{path}={space}")],
                "--sampler", "tpe", "--sampler-seed", str(seed), "--pruner", args.pruner,
-               "--trials", str(args.trials), "--timeout", f"{timeout:.1f}",
+               "--pruner-warmup", args.pruner_warmup,
+               "--trials", str(args.trials), *budget,
                "--jobs", str(args.jobs), "--out", str(out),
-               "--cache-dir", str(work / f"cache-tune-seed{seed}")]
+               "--cache-dir", str(work / f"cache-tune-seed{seed}"), *args.tune_option]
     seconds = nnpipe(command)
     rows = list(csv.DictReader((out / "tune.csv").open()))
     info = json.loads((out / "tune.json").read_text())
-    return seconds, info["best"]["value"], info["best"], rows
+    return seconds, info["best"]["value"], info["best"], rows, info["seconds"]
 
 
 def print_trials(rows: list[dict]) -> None:
@@ -129,43 +190,74 @@ def print_trials(rows: list[dict]) -> None:
         value = f"{float(r['val_accuracy']):.4f}" if r["val_accuracy"] else "-"
         params = " ".join(f"{path.rsplit('.', 1)[-1]}={r[path]}" for path in SPACE)
         print(f"  trial {r['number']:>2} {r['state']:8} {value} after {r['epochs'] or '-':>2} "
-              f"epochs, {float(r['seconds'] or 0):5.1f} s: {params}")
+              f"epochs, {float(r['seconds'] or 0):5.1f} s: {params}"
+              f"{'  (the deadline)' if r.get('stopped') == 'deadline' else ''}")
 
 
-def main() -> None:
+def arguments(argv: list[str] | None = None):
+    """The command line; ``--keep``, ``--seeds`` and ``--grid`` checked (exit 2 naming them)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--trials", type=int, default=200,
-                        help="at most this many trials (the --timeout ends the study first)")
+                        help="at most this many trials (the time budget ends the study first)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--pruner", default="median")
+    parser.add_argument("--pruner-warmup", default="0.1",
+                        help="tune --pruner-warmup (tpe_replay.py: 0.1 finds the grid's best "
+                             "region more often than tune's default 0.2 here)")
+    parser.add_argument("--stop", choices=("deadline", "timeout", "both"), default="deadline",
+                        help="how tune is given its third of the grid's time (see above)")
+    parser.add_argument("--tune-option", action="append", default=[],
+                        help="one more word for every tune command, e.g. --tune-option=--jobs=1")
     parser.add_argument("--seeds", type=int, default=3, help="studies, sampler seeds 0..N-1")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first sampler seed")
     parser.add_argument("--keep", type=Path, default=None,
-                        help="an empty or new folder to keep the grid and the studies in")
-    args = parser.parse_args()
+                        help="an empty or new folder to keep the grid (or with --grid, the "
+                             "studies) in")
+    parser.add_argument("--grid", type=Path, default=None,
+                        help="a folder a --keep run left: reuse its grid, run only the studies")
+    args = parser.parse_args(argv)
     if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
         parser.error(f"--keep {args.keep}: not empty (the benchmark writes its files there)")
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: must be at least 1")
+    if args.first_seed < 0:
+        parser.error(f"--first-seed {args.first_seed}: must be 0 or more")
+    if args.grid is not None:
+        args.grid_seconds = kept_grid(args.grid, args.epochs, args.jobs)
+        if isinstance(args.grid_seconds, str):
+            parser.error(f"--grid {args.grid}: {args.grid_seconds}")
+    return args
+
+
+def main() -> None:
+    args = arguments()
     print(f"BLAS: {kernel()}")
     with tempfile.TemporaryDirectory(prefix="nnpipe-tune-bench-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         file = pipeline_file(work, args.epochs)
-        grid_s, grid_best, grid_row = run_grid(file, work, args.jobs)
+        if args.grid is not None:
+            grid_s = args.grid_seconds
+            best, grid_row = grid_best(args.grid / "grid")
+        else:
+            grid_s = run_grid(file, work, args.jobs)
+            best, grid_row = grid_best(work / "grid")
         print(f"grid : 24 configurations, {grid_s:6.1f} s wall, best val_accuracy "
-              f"{grid_best:.4f} ({' '.join(grid_row['overrides'])})")
-        budget = timeout_for(grid_s, args.jobs)
+              f"{best:.4f} ({' '.join(grid_row['overrides'])})")
+        budget = budget_options(args.stop, grid_s, args.jobs)
         gaps, ratios = [], []
-        for seed in range(args.seeds):
-            tune_s, tune_best, tune_row, rows = run_study(file, work, args, seed, budget)
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            tune_s, tune_best, tune_row, rows, own_s = run_study(file, work, args, seed, budget)
             print_trials(rows)
             states = [r["state"] for r in rows]
-            gaps.append(100 * (grid_best - tune_best))
+            gaps.append(100 * (best - tune_best))
             ratios.append(tune_s / grid_s)
             print(f"tune : sampler seed {seed}, {len(rows)} trials ({states.count('PRUNED')} "
-                  f"pruned, {states.count('FAIL')} failed; --timeout {budget:.1f} s), "
-                  f"{tune_s:6.1f} s wall, best val_accuracy {tune_best:.4f} "
-                  f"({' '.join(tune_row['overrides'])}): gap {gaps[-1]:+.2f} points, "
-                  f"tune / grid {ratios[-1]:.2f}")
+                  f"pruned, {states.count('FAIL')} failed; {' '.join(budget)}, "
+                  f"trials over at {own_s:.1f} s), {tune_s:6.1f} s wall, best val_accuracy "
+                  f"{tune_best:.4f} ({' '.join(tune_row['overrides'])}): gap "
+                  f"{gaps[-1]:+.2f} points, tune / grid {ratios[-1]:.2f}")
     mean_gap = sum(gaps) / len(gaps)
     print(f"gap  : mean {mean_gap:+.2f}, worst {max(gaps):+.2f} points over {len(gaps)} "
           f"sampler seeds (target <= 0.30): {'ok' if max(gaps) <= 0.3 else 'MISSED'}")

@@ -33,9 +33,22 @@ def tune(
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, random or grid."),
     sampler_seed: int = typer.Option(
         0, "--sampler-seed", help="Seed of the sampler's draws (another seed, another search)."),
-    pruner: str = typer.Option("median", "--pruner", help="median or none."),
+    pruner: str = typer.Option(
+        "median", "--pruner",
+        help="median (stop a trial worse than the median of the complete trials at an epoch), "
+             "quartile (stop it unless among their best quarter) or none."),
+    pruner_warmup: Optional[float] = typer.Option(
+        None, "--pruner-warmup",
+        help="Judge no trial before it has run this share of the complete trials' epochs "
+             "(0.2)."),
     timeout: Optional[float] = typer.Option(
-        None, "--timeout", help="Start no new trial this many seconds after the start."),
+        None, "--timeout", help="Start no new trial this many seconds after the start (the "
+                                "trials running then finish)."),
+    deadline: Optional[float] = typer.Option(
+        None, "--deadline",
+        help="End the study this many seconds after the start: no trial starts after it, and "
+             "the trials running then stop after their current epoch, recorded as pruned "
+             "with their last value."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Trials at a time (1)."),
     threads: Optional[int] = typer.Option(
         None, "--threads", help="BLAS threads per trial (default: cores / jobs)."),
@@ -61,7 +74,7 @@ def tune(
     params = [parse_param(text) for text in param]
     options = TuneOptions(trials, metric, sampler, pruner, timeout, jobs, backend, scheduler,
                           study, storage, tuple(overrides or ()), seeds, out, threads,
-                          sampler_seed)
+                          sampler_seed, deadline, pruner_warmup)
     result = run_tune(file, params, options, cache_dir=settings.cache_dir(cache_dir),
                       data_dir=settings.data_dir(data_dir), echo=typer.echo)
     echo_result(result, params, result.info["metric"])

@@ -75,15 +75,26 @@ class Pool:
 
 @dataclass
 class Budget:
-    """When to stop asking: the total of counted trials, the time, and a run of failures."""
+    """When to stop asking: the total of counted trials, the time, and a run of failures.
+    ``timeout``: no trial starts after it; ``deadline``: none starts after it either, and the
+    trials running then stop at their next step (``stop_at``); both in seconds from ``started``."""
 
     trials: int
     timeout: float | None
     started: float = field(default_factory=time.perf_counter)  # the command's start
     failures: int = 0
+    deadline: float | None = None
 
     def timed_out(self) -> bool:
-        return self.timeout is not None and time.perf_counter() - self.started >= self.timeout
+        limits = [s for s in (self.timeout, self.deadline) if s is not None]
+        return bool(limits) and time.perf_counter() - self.started >= min(limits)
+
+    def stop_at(self) -> float | None:
+        """The deadline as ``time.time()`` seconds (workers on other hosts compare it with
+        their own wall clock), or None."""
+        if self.deadline is None:
+            return None
+        return time.time() + self.deadline - (time.perf_counter() - self.started)
 
     def may_ask(self, study, in_flight: int) -> bool:
         # Every trial failing (a pipeline that cannot run) must not loop for ever.
@@ -107,14 +118,14 @@ def _result(future, trial, number) -> dict[str, Any]:
     except Exception as exc:
         return {"number": number, "trial_id": trial._trial_id, "state": "FAIL", "value": None,
                 "values": [], "epochs": None, "run_dirs": [], "stages": [], "seconds": 0.0,
-                "error": f"the worker died: {type(exc).__name__}: {exc}"}
+                "error": f"the worker died: {type(exc).__name__}: {exc}", "stopped": None}
 
 
 def tell(study, trial, outcome: dict[str, Any]) -> None:
     """Record an outcome in the storage: attributes first, then the state (the commit point)."""
     from optuna.trial import TrialState
 
-    for key in ("epochs", "seconds", "values", "run_dirs", "error"):
+    for key in ("epochs", "seconds", "values", "run_dirs", "error", "stopped"):
         trial.set_user_attr(f"nnpipe_{key}", outcome.get(key))
     if outcome["state"] == "COMPLETE":
         study.tell(trial, outcome["value"])

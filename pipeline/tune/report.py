@@ -32,8 +32,9 @@ def render(info: dict[str, Any], rows: list[dict], params, best: dict | None,
     """The HTML page of a study as one string."""
     metric = info["metric"]
     overview = [[key, info[key]] for key in ("pipeline", "study", "storage", "metric", "mode",
-                                              "sampler", "pruner", "trials", "seeds", "backend",
-                                              "jobs", "seconds") if key in info]
+                                              "sampler", "pruner", "pruner_warmup", "trials",
+                                              "timeout", "deadline", "seeds", "backend",
+                                              "jobs", "seconds") if info.get(key) is not None]
     best_html = ("<p>No trial completed.</p>" if best is None else html_table(
         ["best trial", metric, "parameters"],
         [[best["number"], best["value"], " ".join(best["overrides"])]], cell=show))

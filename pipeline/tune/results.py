@@ -36,7 +36,7 @@ def trial_rows(study, params) -> list[dict[str, Any]]:
             "value": value, "std": mean_std(values)[1], "values": values,
             "epochs": attrs.get("nnpipe_epochs"), "seconds": attrs.get("nnpipe_seconds"),
             "run_dir": (attrs.get("nnpipe_run_dirs") or [None])[0],
-            "error": attrs.get("nnpipe_error")})
+            "error": attrs.get("nnpipe_error"), "stopped": attrs.get("nnpipe_stopped")})
     return sorted(rows, key=lambda r: (r["number"] is None, r["number"] or 0, r["optuna"]))
 
 
@@ -75,11 +75,12 @@ def table(rows: list[dict], params, metric: str, best: dict | None = None) -> st
 
 def to_csv(rows: list[dict], params, metric: str) -> str:
     """``tune.csv``: number, Optuna number, state, one column per parameter, value, std,
-    epochs run, seconds, run directory, error."""
+    epochs run, seconds, run directory, error, and what stopped a pruned trial (``pruner`` or
+    ``deadline``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["number", "optuna_number", "state", *[p.path for p in params], metric,
-                     f"{metric}_std", "epochs", "seconds", "run_dir", "error"])
+                     f"{metric}_std", "epochs", "seconds", "run_dir", "error", "stopped"])
     for r in rows:
         writer.writerow([_cell(r["number"]), r["optuna"], r["state"],
                          *["" if r["params"][p.path] is None else r["params"][p.path]
@@ -87,7 +88,7 @@ def to_csv(rows: list[dict], params, metric: str) -> str:
                          "" if r["value"] is None else repr(r["value"]),
                          "" if r["std"] is None else repr(r["std"]),
                          _cell(r["epochs"]), _cell(r["seconds"]), r["run_dir"] or "",
-                         r["error"] or ""])
+                         r["error"] or "", r.get("stopped") or ""])
     return buffer.getvalue()
 
 

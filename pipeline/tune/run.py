@@ -49,6 +49,8 @@ class TuneOptions:
     out: Path | None = None
     threads: int | None = None
     sampler_seed: int = 0  # with the trials so far, the sampler's seed
+    deadline: float | None = None  # running trials stop this many seconds after the start
+    pruner_warmup: float | None = None  # a share of the complete trials' epochs (None: 0.2)
 
 
 @dataclass
@@ -68,11 +70,12 @@ class TuneResult:
 def check_tune_options(options: TuneOptions) -> None:
     """Raise a one-line UserError for an option that cannot work."""
     check_options([], options.seeds, options.jobs, options.backend, options.scheduler)
-    studies.check_choices(options.sampler, options.pruner)
+    studies.check_choices(options.sampler, options.pruner, options.pruner_warmup)
     if options.trials < 1:
         raise UserError(f"--trials {options.trials}: must be at least 1")
-    if options.timeout is not None and options.timeout <= 0:
-        raise UserError(f"--timeout {options.timeout}: must be more than 0 seconds")
+    for name, seconds in (("--timeout", options.timeout), ("--deadline", options.deadline)):
+        if seconds is not None and not seconds > 0:  # not: NaN too
+            raise UserError(f"{name} {seconds}: must be more than 0 seconds")
     if options.threads is not None and options.threads < 1:
         raise UserError(f"--threads {options.threads}: must be at least 1")
     if options.sampler_seed < 0:
@@ -125,7 +128,7 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
         outdir.make_out(out)
         study = studies.open_study(url, name, "maximize" if mode == "max" else "minimize",
                                    options.sampler, options.pruner, params,
-                                   seed=options.sampler_seed)
+                                   seed=options.sampler_seed, warmup=options.pruner_warmup)
         recovered = studies.recover(study)
         pool = Pool(options.backend, jobs)
         pool.prepare(url)  # workers start while the shared stages are computed
@@ -135,12 +138,14 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
         shared = _warm(file, params, options, cache_dir, data_dir)
         if shared:
             echo(f"shared stages computed before the trials: {', '.join(shared)}")
-        make_task = _task_maker(file, params, out, url, name, options, cache_dir, data_dir, threads)
+        make_task = _task_maker(file, params, out, url, name, options, cache_dir, data_dir,
+                                threads, budget.stop_at())
         outcomes = run_loop(study, params, budget, pool,
                             make_task, lambda o: echo(_line(o, options.metric)))
     info = {"pipeline": str(file), "study": name, "storage": url, "metric": options.metric,
             "mode": mode, "sampler": options.sampler, "sampler_seed": options.sampler_seed,
-            "pruner": options.pruner,
+            "pruner": options.pruner, "pruner_warmup": options.pruner_warmup,
+            "timeout": options.timeout, "deadline": options.deadline,
             "trials": options.trials, "seeds": options.seeds, "backend": options.backend,
             "jobs": jobs, "set": list(options.fixed), "shared_stages": shared,
             "params": {p.path: p.text.partition("=")[2] for p in params},
@@ -149,32 +154,34 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
 
 
 def _budget(options: TuneOptions, params: list[Param], started: float) -> Budget:
-    """``--trials`` (at most the grid's size for ``--sampler grid``) and ``--timeout``, counted
-    from the command's start."""
+    """``--trials`` (at most the grid's size for ``--sampler grid``), ``--timeout`` and
+    ``--deadline``, counted from the command's start."""
     trials = options.trials
     if options.sampler == "grid":  # a grid has so many points; asking more repeats them
         size = 1
         for param in params:
             size *= len(param.grid())
         trials = min(trials, size)
-    return Budget(trials, options.timeout, started)
+    return Budget(trials, options.timeout, started, deadline=options.deadline)
 
 
-def _task_maker(file, params, out, url, name, options, cache_dir, data_dir, threads):
+def _task_maker(file, params, out, url, name, options, cache_dir, data_dir, threads, stop_at):
     """``make(number, trial)``: the worker's task for an asked trial."""
     def make(number: int, trial) -> TrialTask:
         overrides = tuple(p.override(trial.params[p.path]) for p in params)
         return TrialTask(number, trial._trial_id, url, name, options.pruner, overrides,
                          tuple(options.fixed), options.seeds, str(file),
                          str((out / "trials").resolve()), str(cache_dir),
-                         str(data_dir) if data_dir else None, options.metric, threads)
+                         str(data_dir) if data_dir else None, options.metric, threads,
+                         stop_at, options.pruner_warmup)
     return make
 
 
 def _line(outcome: dict, metric: str) -> str:
     value = "" if outcome["value"] is None else f"{metric} {outcome['value']:.4f}"
     epochs = "" if outcome["epochs"] is None else f"{outcome['epochs']} epochs"
-    error = f"  ({outcome['error']})" if outcome.get("error") else ""
+    error = f"  ({outcome['error']})" if outcome.get("error") else (
+        "  (stopped at the deadline)" if outcome.get("stopped") == "deadline" else "")
     return (f"  trial {outcome['number']:>3} {outcome['state'].lower():<8} {value:<24} "
             f"{epochs:<10} {outcome['seconds']:7.1f}s{error}")
 

@@ -31,7 +31,10 @@ from pipeline.tune.owner import alive as owner_alive, this_owner
 #: The trial states that count towards ``--trials``.
 COUNTED = ("COMPLETE", "PRUNED")
 SAMPLERS = ("tpe", "random", "grid")
-PRUNERS = ("median", "none")
+PRUNERS = ("median", "quartile", "none")
+#: The share (percent) of the complete trials' values at a step a trial must be among to go
+#: on: the better half for ``median``, the best quarter for ``quartile`` (Optuna's percentile).
+KEPT = {"median": 50.0, "quartile": 25.0}
 NUMBER = "nnpipe_number"
 OWNER = "nnpipe_owner"
 
@@ -95,18 +98,20 @@ def make_sampler(name: str, params, seed: int):
 WARMUP_SHARE = 0.2
 
 
-def make_pruner(name: str):
+def make_pruner(name: str, warmup: float | None = None):
     """``median``: stop a trial whose value at a step (the trainer's epoch) is worse than the
     median of complete trials' values at that step, once 2 trials are complete and the trial
-    has run a fifth of their steps; ``none``: never stop."""
+    has run ``warmup`` (a share, default ``WARMUP_SHARE``) of their steps; ``quartile``: the
+    same, unless among the best quarter; ``none``: never stop."""
     optuna = require_optuna()
+    warmup = WARMUP_SHARE if warmup is None else warmup
     if name == "none":
         return optuna.pruners.NopPruner()
-    median = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+    rule = optuna.pruners.PercentilePruner(KEPT[name], n_startup_trials=2, n_warmup_steps=0)
 
-    class WarmupMedian(optuna.pruners.BasePruner):
-        """The median rule, after a warm-up measured in the complete trials' own steps (the
-        study cannot know a trial's epochs before one completes)."""
+    class Warmup(optuna.pruners.BasePruner):
+        """The percentile rule, after a warm-up measured in the complete trials' own steps
+        (the study cannot know a trial's epochs before one completes)."""
 
         def prune(self, study, trial) -> bool:
             from optuna.trial import TrialState
@@ -114,14 +119,18 @@ def make_pruner(name: str):
             step = trial.last_step
             complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             longest = max((t.last_step or 0 for t in complete), default=0)
-            if step is None or step < WARMUP_SHARE * longest:
+            if step is None or step < warmup * longest:
                 return False
-            return median.prune(study, trial)
+            return rule.prune(study, trial)
 
-    return WarmupMedian()
+    return Warmup()
 
 
-def check_choices(sampler: str, pruner: str) -> None:
+def check_choices(sampler: str, pruner: str, warmup: float | None = None) -> None:
+    """``--sampler``, ``--pruner`` and ``--pruner-warmup`` (a share: 0 <= SHARE < 1)."""
+    if warmup is not None and not 0 <= warmup < 1:  # not: NaN too
+        raise UserError(f"--pruner-warmup {warmup}: must be at least 0 and less than 1 (a "
+                        f"share of the complete trials' epochs)")
     if sampler not in SAMPLERS:
         raise UserError(f"--sampler {sampler}: choose one of {', '.join(SAMPLERS)}")
     if pruner not in PRUNERS:
@@ -138,7 +147,7 @@ def sampler_seed(seed: int, trials_so_far: int) -> int:
 
 
 def open_study(url: str, name: str, direction: str, sampler: str, pruner: str, params,
-               seed: int = 0):
+               seed: int = 0, warmup: float | None = None):
     """Create the study, or load it to continue it (``seed``: ``--sampler-seed``). A study
     created for the other direction (``--metric`` changed to one ranked the other way) is
     refused."""
@@ -152,7 +161,7 @@ def open_study(url: str, name: str, direction: str, sampler: str, pruner: str, p
                         f"but --metric asks to {direction} (use another --study or --out)")
     check_same_search(study, params)
     study.sampler = make_sampler(sampler, params, seed=sampler_seed(seed, len(study.trials)))
-    study.pruner = make_pruner(pruner)
+    study.pruner = make_pruner(pruner, warmup)
     return study
 
 

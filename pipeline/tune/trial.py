@@ -8,6 +8,10 @@ recorded as pruned with its last value. The stages know nothing about Optuna.
 
 With ``--seeds N`` the configuration runs with seeds 0..N-1, one after another, and its value is
 the mean; the first seed's run is the one watched for pruning.
+
+``--deadline``: the same monitor stops every seed's run at its first step after the study's
+deadline, and the trial is recorded as pruned with its last value (``stopped: deadline``, where
+the pruner's own stops say ``pruner``), so no trial runs past the study's time.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class TrialTask:
     data_dir: str | None
     metric: str
     threads: int
+    stop_at: float | None = None  # --deadline as time.time(): running seeds stop then
+    pruner_warmup: float | None = None  # --pruner-warmup (None: the default share)
 
     def runs(self) -> list[Task]:
         """One sweep ``Task`` per seed (or one with the file's seed)."""
@@ -54,10 +60,32 @@ class TrialTask:
                 for seed in seeds]
 
 
-class PruningMonitor:
-    """The Runner's monitor for one trial: report ``metric`` at each step, answer should-stop."""
+def past(stop_at: float | None) -> bool:
+    """Whether the study's deadline (``time.time()`` seconds, None: none) has passed. Wall
+    time, not a process's own clock: the parent sets it, workers on any host read it."""
+    return stop_at is not None and time.time() >= stop_at
 
-    def __init__(self, trial, metric: str):
+
+class DeadlineMonitor:
+    """The monitor of a trial's later seeds: stop at the deadline, nothing else to judge."""
+
+    def __init__(self, stop_at: float | None = None):
+        self.stop_at = stop_at
+        self.stopped_by: str | None = None  # "deadline" once it said stop
+
+    def __call__(self, stage_id: str, step: int, values: Any) -> bool:
+        if past(self.stop_at):
+            self.stopped_by = "deadline"
+            return True
+        return False
+
+
+class PruningMonitor(DeadlineMonitor):
+    """The Runner's monitor for one trial: report ``metric`` at each step, answer should-stop
+    (the pruner's rule, or the study's deadline: ``stop_at``, see ``past``)."""
+
+    def __init__(self, trial, metric: str, stop_at: float | None = None):
+        super().__init__(stop_at)
         self.trial = trial
         self.metric = metric
         self.step: int | None = None
@@ -65,11 +93,18 @@ class PruningMonitor:
 
     def __call__(self, stage_id: str, step: int, values: Any) -> bool:
         value = values.get(self.metric) if hasattr(values, "get") else None
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            # reported first, so a trial stopped at the deadline keeps this step's value
+            self.step, self.value = int(step), float(value)
+            self.trial.report(self.value, self.step)
+        if super().__call__(stage_id, step, values):
+            return True
+        if self.step != step:
             return False  # nothing to judge this step by
-        self.step, self.value = int(step), float(value)
-        self.trial.report(self.value, self.step)
-        return bool(self.trial.should_prune())
+        if self.trial.should_prune():
+            self.stopped_by = "pruner"
+            return True
+        return False
 
 
 def _epochs(run_dir: str) -> int | None:
@@ -111,28 +146,33 @@ def _open_trial(task: TrialTask):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=task.study, storage=_storage(task.storage),
-                              pruner=make_pruner(task.pruner))
+                              pruner=make_pruner(task.pruner, task.pruner_warmup))
     return optuna.trial.Trial(study, task.trial_id)
 
 
 def run_trial(task: TrialTask) -> dict[str, Any]:
     """Run the trial's seeds; return ``state`` (COMPLETE, PRUNED or FAIL), ``value`` (the mean
     over seeds, or the last reported value when pruned), ``values`` per seed, ``epochs``,
-    ``seconds``, ``run_dirs`` and ``error``. Never raises for a failed run."""
+    ``seconds``, ``run_dirs``, ``error`` and ``stopped`` (what stopped a pruned trial:
+    ``pruner`` or ``deadline``). Never raises for a failed run."""
     started = time.perf_counter()
     outcome: dict[str, Any] = {"number": task.number, "trial_id": task.trial_id,
                                "state": "COMPLETE", "value": None, "values": [],
-                               "epochs": None, "run_dirs": [], "error": None, "stages": []}
+                               "epochs": None, "run_dirs": [], "error": None, "stages": [],
+                               "stopped": None}
     try:
-        monitor = PruningMonitor(_open_trial(task), task.metric)
+        monitor = PruningMonitor(_open_trial(task), task.metric, task.stop_at)
     except Exception as exc:  # the storage went away: the trial fails, the study goes on
         return {**outcome, "state": "FAIL", "error": f"cannot open the study: {exc}",
                 "seconds": round(time.perf_counter() - started, 3)}
     for position, run in enumerate(task.runs()):
-        result = run_one(run, monitor if position == 0 else None)
+        watch = monitor if position == 0 else DeadlineMonitor(task.stop_at)
+        result = run_one(run, watch)
         outcome["stages"].extend(result["stages"])
         if result["status"] == "stopped":
-            outcome.update(state="PRUNED", value=monitor.value, epochs=monitor.step)
+            # a later seed stopped at the deadline: the trial keeps its first run's epochs
+            outcome.update(state="PRUNED", value=monitor.value, stopped=watch.stopped_by,
+                           epochs=monitor.step if position == 0 else outcome["epochs"])
             break
         if result["status"] != "ok":
             outcome.update(state="FAIL", error=result["error"])

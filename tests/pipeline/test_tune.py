@@ -30,7 +30,7 @@ from pipeline.sweep.shared import stage_keys
 from pipeline.tune.run import TuneOptions, run_tune
 from pipeline.tune.space import parse_param
 from pipeline.tune.study import COUNTED, NUMBER, open_storage
-from pipeline.tune.trial import PruningMonitor
+from pipeline.tune.trial import DeadlineMonitor, PruningMonitor
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 cli = CliRunner()
@@ -98,6 +98,14 @@ def test_bad_spaces_exit_2_naming_them_before_anything_runs(tiny, tmp_path, para
     (["--sampler", "cmaes"], "--sampler cmaes: choose one of tpe, random, grid"),
     (["--trials", "0"], "--trials 0: must be at least 1"),
     (["--sampler-seed", "-1"], "--sampler-seed -1: must be 0 or more"),
+    (["--timeout", "0"], "--timeout 0.0: must be more than 0 seconds"),
+    (["--deadline", "0"], "--deadline 0.0: must be more than 0 seconds"),
+    (["--deadline", "-5"], "--deadline -5.0: must be more than 0 seconds"),
+    (["--deadline", "nan"], "--deadline nan: must be more than 0 seconds"),
+    (["--pruner", "hyperband"], "--pruner hyperband: choose one of median, quartile, none"),
+    (["--pruner-warmup", "1"], "--pruner-warmup 1.0: must be at least 0 and less than 1"),
+    (["--pruner-warmup", "-0.1"], "--pruner-warmup -0.1: must be at least 0 and less than 1"),
+    (["--pruner-warmup", "nan"], "--pruner-warmup nan: must be at least 0 and less than 1"),
     (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open it"),
 ])
 def test_bad_options_exit_2_naming_them(tiny, tmp_path, extra, words):
@@ -169,6 +177,44 @@ def test_the_median_pruner_waits_a_share_of_the_complete_trials_steps():
     assert make_pruner("none").prune(study, study.trials[2]) is False
 
 
+def complete_trials(study, finals, steps=20):
+    """``finals``: one complete trial each, reporting its value at every step 1..steps."""
+    for value in finals:
+        trial = study.ask()
+        for epoch in range(1, steps + 1):
+            trial.report(value, epoch)
+        study.tell(trial, value)
+
+
+@pytest.mark.parametrize("pruner, value, pruned", [
+    # complete trials 0.1, 0.2, 0.3, 0.4: median 0.25; the best quarter starts at their 75th
+    # percentile, 0.3 + 0.25 * (0.4 - 0.3) = 0.325 (numpy's linear interpolation)
+    ("median", 0.24, True), ("median", 0.26, False), ("quartile", 0.31, True),
+    ("quartile", 0.33, False), ("none", 0.0, False)])
+def test_the_quartile_pruner_keeps_only_the_best_quarter(pruner, value, pruned):
+    from pipeline.tune.study import make_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(pruner))
+    complete_trials(study, (0.1, 0.2, 0.3, 0.4))
+    trial = study.ask()
+    for epoch in range(1, 6):  # past the warm-up of a fifth of 20 epochs
+        trial.report(value, epoch)
+    assert bool(trial.should_prune()) is pruned
+
+
+def test_the_pruner_warmup_is_the_share_of_epochs_before_judging():
+    from pipeline.tune.study import make_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("median", 0.5))
+    complete_trials(study, (0.8, 0.9))  # 20 epochs each: judged from epoch 10
+    trial = study.ask()
+    judged = []
+    for epoch in range(1, 13):
+        trial.report(0.5, epoch)
+        judged.append(trial.should_prune())
+    assert judged == [epoch >= 10 for epoch in range(1, 13)]
+
+
 def test_a_stopped_stage_ends_within_its_epoch_and_is_never_cached(tiny, tmp_path):
     pipeline = load_pipeline(tiny, ["mlp_train.epochs=5"])
     calls = []
@@ -195,6 +241,49 @@ def test_a_stopped_stage_ends_within_its_epoch_and_is_never_cached(tiny, tmp_pat
         pipeline, out=tmp_path / "run")
     assert steps == [1, 2, 3, 4]
     assert cache.lookup(keys[4], "mlp_train") is not None
+
+
+def test_the_deadline_stops_a_trial_at_its_first_step_after_it_keeping_the_value():
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    trial = study.ask()
+    monitor = PruningMonitor(trial, "val_accuracy", stop_at=time.time() + 3600)
+    assert monitor("mlp_train", 1, {"val_accuracy": 0.5}) is False  # before the deadline
+    monitor.stop_at = time.time() - 0.001  # the deadline has just passed
+    assert monitor("mlp_train", 2, {"val_accuracy": 0.6}) is True
+    assert monitor.stopped_by == "deadline" and (monitor.step, monitor.value) == (2, 0.6)
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {1: 0.5, 2: 0.6}
+    # a step without the metric stops too (the deadline is not a judgement of the value)
+    assert PruningMonitor(study.ask(), "val_accuracy", stop_at=time.time() - 1)(
+        "mlp_train", 1, {"loss": 1.0}) is True
+    # the later seeds' monitor: the deadline only
+    later = DeadlineMonitor(stop_at=time.time() + 3600)
+    assert later("mlp_train", 1, {}) is False and later.stopped_by is None
+    later.stop_at = time.time() - 0.001
+    assert later("mlp_train", 2, {}) is True and later.stopped_by == "deadline"
+    assert DeadlineMonitor(None)("mlp_train", 1, {}) is False  # no deadline: never
+
+
+def test_the_pruner_still_prunes_under_a_distant_deadline_and_says_so():
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1))
+    done = study.ask()
+    done.report(0.9, 1)
+    study.tell(done, 0.9)
+    monitor = PruningMonitor(study.ask(), "val_accuracy", stop_at=time.time() + 3600)
+    assert monitor("mlp_train", 1, {"val_accuracy": 0.1}) is True
+    assert monitor.stopped_by == "pruner"
+
+
+def test_timeout_and_deadline_together_stop_starting_at_the_first_stop_running_at_the_second():
+    from pipeline.tune.loop import Budget
+
+    now = time.perf_counter()
+    both = Budget(10, timeout=5.0, started=now - 7.0, deadline=10.0)  # 7 s after the start
+    assert both.timed_out()  # no trial starts after the timeout
+    assert both.stop_at() == pytest.approx(time.time() + 3.0, abs=0.5)  # running: 3 s more
+    assert not Budget(10, timeout=None, started=now - 7.0, deadline=10.0).timed_out()
+    assert Budget(10, timeout=20.0, started=now - 12.0, deadline=10.0).timed_out()
+    assert Budget(10, timeout=5.0, started=now).stop_at() is None  # --timeout alone: finish
 
 
 # --- whole studies -------------------------------------------------------------------------
@@ -272,6 +361,29 @@ def test_a_study_killed_mid_trial_resumes_to_exactly_n_trials(tiny, tmp_path):
     assert sorted(t.user_attrs[NUMBER] for t in counted) == [0, 1, 2]  # none lost, no gap
     assert [t.state.name for t in trials].count("FAIL") == 1  # the killed one, kept as failed
     assert [(t.number, t.params) for t in trials if t.number in dict(before)] == before
+
+
+@pytest.mark.parametrize("jobs, seeds", [(2, None), (1, 2)])  # loky workers; this process
+def test_the_deadline_stops_the_running_trials_and_the_study_loses_none(tiny, tmp_path, jobs,
+                                                                        seeds):
+    # trials far longer than the deadline: only the deadline can end them
+    params = [parse_param(t) for t in SPACE]
+    deadline = 8.0
+    result = run_tune(tiny, params, options(tmp_path, trials=50, jobs=jobs, pruner="none",
+                                            deadline=deadline, seeds=seeds,
+                                            fixed=("mlp_train.epochs=1000000",)),
+                      cache_dir=tmp_path / "cache")
+    assert result.seconds < deadline + 60  # not the hours a million epochs take
+    trials = stored_trials(result.info["storage"], "tiny")
+    assert trials and {t.state.name for t in trials} == {"PRUNED"}  # none failed or running
+    assert sorted(t.user_attrs[NUMBER] for t in trials) == list(range(len(trials)))
+    for t in trials:  # each stopped at a step it reported, with that step's value
+        assert t.user_attrs["nnpipe_stopped"] == "deadline"
+        assert t.last_step is not None and t.user_attrs["nnpipe_epochs"] == t.last_step
+        assert t.value == t.intermediate_values[t.last_step]
+    lines = (tmp_path / "tune" / "tune.csv").read_text().splitlines()
+    assert lines[0].endswith(",error,stopped")
+    assert all(line.endswith(",deadline") for line in lines[1:])
 
 
 def test_trials_on_a_local_dask_cluster_share_one_storage(tiny, tmp_path):

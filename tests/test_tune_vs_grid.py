@@ -1,0 +1,65 @@
+"""benchmarks/tune_vs_grid.py: its time budgets and the checks of ``--grid`` (a kept grid)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("tune_vs_grid", ROOT / "benchmarks" /
+                                              "tune_vs_grid.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def test_the_budgets_are_a_third_of_the_grid_less_what_they_reserve():
+    # 240 s of grid: a third is 80 s; less 5 % of it (4 s) and 1.5 + 3 s of start and results
+    assert bench.deadline_for(240.0) == pytest.approx(80 - 4 - 4.5)
+    # the earlier way: less the mean configuration at 2 jobs (240 * 2 / 24 = 20 s) and 3 s
+    assert bench.timeout_for(240.0, 2) == pytest.approx(80 - 20 - 3)
+    assert bench.deadline_for(3.0) == 1.0  # never nothing
+    assert bench.budget_options("both", 240.0, 2) == ["--timeout", "57.0", "--deadline", "71.5"]
+    assert bench.budget_options("timeout", 240.0, 2) == ["--timeout", "57.0"]
+
+
+def kept(tmp_path: Path, epochs: int = 30, jobs: int = 2) -> Path:
+    """A folder as a --keep run leaves it (the grid's sweep.json is not read by the check)."""
+    folder = tmp_path / "kept"
+    (folder / "grid").mkdir(parents=True)
+    (folder / "grid" / "sweep.json").write_text("{}")
+    bench.pipeline_file(folder, epochs)
+    (folder / "grid-wall.json").write_text(json.dumps({"seconds": 160.4, "jobs": jobs}))
+    return folder
+
+
+def test_a_kept_grid_is_reused_with_its_wall_time(tmp_path):
+    args = bench.arguments(["--grid", str(kept(tmp_path))])
+    assert args.grid_seconds == 160.4
+
+
+@pytest.mark.parametrize("change, argv, words", [
+    (None, ["--epochs", "10"], "its grid trained another pipeline (not --epochs 10)"),
+    (None, ["--jobs", "1"], "its grid ran with --jobs 2, not 1"),
+    ("grid-wall.json", [], "not a folder a --keep run left (FileNotFoundError"),
+    ("grid/sweep.json", [], "not a folder a --keep run left (FileNotFoundError"),
+])
+def test_a_grid_that_cannot_be_reused_is_exit_2_saying_why(tmp_path, capsys, change, argv,
+                                                           words):
+    folder = kept(tmp_path)
+    if change:
+        (folder / change).unlink()
+    with pytest.raises(SystemExit) as exit_:
+        bench.arguments(["--grid", str(folder), *argv])
+    assert exit_.value.code == 2
+    assert f"--grid {folder}: {words}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, words", [(["--seeds", "0"], "--seeds 0: must be at least 1"),
+                                         (["--first-seed", "-1"], "--first-seed -1: must be 0")])
+def test_bad_counts_are_exit_2_naming_them(capsys, argv, words):
+    with pytest.raises(SystemExit) as exit_:
+        bench.arguments(argv)
+    assert exit_.value.code == 2 and words in capsys.readouterr().err
