@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-import time
+from types import SimpleNamespace
 import warnings
 
 import numpy as np
@@ -102,17 +102,20 @@ def test_the_users_thread_limit_is_respected():
 
 @pytest.mark.parametrize("slow", [True, False], ids=["threads-slow", "threads-fast"])
 def test_adaptive_lanes_keep_the_faster_way(monkeypatch, slow):
-    """Probing alternates both ways, then the faster one runs until the next probe."""
-    lanes, used = Lanes(2), []
+    """Probing alternates both ways, then the faster one runs until the next probe.
+
+    The lanes read a virtual clock that each call advances by a fixed cost (10 for the slower
+    way, 1 for the faster), so the verdict does not depend on how busy the machine is."""
+    lanes, used, clock = Lanes(2), [], [0.0]
     real = Lanes._run
 
     def timed(self, threaded, chain, arrays, scalars):
         used.append(threaded)
-        if threaded == slow:
-            time.sleep(0.002)  # the slower way
+        clock[0] += 10.0 if threaded == slow else 1.0
         real(self, threaded, chain, arrays, scalars)
 
     monkeypatch.setattr(Lanes, "_run", timed)
+    monkeypatch.setattr(parallel, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
     a = np.zeros(P)
     for _ in range(2 * parallel.PROBES + 5):
         lanes.run(lambda x: np.add(x, 1, out=x), (a,))
