@@ -46,23 +46,26 @@ class Normalizer:
     offset: np.ndarray
     scale: np.ndarray
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """Transform raw inputs ``x`` (n, *features) into normalised ``dtype`` values."""
+    def apply(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Transform raw inputs ``x`` (n, *features) into normalised ``dtype`` values, in a new
+        array or in ``out`` (x's shape, a float dtype; may be ``x`` itself), which is returned."""
         features = self.offset.shape
         if features and x.shape[1:] != features:
             raise DataError(f"normalizer fitted on samples of shape {features} cannot apply to "
                             f"inputs of shape {x.shape[1:]}")
-        dtype = np.dtype(self.dtype)
-        out = x.astype(dtype)  # (n, *features)
+        dtype = np.dtype(self.dtype) if out is None else out.dtype
+        out = _copy_into(x, out, dtype)  # (n, *features)
         out -= self.offset.astype(dtype)
         out /= self.scale.astype(dtype)
         return out
 
-    def invert(self, x: np.ndarray) -> np.ndarray:
+    def invert(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Normalised values ``x`` (n, *features) back to raw inputs ``x * scale + offset``, in
-        ``x``'s float dtype (the inverse of ``apply``, up to rounding)."""
+        ``x``'s float dtype (the inverse of ``apply``, up to rounding): a new array, or
+        ``out`` (as in ``apply``)."""
         dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(self.dtype)
-        out = x.astype(dtype)  # (n, *features) a new array
+        dtype = dtype if out is None else out.dtype
+        out = _copy_into(x, out, dtype)  # (n, *features)
         out *= self.scale.astype(dtype)
         out += self.offset.astype(dtype)
         return out
@@ -105,6 +108,19 @@ class Normalizer:
         _check_arrays(npz_path, offset, scale, feature_shape)
         return cls(method=method, dtype=dtype, offset=offset.astype(np.float64),
                    scale=scale.astype(np.float64))
+
+
+def _copy_into(x: np.ndarray, out: np.ndarray | None, dtype: np.dtype) -> np.ndarray:
+    """``x`` as ``dtype``: a new array, or copied into ``out`` (x's shape; a no-op when it is
+    ``x``), so a caller that transforms the same rows every epoch reuses one buffer."""
+    if out is None:
+        return x.astype(dtype)
+    if out.shape != x.shape or not np.issubdtype(out.dtype, np.floating):
+        raise ValueError(f"out must be a float array of shape {x.shape}, not {out.dtype} "
+                         f"{out.shape}")
+    if out is not x:
+        np.copyto(out, x, casting="unsafe")
+    return out
 
 
 def _read_description(path: Path) -> tuple[str, str, tuple[int, ...]]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.errors import DataError
-from plugins.augment.distort import Distortion
+from plugins.augment.distort import Distortion, as_dtype
 
 #: The augment stage's own random stream: default_rng([seed, STREAM, ...]).
 STREAM = 0xA6
@@ -56,11 +56,21 @@ class Augmentation:
         """One distorted copy of samples ``x`` (n, h * w) or (n, h, w), same shape and dtype.
         ``normalizer`` (a fitted transform with ``apply`` and ``invert``) is undone first and
         applied again after, when the augment stage saw raw pixels."""
-        copy = self.distortion.apply(self.pixels(x, normalizer), rng)  # (n, h, w)
-        if not self.raw or normalizer is None:
-            return copy.reshape(x.shape)
-        return normalizer.apply(copy.reshape(_fitted_shape(x, normalizer))).reshape(
-            x.shape).astype(x.dtype, copy=False)
+        out = np.empty(x.shape, dtype=np.result_type(x.dtype, np.float32))  # float (n, ...)
+        self.distort_into(self.pixels(x, normalizer), rng, out, normalizer)
+        return as_dtype(out, x.dtype)  # integer pixels rounded and clipped, as apply does
+
+    def distort_into(self, images: np.ndarray, rng: np.random.Generator, out: np.ndarray,
+                     normalizer=None) -> None:
+        """Write one distorted copy of ``images`` (n, h, w), as ``pixels`` gives them, into
+        ``out`` (n, h * w) or (n, h, w), a float array, normalised again as ``distorted``
+        does. Nothing of the batch's size is allocated: fresh copies reuse ``out`` every epoch."""
+        if not out.flags.c_contiguous:  # a reshape would copy, and the copy would be lost
+            raise ValueError("distort_into needs a C-contiguous out")
+        self.distortion.apply(images, rng, out=out.reshape(images.shape))  # (n, h, w)
+        if self.raw and normalizer is not None:
+            rows = out.reshape(_fitted_shape(out, normalizer))  # a view: out is contiguous
+            normalizer.apply(rows, out=rows)
 
     def pixels(self, x: np.ndarray, normalizer=None) -> np.ndarray:
         """Samples ``x`` (n, h * w) or (n, h, w) as the images (n, h, w) the augment stage saw:
@@ -85,7 +95,11 @@ def _fitted_shape(x: np.ndarray, normalizer) -> tuple[int, ...]:
 class TrainingArrays:
     """The rows ``mlp_train`` trains on in each epoch: the given arrays when there is no fresh
     augmentation, else the originals (unless ``originals`` is off) followed by ``copies`` fresh
-    distorted copies (labels repeated in the same order). The epoch's buffer is allocated once."""
+    distorted copies (labels repeated in the same order).
+
+    The epoch's buffer and the originals as pixels (the normaliser undone) are made once: an
+    epoch distorts straight into the buffer and allocates nothing of the data's size (fresh
+    arrays each epoch, page-faulted in anew, made long runs slower epoch after epoch)."""
 
     def __init__(self, augmentation: Augmentation | None, normalizer, x: np.ndarray,
                  y: np.ndarray, labels: np.ndarray):
@@ -96,6 +110,7 @@ class TrainingArrays:
         if self.augmentation is None:
             self.y, self.labels, self.buffer = y, labels, x
             return
+        self.images = self.augmentation.pixels(x, normalizer)  # (n, h, w), the same each epoch
         self.first = 1 if self.augmentation.originals else 0  # blocks of n rows before the copies
         repeats = self.first + self.augmentation.copies
         self.y = np.tile(y, (repeats, 1))  # (repeats n, k)
@@ -115,6 +130,7 @@ class TrainingArrays:
             rng = self.augmentation.rng(epoch)  # (seed, epoch) alone: resume-safe
             n = len(self.x)
             for copy in range(self.first, self.first + self.augmentation.copies):
-                self.buffer[copy * n:(copy + 1) * n] = self.augmentation.distorted(
-                    self.x, rng, self.normalizer)  # (n, d)
+                self.augmentation.distort_into(self.images, rng,
+                                               self.buffer[copy * n:(copy + 1) * n],
+                                               self.normalizer)  # (n, d)
         return self.buffer, self.y, self.labels

@@ -216,3 +216,21 @@ def test_shift_images_equals_moving_each_image_by_hand(seed):
     assert got.dtype == x.dtype
     np.testing.assert_array_equal(got, _shift_one_by_one(x, dy, dx, mirror))
     np.testing.assert_array_equal(shift_images(x, dy, dx), _shift_one_by_one(x, dy, dx, [False] * n))
+
+
+@pytest.mark.parametrize("fields", [dict(max_shift=2), dict(max_shift=1, flip=True),
+                                    dict(flip=True, rotate=10, elastic=(20.0, 3.0))])
+def test_out_gets_the_same_copy_and_the_shift_chunks_change_nothing(fields, monkeypatch):
+    """``apply(..., out=)`` writes what ``apply`` returns (whatever ``out`` held before), for
+    the gather and the resampling path, also when the gather works in chunks of images."""
+    import plugins.augment.distort as distort
+
+    x = images(n=60, h=10, w=10, dtype=np.float32)
+    expected = Distortion(**fields).apply(x, np.random.default_rng(13))
+    monkeypatch.setattr(distort, "CHUNK", 4)
+    out = np.full(x.shape, 7.0, dtype=np.float32)
+    got = Distortion(**fields).apply(x, np.random.default_rng(13), out=out)
+    assert got is out
+    if "elastic" in fields:  # chunks reorder the field draws: compare with CHUNK 4 throughout
+        expected = Distortion(**fields).apply(x, np.random.default_rng(13))
+    np.testing.assert_array_equal(out, expected)

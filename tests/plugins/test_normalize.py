@@ -123,3 +123,23 @@ def test_invert_gives_back_the_raw_inputs(method):
         back = normalizer.invert(out.split(name).x)
         assert back.dtype == np.float32 and back is not out.split(name).x
         np.testing.assert_allclose(back, data.split(name).x, atol=1e-3)  # x * scale + offset
+
+
+@pytest.mark.parametrize("method", ["scale", "standardize"])
+def test_apply_and_invert_into_out_give_the_same_bits_and_refuse_a_wrong_out(method):
+    """``out=`` (another array, or the input itself) gives exactly the new array's values;
+    an out of another shape or an integer type is refused."""
+    from plugins.normalize import fit_normalizer
+
+    raw = np.random.default_rng(2).integers(0, 256, size=(30, 16)).astype(np.float32)
+    normalizer = fit_normalizer(raw, method, "float32")
+    expected = normalizer.apply(raw)
+    out = np.full_like(raw, 9.0)
+    assert normalizer.apply(raw, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    inplace = raw.copy()
+    np.testing.assert_array_equal(normalizer.apply(inplace, out=inplace), expected)
+    np.testing.assert_array_equal(normalizer.invert(expected, out=out), normalizer.invert(expected))
+    for wrong in (np.empty((30, 15), np.float32), np.empty((30, 16), np.int32)):
+        with pytest.raises(ValueError, match="out must be a float array of shape"):
+            normalizer.apply(raw, out=wrong)
