@@ -4,10 +4,10 @@ A command that only validates a pipeline file imports every stage plugin it name
 whatever those modules import at the top; the classes and helpers that only running needs can
 wait (``benchmarks/cli_latency.py`` measures what a command costs)::
 
-    __getattr__ = lazy_attributes(__name__, {"Dense": "plugins.mlp.layers.dense"})
+    __getattr__ = lazy_attributes(__name__, {"Reader": "mypackage.readers"})
 
-``from package import Dense`` and ``package.Dense`` then import ``plugins.mlp.layers.dense``
-the first time; any other missing name is the usual ``AttributeError``.
+``from package import Reader`` and ``package.Reader`` then import ``mypackage.readers`` the
+first time; any other missing name is the usual ``AttributeError``.
 """
 
 from __future__ import annotations
