@@ -33,7 +33,9 @@ def _distributions() -> Iterator[metadata.Distribution]:
     (``_normalized_name``, which reads no metadata file), so no METADATA is parsed here."""
     seen: set[str] = set()
     for dist in metadata.distributions():
-        key = dist._normalized_name  # what entry_points() dedups by (Python 3.10-3.13)
+        # what entry_points() dedups by (Python 3.10-3.13); a later Python without this private
+        # attribute falls back to the name in METADATA (parsed, but the same deduplication)
+        key = getattr(dist, "_normalized_name", None) or dist.metadata["Name"]
         if key not in seen:
             seen.add(key)
             yield dist
