@@ -1,7 +1,8 @@
 """``mlp_train``'s checkpoint: what a run carries from epoch to epoch, saved after each one.
 
 ``checkpoint.npz`` in the stage's checkpoint folder holds the weights, the running statistics,
-the optimiser's state arrays, the best weights so far (early stopping) and one JSON string with
+the optimiser's state arrays, the best weights so far (early stopping), ``ema``'s average of the
+weights and statistics (its step count in the JSON) and one JSON string with
 the epoch, the history, the early-stopping state and the random generator's state. Resuming
 from it continues the exact random stream, so the result is bit-identical to an uninterrupted
 run; a checkpoint of another spec or seed is ignored (and overwritten).
@@ -19,6 +20,7 @@ import numpy as np
 
 from pipeline.errors import DataError
 from pipeline.files import write_npz
+from plugins.mlp.averaging import WeightAverage
 from plugins.mlp.history import Epoch, History
 from plugins.mlp.model import MLP
 
@@ -38,6 +40,7 @@ class RunState:
     stopped: bool = False
     best_params: np.ndarray | None = None
     best_stats: np.ndarray | None = None
+    average: WeightAverage | None = None  # ema's running average of the weights
 
     def watch(self, rule: "EarlyStopping", record: Epoch, model: MLP) -> None:
         """Early stopping's look at ``record``: keep the best weights, count epochs without
@@ -68,12 +71,16 @@ class Checkpoint:
                 "seed": seed,
                 "epoch": run.epoch, "history": run.history.to_json(),
                 "best": run.best, "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs,
-                "stopped": run.stopped, "rng": rng.bit_generator.state}
+                "stopped": run.stopped, "rng": rng.bit_generator.state,
+                "average_steps": run.average.steps if run.average is not None else None}
         arrays = {"params": model.params, "stats": model.stats, "meta": np.array(json.dumps(meta))}
         arrays.update({f"state.{name}": np.asarray(value) for name, value in state.items()
                        if not name.startswith("_")})  # "_name": a work buffer
         if run.best_params is not None:
             arrays["best_params"], arrays["best_stats"] = run.best_params, run.best_stats
+        if run.average is not None:
+            arrays["average_params"] = run.average.params
+            arrays["average_stats"] = run.average.stats
         write_npz(self.path, arrays)
 
     def load(self, model: MLP, state: dict, rng: np.random.Generator, run: RunState,
@@ -95,6 +102,10 @@ class Checkpoint:
                 if "best_params" in npz.files:
                     run.best_params = npz["best_params"].copy()
                     run.best_stats = npz["best_stats"].copy()
+                if run.average is not None:
+                    run.average.params[...] = npz["average_params"]
+                    run.average.stats[...] = npz["average_stats"]
+                    run.average.steps = int(meta["average_steps"])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise DataError(f"{self.path}: unreadable checkpoint ({exc}); delete it to start "
                             f"afresh") from exc

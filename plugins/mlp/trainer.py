@@ -161,6 +161,12 @@ class MLPTrain(StageSpec):
         description="Weight each sample's loss by its class's weight, as PyTorch's "
                     "cross_entropy(weight=...): 'balanced' (n / (k * count) on the train split, "
                     "scikit-learn's formula) or one weight per class. The loss must support it.")
+    ema: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="Average the weights (and batch norm's running statistics) over the steps: "
+                    "after each one average = ema * average + (1 - ema) * weights, as PyTorch's "
+                    "AveragedModel with get_ema_multi_avg_fn; validation, early stopping and the "
+                    "saved model use the average. e.g. 0.999; off by default.")
     early_stopping: EarlyStopping | None = None
     dtype: Literal["float32", "float64"] = "float32"
     seed: Seed | None = None

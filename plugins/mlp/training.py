@@ -17,13 +17,17 @@ The stage's spec (its fields and their validation) is ``plugins.mlp.trainer.MLPT
             l1 > 0: model.grads += l1 * sign(W) on the dense weights
             optimizer.step(model.params, model.grads, ...)  updates model.params (P,) in place
                               (decaying the weights only with ``decay_biases: false``)
+            ema: average <- ema * average + (1 - ema) * params   (plugins.mlp.averaging)
             (diagnostics: gradient norms per layer; update ratios on sampled steps)
         train loss / accuracy come from the batch outputs (no second pass over the train split);
         val loss / accuracy from one batched pass over the ``validation`` split, if there is one
         (evaluation mode: running statistics, no dropout; dead/saturated units per activation).
+        (with ema, validation and early stopping use the averaged weights)
         early stopping watches val_loss or val_accuracy and keeps the best weights
         checkpoint: weights, running statistics, optimiser state, generator state, epoch, history
-    restore the best weights (early stopping), delete the checkpoint
+                    (and ema's average)
+    the averaged weights become the model's (ema); restore the best weights (early stopping);
+    delete the checkpoint
 
 Everything is cast to the model's dtype once, before the first epoch, and the batch buffers are
 allocated once. The same spec and seed give bit-identical weights, with or without an
@@ -36,9 +40,10 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, ContextManager, Mapping
 
 import numpy as np
 
@@ -48,6 +53,7 @@ from pipeline.resources import require_memory
 from pipeline.spec import StageContext
 from plugins.augment import TrainingArrays
 from plugins.mlp import losses, regularize, schedules
+from plugins.mlp.averaging import WeightAverage
 from plugins.mlp.checkpoint import Checkpoint, RunState
 from plugins.mlp.diagnostics import LayerDiagnostics, NoDiagnostics
 from plugins.mlp.history import Epoch
@@ -78,7 +84,7 @@ def train(spec: "MLPTrain", inputs: Mapping[str, Any], context: StageContext) ->
     model = _model(spec, d, k, rng)
     decay_mask, penalty = regularizers(spec, model)
     state = spec.optimizer.start(model.params, decay_mask)
-    run = RunState()
+    run = RunState(average=WeightAverage(spec.ema, model) if spec.ema else None)
     checkpoint = Checkpoint(context.checkpoint_dir) if context.checkpoint_dir else None
     if checkpoint is not None and checkpoint.load(model, state, rng, run, spec, seed):
         context.progress.log(f"resuming from the checkpoint of epoch {run.epoch}")
@@ -86,7 +92,8 @@ def train(spec: "MLPTrain", inputs: Mapping[str, Any], context: StageContext) ->
     _check_batch_rows(model, n, B)
     loop = _Loop(model, spec.optimizer, state, _objective(spec, model.loss_fn, labels, k),
                  penalty, rng, B, math.ceil(n / B), context.progress,
-                 np.empty((B, d), dtype=dtype), np.empty((B, k), dtype=dtype))
+                 np.empty((B, d), dtype=dtype), np.empty((B, k), dtype=dtype),
+                 average=run.average)
     diagnostics = loop.diagnostics = \
         LayerDiagnostics(model, loop.n_batches) if spec.diagnostics else NoDiagnostics()
 
@@ -97,21 +104,20 @@ def train(spec: "MLPTrain", inputs: Mapping[str, Any], context: StageContext) ->
                                       loop.n_batches, run.history.epochs)  # Python floats
         loss_sum, correct = _train_epoch(spec, loop, epoch, *epoch_rows.epoch(epoch), rates)
         record = Epoch(epoch, loss_sum / n, correct / n, None, None, rates[0], 0.0, rates[-1])
-        if val is not None:
-            output = model.output(val[0], watch=diagnostics.watch)  # (n_val, k)
-            record.val_loss = model.loss_fn.value(output, val[1])
-            record.val_accuracy = float(np.mean(output.argmax(axis=1) == val[2]))
-        record.layers = diagnostics.record()
-        record.seconds = time.perf_counter() - started
-        run.history.epochs.append(record)
-        run.epoch = epoch
-        loop.progress.log(_epoch_line(record, spec.epochs))
-        if epoch < spec.epochs and context.report(epoch, asdict(record)):
-            break  # a tuner pruned this run (the last epoch is the result, not reported)
-        _watch(spec, run, record, model, loop.progress)
+        with _evaluated(run.average, model):  # validation and early stopping see the average
+            _validate(record, model, val, diagnostics)
+            record.seconds = time.perf_counter() - started
+            run.history.epochs.append(record)
+            run.epoch = epoch
+            loop.progress.log(_epoch_line(record, spec.epochs))
+            if epoch < spec.epochs and context.report(epoch, asdict(record)):
+                break  # a tuner pruned this run (the last epoch is the result, not reported)
+            _watch(spec, run, record, model, loop.progress)
         if checkpoint is not None:
             checkpoint.save(model, state, rng, run, spec, seed)
 
+    if run.average is not None:
+        run.average.install(model)  # the averaged weights are the result
     if spec.early_stopping is not None and spec.early_stopping.restore_best \
             and run.best_params is not None:
         model.params[...] = run.best_params  # the best epoch's weights and statistics
@@ -134,7 +140,9 @@ def _check_memory(spec: "MLPTrain", d: int, k: int, n: int, dtype: np.dtype,
     # Weights, gradients, up to two optimiser slots (Adam) and the best weights kept for
     # early stopping; per batch row: its inputs and targets, z and a per layer, and deltas.
     per_row = d + k + 2 * sum(sizes[1:]) + sum(units)
-    needed = (5 * params + batch * per_row) * dtype.itemsize
+    # ema: the average, its work buffer and the live weights kept while it is swapped in
+    copies = 5 + (3 if spec.ema else 0)
+    needed = (copies * params + batch * per_row) * dtype.itemsize
     require_memory(needed, f"stages[{context.stage_index}] ({spec.kind}): {field} "
                    f"{units} with batch_size {spec.batch_size} ({params} parameters)",
                    "use fewer or smaller hidden layers, or a smaller batch_size")
@@ -207,6 +215,8 @@ def _train_epoch(spec: "MLPTrain", loop: _Loop, epoch: int, x: np.ndarray, y: np
                     loop.penalty.add_gradient(model.params, model.grads)  # + l1 sign(W)
                 diagnostics.after_backward(step)
                 loop.optimizer.step(model.params, model.grads, loop.state, lr)  # (P,)
+                if loop.average is not None:
+                    loop.average.update(model)  # ema: fold this step's weights in
                 diagnostics.after_update()
                 loss_sum += batch_loss * b
                 correct += int(np.count_nonzero(output.argmax(axis=1) == labels[rows]))
@@ -217,6 +227,19 @@ def _train_epoch(spec: "MLPTrain", loop: _Loop, epoch: int, x: np.ndarray, y: np
         raise RunError(f"training diverged: non-finite weights after epoch {epoch} "
                        f"(learning rate {lr:g}); try a smaller learning rate")
     return loss_sum, correct
+
+def _evaluated(average: WeightAverage | None, model: MLP) -> ContextManager[None]:
+    """The averaged weights swapped into ``model`` for the block (``ema``); else no change."""
+    return average.swapped_in(model) if average is not None else nullcontext()
+
+def _validate(record: Epoch, model: MLP, val: tuple | None, diagnostics: Any) -> None:
+    """The validation split's loss and accuracy, and the layers' diagnostics, into ``record``
+    (no validation figures without a validation split)."""
+    if val is not None:
+        output = model.output(val[0], watch=diagnostics.watch)  # (n_val, k)
+        record.val_loss = model.loss_fn.value(output, val[1])
+        record.val_accuracy = float(np.mean(output.argmax(axis=1) == val[2]))
+    record.layers = diagnostics.record()
 
 def _watch(spec: "MLPTrain", run: RunState, record: Epoch, model: MLP, progress: Any) -> None:
     """Early stopping's look at the epoch just finished (nothing without early_stopping)."""
@@ -262,6 +285,7 @@ class _Loop:
     xb: np.ndarray  # (B, d) batch rows gathered here
     yb: np.ndarray  # (B, k)
     diagnostics: Any = None  # LayerDiagnostics or NoDiagnostics
+    average: WeightAverage | None = None  # ema's running average, or None
 
 def _check_batch_rows(model: MLP, n: int, batch: int) -> None:
     """A ``DataError`` when a layer needs more rows per training batch than a batch (the last,
