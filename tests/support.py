@@ -7,6 +7,7 @@ from importlib import metadata
 import numpy as np
 
 from pipeline.artifacts import Dataset, Split
+from pipeline.progress import ListProgress
 
 
 def entry_points(group: str, targets: dict[str, str]) -> list[metadata.EntryPoint]:
@@ -45,3 +46,18 @@ def blobs(n: int = 300, seed: int = 0, classes: int = 3) -> Dataset:
     x = centres[y] + rng.normal(size=(n, 4))  # (n, 4)
     cut = int(0.8 * n)
     return Dataset({"train": Split(x[:cut], y[:cut]), "validation": Split(x[cut:], y[cut:])})
+
+
+class StopAfter(ListProgress):
+    """Raises KeyboardInterrupt in the middle of epoch ``k + 1`` (after ``k`` complete epochs)."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k, self.begun = k, 0
+
+    def begin(self, description: str, total: int) -> None:
+        self.begun += 1
+
+    def advance(self, steps: int = 1, **fields) -> None:
+        if self.begun == self.k + 1:
+            raise KeyboardInterrupt

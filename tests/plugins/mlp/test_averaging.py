@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pipeline.spec import StageContext
 from plugins.mlp.averaging import WeightAverage
 from plugins.mlp.trainer import MLPTrain
-from support import blobs
+from support import StopAfter, blobs
 
 #: Full-batch SGD on 240 rows: one step per epoch, so a run of k epochs ends on step k's weights.
 #: Batch norm gives running statistics to average; dropout draws from the seeded generator.
@@ -76,26 +76,6 @@ def test_the_update_rule_on_numbers_solved_by_hand_and_the_swap_restores_live_we
     assert model.params.tolist() == [5.0, -2.0] and model.stats.tolist() == [0.0]
 
 
-class _StopAfter:
-    """A progress listener that interrupts the run in the middle of epoch ``k + 1``."""
-
-    def __init__(self, k: int) -> None:
-        self.k, self.begun = k, 0
-
-    def begin(self, description: str, total: int) -> None:
-        self.begun += 1
-
-    def advance(self, steps: int = 1, **fields) -> None:
-        if self.begun == self.k + 1:
-            raise KeyboardInterrupt
-
-    def end(self) -> None:
-        pass
-
-    def log(self, line: str) -> None:
-        pass
-
-
 @pytest.mark.parametrize("fields", [
     {"batch_size": 32, "shuffle": True, "optimizer": {"kind": "adam", "lr": 0.01},
      "dtype": "float32"},
@@ -104,7 +84,7 @@ class _StopAfter:
 def test_an_interrupted_run_resumes_bit_identical_with_its_average(tmp_path, fields):
     whole, whole_history = _train(epochs=5, ema=0.8, **fields)
     with pytest.raises(KeyboardInterrupt):
-        _train(epochs=5, ema=0.8, checkpoint_dir=tmp_path, progress=_StopAfter(2), **fields)
+        _train(epochs=5, ema=0.8, checkpoint_dir=tmp_path, progress=StopAfter(2), **fields)
     resumed, history = _train(epochs=5, ema=0.8, checkpoint_dir=tmp_path, **fields)
     assert np.array_equal(resumed.params, whole.params)
     assert np.array_equal(resumed.stats, whole.stats)

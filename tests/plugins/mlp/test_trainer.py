@@ -18,7 +18,7 @@ from pipeline.spec import StageContext
 from plugins.mlp.model import MLP
 from plugins.mlp.optim import SGD
 from plugins.mlp.trainer import History, MLPTrain
-from support import blobs
+from support import StopAfter, blobs
 
 
 def train(spec: MLPTrain, data: Dataset, seed: int = 0, progress=None) -> tuple[MLP, History]:
@@ -328,21 +328,6 @@ def test_nan_inputs_are_caught_at_the_first_step():
 
 
 # --- checkpoints -----------------------------------------------------------------------------------
-
-class StopAfter(ListProgress):
-    """Raises KeyboardInterrupt in the middle of epoch ``k + 1`` (after ``k`` complete epochs)."""
-
-    def __init__(self, k: int) -> None:
-        super().__init__()
-        self.k, self.begun = k, 0
-
-    def begin(self, description: str, total: int) -> None:
-        self.begun += 1
-
-    def advance(self, steps: int = 1, **fields) -> None:
-        if self.begun == self.k + 1:
-            raise KeyboardInterrupt
-
 
 @pytest.mark.parametrize("extra", [
     {},
