@@ -110,19 +110,24 @@ class Run:
         return curves_svg(self.history)
 
 
-#: Stroke colours of ``curves_svg``'s series, in turn (matplotlib's first four).
-CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
+#: Stroke colours of ``curves_svg``'s series, in turn (matplotlib's ten "tab10" colours).
+CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                 "#7f7f7f", "#bcbd22", "#17becf")
+#: Horizontal room of one legend entry and the height of one legend row, in pixels.
+LEGEND_STEP, LEGEND_ROW = 110, 14
 #: History entries that are bookkeeping, not a curve worth drawing.
 NOT_CURVES = {"epoch", "lr", "lr_end", "seconds"}
 
 
 def curves_svg(history: list[dict[str, Any]], width: int = 480, height: int = 160) -> str:
     """Every per-epoch series of a history as one small inline SVG (each scaled to its own
-    range), or an empty string without at least two epochs."""
+    range), or an empty string without at least two epochs. The legend wraps into as many rows
+    below the plot as the series need (the picture grows by a row each, never past its width)."""
     if len(history) < 2:
         return ""
-    parts, legend_x = [], 8
     curves = [key for key in scalar_keys(history) if key not in NOT_CURVES]
+    per_row = max(1, (width - 8) // LEGEND_STEP)
+    lines, legend = [], []
     for key, colour in zip(curves, itertools.cycle(CURVE_COLOURS)):
         values = [e.get(key) for e in history]
         points = [(i, float(v)) for i, v in enumerate(values) if isinstance(v, (int, float))]
@@ -132,12 +137,13 @@ def curves_svg(history: list[dict[str, Any]], width: int = 480, height: int = 16
         span = (high - low) or 1.0
         coords = " ".join(f"{10 + i * (width - 20) / (len(history) - 1):.1f},"
                           f"{height - 25 - (v - low) / span * (height - 45):.1f}" for i, v in points)
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>')
-        parts.append(f'<text x="{legend_x}" y="{height - 6}" fill="{colour}" '
-                     f'font-size="11">{escape(key)}</text>')
-        legend_x += 110
-    return (f'<svg width="{width}" height="{height}">'
-            f'{"".join(parts)}</svg>')
+        lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>')
+        row, column = divmod(len(legend), per_row)
+        legend.append(f'<text x="{8 + column * LEGEND_STEP}" y="{height - 6 + row * LEGEND_ROW}" '
+                      f'fill="{colour}" font-size="11">{escape(key)}</text>')
+    rows = max(1, -(-len(legend) // per_row))  # ceil
+    return (f'<svg width="{width}" height="{height + (rows - 1) * LEGEND_ROW}">'
+            f'{"".join(lines + legend)}</svg>')
 
 
 def _override_strings(overrides: Mapping[str, Any] | Iterable[str] | None) -> list[str]:

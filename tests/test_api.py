@@ -130,3 +130,15 @@ def test_import_pipeline_stays_cheap():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
     assert callable(pipeline.run) and pipeline.Run.__name__ == "Run"
+
+
+def test_curves_svg_legend_wraps_inside_the_width_with_a_colour_per_series():
+    keys = [f"series_{i}" for i in range(7)]
+    history = [{k: float(e + i) for i, k in enumerate(keys)} for e in range(3)]
+    svg = curves_svg(history, width=240, height=100)  # room for 2 legend entries a row
+    legend = re.findall(r'<text x="([\d.]+)" y="([\d.]+)" fill="([^"]+)"', svg)
+    assert len(legend) == 7
+    assert all(float(x) + 110 <= 240 for x, _, _ in legend)  # no entry starts past the edge
+    assert sorted({float(y) for _, y, _ in legend}) == [94.0, 108.0, 122.0, 136.0]  # 4 rows
+    assert 'height="142"' in svg  # 100 + 3 extra rows of 14
+    assert len({colour for _, _, colour in legend}) == 7
