@@ -107,6 +107,8 @@ def test_bad_spaces_exit_2_naming_them_before_anything_runs(tiny, tmp_path, para
     (["--pruner-warmup", "-0.1"], "--pruner-warmup -0.1: must be at least 0 and less than 1"),
     (["--pruner-warmup", "nan"], "--pruner-warmup nan: must be at least 0 and less than 1"),
     (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open it"),
+    (["--start-if-fits"], "--start-if-fits: needs --deadline"),
+    (["--start-if-fits", "--timeout", "5"], "--start-if-fits: needs --deadline"),
 ])
 def test_bad_options_exit_2_naming_them(tiny, tmp_path, extra, words):
     result = cli.invoke(app, ["tune", str(tiny), "--param", "mlp_train.dropout=float(0,0.5)",
@@ -286,6 +288,72 @@ def test_timeout_and_deadline_together_stop_starting_at_the_first_stop_running_a
     assert Budget(10, timeout=5.0, started=now).stop_at() is None  # --timeout alone: finish
 
 
+def study_with_complete_trials(seconds):
+    """An in-memory study whose complete trials took ``seconds`` (as ``loop.tell`` records)."""
+    study = optuna.create_study(direction="maximize")
+    for value in seconds:
+        trial = study.ask()
+        trial.set_user_attr("nnpipe_seconds", value)
+        study.tell(trial, 0.5)
+    return study
+
+
+@pytest.mark.parametrize("seconds, left, starts", [
+    ([3.0, 10.0, 5.0], 4.0, False),  # the median 5 s does not fit in 4
+    ([3.0, 10.0, 5.0], 6.0, True),
+    ([2.0, 4.0], 3.5, True),  # the median of two: 3 s
+    ([], 0.5, True),  # nothing complete yet: nothing to measure a trial by
+])
+def test_start_if_fits_starts_a_trial_while_the_time_left_holds_the_median(seconds, left,
+                                                                          starts):
+    from pipeline.tune.loop import Budget
+
+    study = study_with_complete_trials(seconds)
+    now = time.perf_counter()
+    fits = Budget(10, timeout=None, started=now - (10.0 - left), deadline=10.0, fits=True)
+    assert fits.may_ask(study, 0) is starts
+    # without the option, or without a deadline, only the deadline and the count decide
+    assert Budget(10, None, started=now - (10.0 - left), deadline=10.0).may_ask(study, 0)
+    assert Budget(10, None, started=now - (10.0 - left), fits=True).may_ask(study, 0)
+
+
+class FakeClock:
+    """``time.perf_counter`` of the loop, advanced by the fake trials."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("fits, trials", [(True, 3), (False, 4)])
+def test_start_if_fits_does_not_start_a_late_trial_and_the_running_ones_finish(monkeypatch,
+                                                                              fits, trials):
+    from pipeline.tune import loop
+
+    clock = FakeClock()
+    monkeypatch.setattr(loop.time, "perf_counter", clock)
+
+    def three_seconds(task):  # each trial: 3 s, complete (the deadline never reaches it)
+        clock.now += 3.0
+        return {"number": task[0], "trial_id": task[1]._trial_id, "state": "COMPLETE",
+                "value": 0.5, "values": [0.5], "epochs": 3, "run_dirs": [], "stages": [],
+                "seconds": 3.0, "error": None, "stopped": None}
+
+    monkeypatch.setattr(loop, "run_trial", three_seconds)
+    study = optuna.create_study(direction="maximize")
+    budget = loop.Budget(100, None, started=clock.now, deadline=10.0, fits=fits)
+    outcomes = loop.run_loop(study, [parse_param("x=float(0,1)")], budget,
+                             loop.Pool("loky", 1), lambda number, trial: (number, trial),
+                             lambda outcome: None)
+    # trials start at 0, 3 and 6 s; at 9 s the 1 s left holds no 3 s trial: with the option
+    # none starts, without it a fourth starts before the deadline (and would be stopped)
+    assert len(outcomes) == trials
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * trials
+    assert sorted(t.user_attrs[NUMBER] for t in study.trials) == list(range(trials))
+
+
 # --- whole studies -------------------------------------------------------------------------
 
 def options(tmp_path, **changes) -> TuneOptions:
@@ -384,6 +452,20 @@ def test_the_deadline_stops_the_running_trials_and_the_study_loses_none(tiny, tm
     lines = (tmp_path / "tune" / "tune.csv").read_text().splitlines()
     assert lines[0].endswith(",error,stopped")
     assert all(line.endswith(",deadline") for line in lines[1:])
+
+
+def test_start_if_fits_ends_a_real_study_before_its_deadline_losing_no_trial(tiny, tmp_path):
+    # trials of a fraction of a second against a 4 s deadline: once their median no longer
+    # fits in the time left none starts, so the study ends by the deadline, numbered 0..N-1
+    params = [parse_param(t) for t in SPACE]
+    result = run_tune(tiny, params, options(tmp_path, trials=500, pruner="none", deadline=4.0,
+                                            start_if_fits=True),
+                      cache_dir=tmp_path / "cache")
+    trials = stored_trials(result.info["storage"], "tiny")
+    assert result.info["start_if_fits"] is True and result.ran == len(trials) < 500
+    assert sorted(t.user_attrs[NUMBER] for t in trials) == list(range(len(trials)))
+    assert {t.state.name for t in trials} <= set(COUNTED)  # none failed or left running
+    assert "COMPLETE" in {t.state.name for t in trials}
 
 
 def test_trials_on_a_local_dask_cluster_share_one_storage(tiny, tmp_path):
