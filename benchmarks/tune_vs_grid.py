@@ -172,19 +172,24 @@ def budget_options(stop: str, grid_seconds: float, jobs: int) -> list[str]:
     return options
 
 
+def tune_command(file: Path, work: Path, args, seed: int, budget: list[str]) -> list[str]:
+    """The ``nnpipe tune`` words of the study with sampler seed ``seed`` (``budget``: its time
+    options; ``--start-if-fits`` with a deadline unless ``--no-fits``)."""
+    return ["tune", str(file), *[a for path, space in SPACE.items()
+                                 for a in ("--param", f"{path}={space}")],
+            "--sampler", "tpe", "--sampler-seed", str(seed), "--pruner", args.pruner,
+            "--pruner-warmup", args.pruner_warmup,
+            "--trials", str(args.trials), *budget,
+            *(["--start-if-fits"] if args.fits and "--deadline" in budget else []),
+            "--jobs", str(args.jobs), "--out", str(work / f"tune-seed{seed}"),
+            "--cache-dir", str(work / f"cache-tune-seed{seed}"), *args.tune_option]
+
+
 def run_study(file: Path, work: Path, args, seed: int, budget: list[str]):
-    """One study with sampler seed ``seed``: its wall time, best value and row, every trial,
-    and tune's own seconds to the end of its last trial."""
+    """One study with sampler seed ``seed``: its wall time, best value and row (None: no trial
+    completed), every trial, and tune's own seconds to the end of its last trial."""
     out = work / f"tune-seed{seed}"
-    command = ["tune", str(file), *[a for path, space in SPACE.items()
-                                    for a in ("--param", f"{path}={space}")],
-               "--sampler", "tpe", "--sampler-seed", str(seed), "--pruner", args.pruner,
-               "--pruner-warmup", args.pruner_warmup,
-               "--trials", str(args.trials), *budget,
-               *(["--start-if-fits"] if args.fits and "--deadline" in budget else []),
-               "--jobs", str(args.jobs), "--out", str(out),
-               "--cache-dir", str(work / f"cache-tune-seed{seed}"), *args.tune_option]
-    seconds = nnpipe(command)
+    seconds = nnpipe(tune_command(file, work, args, seed, budget))
     rows = list(csv.DictReader((out / "tune.csv").open()))
     info = json.loads((out / "tune.json").read_text())
     best = info["best"]  # None: no trial completed (a loaded machine, a short deadline)

@@ -64,3 +64,16 @@ def test_bad_counts_are_exit_2_naming_them(capsys, argv, words):
     with pytest.raises(SystemExit) as exit_:
         bench.arguments(argv)
     assert exit_.value.code == 2 and words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, stop, fits", [
+    ([], "deadline", True), (["--no-fits"], "deadline", False),
+    ([], "timeout", False),  # --start-if-fits needs --deadline (tune: exit 2 without it)
+    ([], "both", True)])
+def test_the_studies_start_only_trials_that_fit_before_the_deadline(tmp_path, argv, stop, fits):
+    args = bench.arguments(argv)
+    budget = bench.budget_options(stop, 240.0, 2)
+    words = bench.tune_command(tmp_path / "p.yaml", tmp_path, args, 1, budget)
+    assert ("--start-if-fits" in words) is fits
+    assert words[words.index("--sampler-seed") + 1] == "1" and budget == words[
+        words.index("--trials") + 2:words.index("--trials") + 2 + len(budget)]

@@ -102,9 +102,10 @@ class Budget:
 
     def holds_a_trial(self, study) -> bool:
         """Whether the time left before the deadline holds a trial as long as the median of
-        the study's complete trials (their seconds). Always, without ``fits``, a deadline or a
-        complete trial: a trial it cannot hold would stop at the deadline unfinished, and only a
-        complete trial can be the best (the one its worker runs instead ends the study sooner)."""
+        the study's complete trials (their seconds); always without ``fits``, a deadline or a
+        complete trial. A trial it cannot hold would stop at the deadline unfinished, and only
+        a complete trial can be the best: its worker idling instead, the study ends sooner with
+        the same best."""
         from optuna.trial import TrialState
 
         if not self.fits or self.deadline is None:
