@@ -7,7 +7,10 @@ on two simulated workers: every epoch is reported to the pruner at the time it w
 network's epoch costs the grid's own ratio of wide to narrow seconds), a trial asks the sampler
 when a worker is free, and at the budget (epochs per worker, as ``tune --deadline``) the trials
 still running stop (or ``--grace`` epochs later, as ``--timeout`` and a later
-``--deadline``). It prints, per variant and over many sampler seeds, how often the best
+``--deadline``). ``--fits`` starts a trial only while the budget left can hold a trial's expected
+length (the median of the complete trials' lengths so far): the "let late trials finish" rule.
+Sampler seed k is tune's ``--sampler-seed k`` (the same ``sampler_seed(k, 0)``), so seeds 0-2
+are the benchmark's three studies. It prints, per variant and over many sampler seeds, how often the best
 complete trial is within 0.3 points of the grid's best, the mean gap, and the trials.
 
 No timing noise and many seeds, but a surrogate: between the grid's points the accuracy is the
@@ -15,7 +18,7 @@ nearest point's, so it compares sampler and pruner settings; it does not predict
 
     .venv/bin/python benchmarks/tune_vs_grid.py --seeds 1 --keep /tmp/tvg
     .venv/bin/python benchmarks/tpe_replay.py /tmp/tvg/grid [--seeds 40] [--budget 150 120]
-        [--grace EPOCHS|inf] [--variants "as shipped" median ...]
+        [--grace EPOCHS|inf] [--fits] [--variants "as shipped" median ...]
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import warnings
 from pathlib import Path
 
 import optuna
 
 from pipeline.tune.space import parse_param
-from pipeline.tune.study import make_pruner, make_sampler
+from pipeline.tune.study import make_pruner, make_sampler, sampler_seed
 
 SPACE = ["mlp_train.optimizer.lr=float(1e-3,1e-2,log)", "mlp_train.hidden=choice([128],[256])",
          "mlp_train.dropout=float(0,0.3)"]
@@ -42,6 +46,9 @@ VARIANTS = {
     "TPE 5 start-up, median, warm-up 0.1": ({"n_startup_trials": 5}, "median", 0.1),
     "TPE consider_endpoints, median, warm-up 0.1": ({"consider_endpoints": True}, "median", 0.1),
     "TPE 64 EI candidates, median, warm-up 0.1": ({"n_ei_candidates": 64}, "median", 0.1),
+    "TPE 8 start-up, median, warm-up 0.1": ({"n_startup_trials": 8}, "median", 0.1),
+    "TPE without the constant liar, median, warm-up 0.1": ({"constant_liar": False}, "median",
+                                                           0.1),
     "random sampler, median, warm-up 0.1": ("random", "median", 0.1),
 }
 
@@ -80,40 +87,52 @@ def sampler_for(settings, seed: int):
 
 
 def one_study(runs, variant, seed: int, budget: float, wide_cost: float,
-              grace: float = 0.0) -> tuple:
+              grace: float = 0.0, fits: bool = False) -> tuple:
     """One simulated study; (best complete value or None, trials, complete trials, the epoch
     its last trial ended). No trial starts after ``budget`` (``tune --timeout``), the running
-    ones stop ``grace`` epochs later (``--deadline``; 0: at the budget, inf: never)."""
+    ones stop ``grace`` epochs later (``--deadline``; 0: at the budget, inf: never). ``fits``:
+    nor one the budget left cannot hold, by the median length of the complete trials so far."""
     settings, pruner, warmup = variant
     study = optuna.create_study(direction="maximize", sampler=sampler_for(settings, seed),
                                 pruner=make_pruner(pruner, warmup))
     space = {p.path: p.distribution() for p in map(parse_param, SPACE)}
     workers: list[dict | None] = [None, None]  # the trial each runs: trial, curve, cost, start
     clock = [0.0, 0.0]
+    lengths: list[float] = []  # epochs (in narrow ones) each complete trial took
     while True:
         for w in (0, 1):
-            if workers[w] is None and clock[w] < budget:
+            if workers[w] is None and _may_start(clock[w], budget, lengths if fits else []):
                 trial = study.ask(space)
                 run = nearest(runs, trial.params)
                 workers[w] = {"trial": trial, "curve": run["curve"], "epoch": 0,
+                              "start": clock[w],
                               "cost": wide_cost if run["hidden"] == "[256]" else 1.0}
         busy = [w for w in (0, 1) if workers[w] is not None]
         if not busy:
             break
         w = min(busy, key=lambda k: clock[k] + workers[k]["cost"])  # the next epoch to end
-        _advance(study, workers, clock, w, budget + grace)
+        _advance(study, workers, clock, w, budget + grace, lengths)
     complete = [t.value for t in study.trials if t.state.name == "COMPLETE"]
     return (max(complete) if complete else None), len(study.trials), len(complete), max(clock)
 
 
-def _advance(study, workers, clock, w: int, budget: float) -> None:
-    """Worker ``w`` runs one epoch: reported and judged, completed, or stopped at the budget."""
+def _may_start(now: float, budget: float, lengths: list[float]) -> bool:
+    """Whether a free worker starts a trial at ``now``: before the budget, and (``lengths``
+    given: the complete trials' lengths) while the budget left holds their median."""
+    return now < budget and (not lengths or now + statistics.median(lengths) <= budget)
+
+
+def _advance(study, workers, clock, w: int, budget: float, lengths: list | None = None) -> None:
+    """Worker ``w`` runs one epoch: reported and judged, completed (its length appended to
+    ``lengths``), or stopped at the budget."""
     job = workers[w]
     clock[w] += job["cost"]
     job["epoch"] += 1
     trial, curve, epoch = job["trial"], job["curve"], job["epoch"]
     if epoch == len(curve):  # the last epoch is the result, never judged
         study.tell(trial, curve[-1])
+        if lengths is not None:
+            lengths.append(clock[w] - job.get("start", 0.0))
         workers[w] = None
         return
     trial.report(curve[epoch - 1], epoch)
@@ -130,6 +149,9 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=0.0,
                         help="epochs after the budget the running trials stop (0: at it, as "
                              "tune --deadline; inf: they finish, as --timeout)")
+    parser.add_argument("--fits", action="store_true",
+                        help="start no trial the budget left cannot hold (the median length of "
+                             "the complete trials so far)")
     parser.add_argument("--variants", nargs="+", default=None,
                         help="the first words of the variants to run (default: all)")
     args = parser.parse_args()
@@ -141,13 +163,14 @@ def main() -> None:
     target = max(r["curve"][-1] for r in runs)
     print(f"grid best {target:.4f}; a wide epoch costs {wide_cost:.2f} narrow ones")
     for budget in args.budget:
-        print(f"budget {budget:g} epochs per worker (running trials stop {args.grace:g} later), "
-              f"{args.seeds} sampler seeds:")
+        print(f"budget {budget:g} epochs per worker (running trials stop {args.grace:g} later"
+              f"{'; no trial starts that cannot fit' if args.fits else ''}), {args.seeds} "
+              f"sampler seeds:")
         for name, variant in VARIANTS.items():
             if args.variants and not any(name.startswith(v) for v in args.variants):
                 continue
-            results = [one_study(runs, variant, seed, budget, wide_cost, args.grace)
-                       for seed in range(args.seeds)]
+            results = [one_study(runs, variant, sampler_seed(seed, 0), budget, wide_cost,
+                                 args.grace, args.fits) for seed in range(args.seeds)]
             gaps = [100 * (target - best) if best is not None else 100.0
                     for best, *_ in results]
             hit = sum(g <= 0.3 + 1e-9 for g in gaps) / len(gaps)
@@ -156,7 +179,8 @@ def main() -> None:
             ends = [r[3] for r in results]
             print(f"  {name:46} within 0.3: {100 * hit:3.0f} %, mean gap "
                   f"{sum(gaps) / len(gaps):.2f}, trials {trials:4.1f} ({complete:.1f} complete), "
-                  f"ends at {sum(ends) / len(ends):.0f} (at most {max(ends):.0f})")
+                  f"ends at {sum(ends) / len(ends):.0f} (at most {max(ends):.0f}); seeds 0-2 "
+                  f"{', '.join(f'{g:.2f}' for g in gaps[:3])}")
 
 
 if __name__ == "__main__":

@@ -57,3 +57,19 @@ def test_a_study_without_pruning_runs_two_workers_until_the_budget():
     assert replay.one_study(RUNS, (None, "none", 0.2), 0, 4.0, 1.0, 1.0)[1:] == (4, 2, 5.0)
     assert replay.one_study(RUNS, (None, "none", 0.2), 0, 4.0, 1.0, float("inf"))[1:] == \
         (4, 4, 6.0)
+
+
+def test_with_fits_a_late_trial_is_not_started_and_the_running_ones_finish():
+    # three epochs a trial, 4 per worker: the two trials started at 0 complete at 3; then 1
+    # epoch is left, less than their length (3), so neither worker starts another
+    assert replay.one_study(RUNS, (None, "none", 0.2), 0, 4.0, 1.0, fits=True)[1:] == (2, 2, 3.0)
+    # 6 per worker: 3 are left after the first trials, which holds one more on each
+    assert replay.one_study(RUNS, (None, "none", 0.2), 0, 6.0, 1.0, fits=True)[1:] == (4, 4, 6.0)
+
+
+@pytest.mark.parametrize("now, lengths, starts", [
+    (0.0, [], True), (3.9, [], True), (4.0, [], False),  # no complete trial yet: the budget
+    (1.0, [3.0], True), (1.5, [3.0, 2.0, 9.0], False),  # median 3: 1.5 + 3 > 4
+    (1.0, [2.0, 4.0], True)])  # the median of an even count: 3, and 1 + 3 <= 4
+def test_a_trial_starts_while_the_budget_left_holds_the_median_length(now, lengths, starts):
+    assert replay._may_start(now, 4.0, lengths) is starts

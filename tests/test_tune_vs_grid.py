@@ -16,13 +16,14 @@ spec.loader.exec_module(bench)
 
 
 def test_the_budgets_are_a_third_of_the_grid_less_what_they_reserve():
-    # 240 s of grid: a third is 80 s; less 5 % of it (4 s) and 1.5 + 3 s of start and results
-    assert bench.deadline_for(240.0) == pytest.approx(80 - 4 - 4.5)
-    # the earlier way: less the mean configuration at 2 jobs (240 * 2 / 24 = 20 s) and 3 s
-    assert bench.timeout_for(240.0, 2) == pytest.approx(80 - 20 - 3)
+    # 240 s of grid: a third is 80 s; less 3 % of it (2.4 s) and 0.7 + 1.5 s of start and
+    # results
+    assert bench.deadline_for(240.0) == pytest.approx(80 - 2.4 - 2.2)
+    # the earlier way: less the mean configuration at 2 jobs (240 * 2 / 24 = 20 s) and 1.5 s
+    assert bench.timeout_for(240.0, 2) == pytest.approx(80 - 20 - 1.5)
     assert bench.deadline_for(3.0) == 1.0  # never nothing
-    assert bench.budget_options("both", 240.0, 2) == ["--timeout", "57.0", "--deadline", "71.5"]
-    assert bench.budget_options("timeout", 240.0, 2) == ["--timeout", "57.0"]
+    assert bench.budget_options("both", 240.0, 2) == ["--timeout", "58.5", "--deadline", "75.4"]
+    assert bench.budget_options("timeout", 240.0, 2) == ["--timeout", "58.5"]
 
 
 def kept(tmp_path: Path, epochs: int = 30, jobs: int = 2) -> Path:
@@ -63,3 +64,16 @@ def test_bad_counts_are_exit_2_naming_them(capsys, argv, words):
     with pytest.raises(SystemExit) as exit_:
         bench.arguments(argv)
     assert exit_.value.code == 2 and words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, stop, fits", [
+    ([], "deadline", True), (["--no-fits"], "deadline", False),
+    ([], "timeout", False),  # --start-if-fits needs --deadline (tune: exit 2 without it)
+    ([], "both", True)])
+def test_the_studies_start_only_trials_that_fit_before_the_deadline(tmp_path, argv, stop, fits):
+    args = bench.arguments(argv)
+    budget = bench.budget_options(stop, 240.0, 2)
+    words = bench.tune_command(tmp_path / "p.yaml", tmp_path, args, 1, budget)
+    assert ("--start-if-fits" in words) is fits
+    assert words[words.index("--sampler-seed") + 1] == "1" and budget == words[
+        words.index("--trials") + 2:words.index("--trials") + 2 + len(budget)]

@@ -12,6 +12,21 @@ from pipeline.io import settings
 
 app = command_group()
 
+#: The time budget's options, here to keep the command short.
+PrunerWarmupOption = typer.Option(
+    None, "--pruner-warmup",
+    help="Judge no trial before it has run this share of the complete trials' epochs (0.2).")
+DeadlineOption = typer.Option(
+    None, "--deadline",
+    help="End the study this many seconds after the start: no trial starts after it, and the "
+         "trials running then stop after their current epoch, recorded as pruned with their "
+         "last value.")
+StartIfFitsOption = typer.Option(
+    False, "--start-if-fits",
+    help="With --deadline: start no trial the time left cannot hold (the median seconds of the "
+         "study's complete trials); a trial it cannot hold would stop unfinished, so the study "
+         "ends sooner with the same best trial.")
+
 
 @app.command(help="Search hyperparameters with Optuna (pruning, resumable study).\n\n"
                   """Example (the bundled MNIST sample; run it again to continue the study):
@@ -37,18 +52,12 @@ def tune(
         "median", "--pruner",
         help="median (stop a trial worse than the median of the complete trials at an epoch), "
              "quartile (stop it unless among their best quarter) or none."),
-    pruner_warmup: Optional[float] = typer.Option(
-        None, "--pruner-warmup",
-        help="Judge no trial before it has run this share of the complete trials' epochs "
-             "(0.2)."),
+    pruner_warmup: Optional[float] = PrunerWarmupOption,
     timeout: Optional[float] = typer.Option(
         None, "--timeout", help="Start no new trial this many seconds after the start (the "
                                 "trials running then finish)."),
-    deadline: Optional[float] = typer.Option(
-        None, "--deadline",
-        help="End the study this many seconds after the start: no trial starts after it, and "
-             "the trials running then stop after their current epoch, recorded as pruned "
-             "with their last value."),
+    deadline: Optional[float] = DeadlineOption,
+    start_if_fits: bool = StartIfFitsOption,
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Trials at a time (1)."),
     threads: Optional[int] = typer.Option(
         None, "--threads", help="BLAS threads per trial (default: cores / jobs)."),
@@ -74,7 +83,7 @@ def tune(
     params = [parse_param(text) for text in param]
     options = TuneOptions(trials, metric, sampler, pruner, timeout, jobs, backend, scheduler,
                           study, storage, tuple(overrides or ()), seeds, out, threads,
-                          sampler_seed, deadline, pruner_warmup)
+                          sampler_seed, deadline, pruner_warmup, start_if_fits)
     result = run_tune(file, params, options, cache_dir=settings.cache_dir(cache_dir),
                       data_dir=settings.data_dir(data_dir), echo=typer.echo)
     echo_result(result, params, result.info["metric"])

@@ -51,6 +51,7 @@ class TuneOptions:
     sampler_seed: int = 0  # with the trials so far, the sampler's seed
     deadline: float | None = None  # running trials stop this many seconds after the start
     pruner_warmup: float | None = None  # a share of the complete trials' epochs (None: 0.2)
+    start_if_fits: bool = False  # with a deadline: start no trial the time left cannot hold
 
 
 @dataclass
@@ -80,6 +81,9 @@ def check_tune_options(options: TuneOptions) -> None:
         raise UserError(f"--threads {options.threads}: must be at least 1")
     if options.sampler_seed < 0:
         raise UserError(f"--sampler-seed {options.sampler_seed}: must be 0 or more")
+    if options.start_if_fits and options.deadline is None:
+        raise UserError("--start-if-fits: needs --deadline (it starts no trial the time left "
+                        "before the deadline cannot hold)")
 
 
 def _warm(file: Path, params: list[Param], options: TuneOptions, cache_dir, data_dir):
@@ -146,6 +150,7 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
             "mode": mode, "sampler": options.sampler, "sampler_seed": options.sampler_seed,
             "pruner": options.pruner, "pruner_warmup": options.pruner_warmup,
             "timeout": options.timeout, "deadline": options.deadline,
+            "start_if_fits": options.start_if_fits,
             "trials": options.trials, "seeds": options.seeds, "backend": options.backend,
             "jobs": jobs, "set": list(options.fixed), "shared_stages": shared,
             "params": {p.path: p.text.partition("=")[2] for p in params},
@@ -154,15 +159,16 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
 
 
 def _budget(options: TuneOptions, params: list[Param], started: float) -> Budget:
-    """``--trials`` (at most the grid's size for ``--sampler grid``), ``--timeout`` and
-    ``--deadline``, counted from the command's start."""
+    """``--trials`` (at most the grid's size for ``--sampler grid``), ``--timeout``,
+    ``--deadline`` (counted from the command's start) and ``--start-if-fits``."""
     trials = options.trials
     if options.sampler == "grid":  # a grid has so many points; asking more repeats them
         size = 1
         for param in params:
             size *= len(param.grid())
         trials = min(trials, size)
-    return Budget(trials, options.timeout, started, deadline=options.deadline)
+    return Budget(trials, options.timeout, started, deadline=options.deadline,
+                  fits=options.start_if_fits)
 
 
 def _task_maker(file, params, out, url, name, options, cache_dir, data_dir, threads, stop_at):

@@ -107,6 +107,8 @@ def test_bad_spaces_exit_2_naming_them_before_anything_runs(tiny, tmp_path, para
     (["--pruner-warmup", "-0.1"], "--pruner-warmup -0.1: must be at least 0 and less than 1"),
     (["--pruner-warmup", "nan"], "--pruner-warmup nan: must be at least 0 and less than 1"),
     (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open it"),
+    (["--start-if-fits"], "--start-if-fits: needs --deadline"),
+    (["--start-if-fits", "--timeout", "5"], "--start-if-fits: needs --deadline"),
 ])
 def test_bad_options_exit_2_naming_them(tiny, tmp_path, extra, words):
     result = cli.invoke(app, ["tune", str(tiny), "--param", "mlp_train.dropout=float(0,0.5)",
@@ -286,6 +288,72 @@ def test_timeout_and_deadline_together_stop_starting_at_the_first_stop_running_a
     assert Budget(10, timeout=5.0, started=now).stop_at() is None  # --timeout alone: finish
 
 
+def study_with_complete_trials(seconds):
+    """An in-memory study whose complete trials took ``seconds`` (as ``loop.tell`` records)."""
+    study = optuna.create_study(direction="maximize")
+    for value in seconds:
+        trial = study.ask()
+        trial.set_user_attr("nnpipe_seconds", value)
+        study.tell(trial, 0.5)
+    return study
+
+
+@pytest.mark.parametrize("seconds, left, starts", [
+    ([3.0, 10.0, 5.0], 4.0, False),  # the median 5 s does not fit in 4
+    ([3.0, 10.0, 5.0], 6.0, True),
+    ([2.0, 4.0], 3.5, True),  # the median of two: 3 s
+    ([], 0.5, True),  # nothing complete yet: nothing to measure a trial by
+])
+def test_start_if_fits_starts_a_trial_while_the_time_left_holds_the_median(seconds, left,
+                                                                          starts):
+    from pipeline.tune.loop import Budget
+
+    study = study_with_complete_trials(seconds)
+    now = time.perf_counter()
+    fits = Budget(10, timeout=None, started=now - (10.0 - left), deadline=10.0, fits=True)
+    assert fits.may_ask(study, 0) is starts
+    # without the option, or without a deadline, only the deadline and the count decide
+    assert Budget(10, None, started=now - (10.0 - left), deadline=10.0).may_ask(study, 0)
+    assert Budget(10, None, started=now - (10.0 - left), fits=True).may_ask(study, 0)
+
+
+class FakeClock:
+    """``time.perf_counter`` of the loop, advanced by the fake trials."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("fits, trials", [(True, 3), (False, 4)])
+def test_start_if_fits_does_not_start_a_late_trial_and_the_running_ones_finish(monkeypatch,
+                                                                              fits, trials):
+    from pipeline.tune import loop
+
+    clock = FakeClock()
+    monkeypatch.setattr(loop.time, "perf_counter", clock)
+
+    def three_seconds(task):  # each trial: 3 s, complete (the deadline never reaches it)
+        clock.now += 3.0
+        return {"number": task[0], "trial_id": task[1]._trial_id, "state": "COMPLETE",
+                "value": 0.5, "values": [0.5], "epochs": 3, "run_dirs": [], "stages": [],
+                "seconds": 3.0, "error": None, "stopped": None}
+
+    monkeypatch.setattr(loop, "run_trial", three_seconds)
+    study = optuna.create_study(direction="maximize")
+    budget = loop.Budget(100, None, started=clock.now, deadline=10.0, fits=fits)
+    outcomes = loop.run_loop(study, [parse_param("x=float(0,1)")], budget,
+                             loop.Pool("loky", 1), lambda number, trial: (number, trial),
+                             lambda outcome: None)
+    # trials start at 0, 3 and 6 s; at 9 s the 1 s left holds no 3 s trial: with the option
+    # none starts, without it a fourth starts before the deadline (and would be stopped)
+    assert len(outcomes) == trials
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * trials
+    assert sorted(t.user_attrs[NUMBER] for t in study.trials) == list(range(trials))
+
+
 # --- whole studies -------------------------------------------------------------------------
 
 def options(tmp_path, **changes) -> TuneOptions:
@@ -326,16 +394,13 @@ def test_a_study_writes_its_results_and_continues_where_it_stopped(tiny, tmp_pat
     assert all(s["status"] == "cached" for m in manifests for s in m["stages"][:4])
 
 
-def test_a_study_killed_mid_trial_resumes_to_exactly_n_trials(tiny, tmp_path):
-    out = tmp_path / "tune"
-    command = [sys.executable, "-m", "pipeline.cli", "tune", str(tiny),
-               "--param", "mlp_train.optimizer.lr=float(0.01,0.5,log)", "--trials", "3",
-               "--pruner", "none", "--set", "mlp_train.epochs=40", "--out", str(out),
-               "--cache-dir", str(tmp_path / "cache")]
+def _kill_mid_trial(command: list[str], url: str) -> list:
+    """Start the study, SIGKILL it while one trial is complete and another running, and return
+    the trials as the database holds them after the kill (fails if the study ended first). The
+    kill can land just after the running trial finished (a poll is stale by the time the signal
+    arrives), so the caller checks the stored state, not the poll."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"sqlite:///{out / 'study.db'}"
     deadline = time.monotonic() + 120
-    before = None
     while time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
         try:
@@ -346,11 +411,29 @@ def test_a_study_killed_mid_trial_resumes_to_exactly_n_trials(tiny, tmp_path):
         if "COMPLETE" in states and any(t.state.name == "RUNNING" and NUMBER in t.user_attrs
                                         for t in trials):
             os.kill(process.pid, signal.SIGKILL)  # mid-trial: one done, one running
-            before = [(t.number, t.params) for t in trials if t.state.name == "COMPLETE"]
             break
     process.wait(30)
-    assert before is not None, "the study finished before it could be killed"
-    assert process.returncode == -signal.SIGKILL
+    assert process.returncode == -signal.SIGKILL, (
+        f"the study ended (exit {process.returncode}) before it could be killed: "
+        f"{process.stderr.read().decode(errors='replace')[-2000:]}")
+    return stored_trials(url, "tiny")
+
+
+def test_a_study_killed_mid_trial_resumes_to_exactly_n_trials(tiny, tmp_path):
+    for attempt in range(3):  # a kill that lands between two trials is not the case under test
+        out = tmp_path / f"tune{attempt}"
+        command = [sys.executable, "-m", "pipeline.cli", "tune", str(tiny),
+                   "--param", "mlp_train.optimizer.lr=float(0.01,0.5,log)", "--trials", "3",
+                   "--pruner", "none", "--set", "mlp_train.epochs=40", "--out", str(out),
+                   "--cache-dir", str(tmp_path / "cache")]
+        url = f"sqlite:///{out / 'study.db'}"
+        killed = _kill_mid_trial(command, url)
+        if [t.state.name for t in killed].count("RUNNING") == 1:
+            break
+    else:
+        pytest.fail("three kills in a row landed between trials")
+    before = [(t.number, t.params) for t in killed if t.state.name == "COMPLETE"]
+    assert before
 
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -384,6 +467,20 @@ def test_the_deadline_stops_the_running_trials_and_the_study_loses_none(tiny, tm
     lines = (tmp_path / "tune" / "tune.csv").read_text().splitlines()
     assert lines[0].endswith(",error,stopped")
     assert all(line.endswith(",deadline") for line in lines[1:])
+
+
+def test_start_if_fits_ends_a_real_study_before_its_deadline_losing_no_trial(tiny, tmp_path):
+    # trials of a fraction of a second against a 4 s deadline: once their median no longer
+    # fits in the time left none starts, so the study ends by the deadline, numbered 0..N-1
+    params = [parse_param(t) for t in SPACE]
+    result = run_tune(tiny, params, options(tmp_path, trials=500, pruner="none", deadline=4.0,
+                                            start_if_fits=True),
+                      cache_dir=tmp_path / "cache")
+    trials = stored_trials(result.info["storage"], "tiny")
+    assert result.info["start_if_fits"] is True and result.ran == len(trials) < 500
+    assert sorted(t.user_attrs[NUMBER] for t in trials) == list(range(len(trials)))
+    assert {t.state.name for t in trials} <= set(COUNTED)  # none failed or left running
+    assert "COMPLETE" in {t.state.name for t in trials}
 
 
 def test_trials_on_a_local_dask_cluster_share_one_storage(tiny, tmp_path):
