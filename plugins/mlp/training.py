@@ -228,7 +228,6 @@ def _train_epoch(spec: "MLPTrain", loop: _Loop, epoch: int, x: np.ndarray, y: np
                        f"(learning rate {lr:g}); try a smaller learning rate")
     return loss_sum, correct
 
-
 def _evaluated(average: WeightAverage | None, model: MLP) -> ContextManager[None]:
     """The averaged weights swapped into ``model`` for the block (``ema``); else no change."""
     return average.swapped_in(model) if average is not None else nullcontext()
