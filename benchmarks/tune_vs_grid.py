@@ -20,7 +20,8 @@ accuracies, each study's gap and time ratio, the mean and worst gap against the 
 the BLAS kernel.
 
     .venv/bin/python benchmarks/tune_vs_grid.py [--epochs 30] [--seeds 3] [--jobs 2]
-        [--keep DIR | --grid DIR] [--stop deadline|timeout] [--no-fits] [--tune-option=--flag ...]
+        [--keep DIR | --grid DIR] [--stop deadline|timeout] [--no-fits] [--schedule constant|cosine]
+        [--pruner median|median-reached|...] [--tune-option=--flag ...]
 
 Targets: tune's best within 0.3 points of the grid's best (the worst of the seeds), in at most a
 third of its wall time (each).
@@ -65,8 +66,10 @@ SPACE = {"mlp_train.optimizer.lr": "float(1e-3,1e-2,log)",
          "mlp_train.hidden": "choice([128],[256])", "mlp_train.dropout": "float(0,0.3)"}
 
 
-def pipeline_text(epochs: int) -> str:
-    """The benchmark's pipeline: the MNIST sample, split, scaled, one-hot, an MLP."""
+def pipeline_text(epochs: int, schedule: str = "constant") -> str:
+    """The benchmark's pipeline: the MNIST sample, split, scaled, one-hot, an MLP (``schedule``:
+    ``cosine`` from the learning rate down to 0, or ``constant``)."""
+    schedule_spec = {"schedule": {"kind": "cosine"}} if schedule == "cosine" else {}
     return yaml.safe_dump({"name": "mnist-tune", "seed": 0, "stages": [
         {"kind": "idx_reader", "dataset": "mnist-10k"},
         {"kind": "split", "validation_fraction": VALIDATION, "stratify": True},
@@ -77,13 +80,13 @@ def pipeline_text(epochs: int) -> str:
         {"kind": "normalize", "method": "scale"},
         {"kind": "one_hot", "classes": 10},
         {"kind": "mlp_train", "hidden": [256], "optimizer": {"kind": "adam", "lr": 0.001},
-         "batch_size": 128, "epochs": epochs}]}, sort_keys=False)
+         **schedule_spec, "batch_size": 128, "epochs": epochs}]}, sort_keys=False)
 
 
-def pipeline_file(work: Path, epochs: int) -> Path:
+def pipeline_file(work: Path, epochs: int, schedule: str = "constant") -> Path:
     """``pipeline_text`` in ``work/mnist-tune.yaml``."""
     path = work / PIPELINE
-    path.write_text(pipeline_text(epochs))
+    path.write_text(pipeline_text(epochs, schedule))
     return path
 
 
@@ -116,18 +119,19 @@ def run_grid(file: Path, work: Path, jobs: int) -> float:
     return seconds
 
 
-def kept_grid(folder: Path, epochs: int, jobs: int) -> float | str:
+def kept_grid(folder: Path, epochs: int, jobs: int, schedule: str) -> float | str:
     """The wall time of the grid a ``--keep`` run left in ``folder`` for the same pipeline
     and ``--jobs``, or why it cannot be reused (a sentence)."""
     try:
-        same = (folder / PIPELINE).read_text() == pipeline_text(epochs)
+        same = (folder / PIPELINE).read_text() == pipeline_text(epochs, schedule)
         wall = json.loads((folder / "grid-wall.json").read_text())
         (folder / "grid" / "sweep.json").stat()
         seconds = float(wall["seconds"])
     except (OSError, ValueError, TypeError, KeyError) as exc:
         return f"not a folder a --keep run left ({type(exc).__name__}: {exc})"
     if not same:
-        return f"its grid trained another pipeline (not --epochs {epochs})"
+        return (f"its grid trained another pipeline (not --epochs {epochs} "
+                f"--schedule {schedule})")
     if wall.get("jobs") != jobs:
         return f"its grid ran with --jobs {wall.get('jobs')}, not {jobs}"
     return seconds
@@ -210,6 +214,8 @@ def arguments(argv: list[str] | None = None):
     """The command line; ``--keep``, ``--seeds`` and ``--grid`` checked (exit 2 naming them)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                        help="the trainer's learning rate: constant (Adam as given) or cosine down to 0")
     parser.add_argument("--trials", type=int, default=200,
                         help="at most this many trials (the time budget ends the study first)")
     parser.add_argument("--jobs", type=int, default=2)
@@ -239,7 +245,7 @@ def arguments(argv: list[str] | None = None):
     if args.first_seed < 0:
         parser.error(f"--first-seed {args.first_seed}: must be 0 or more")
     if args.grid is not None:
-        args.grid_seconds = kept_grid(args.grid, args.epochs, args.jobs)
+        args.grid_seconds = kept_grid(args.grid, args.epochs, args.jobs, args.schedule)
         if isinstance(args.grid_seconds, str):
             parser.error(f"--grid {args.grid}: {args.grid_seconds}")
     return args
@@ -251,7 +257,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nnpipe-tune-bench-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        file = pipeline_file(work, args.epochs)
+        file = pipeline_file(work, args.epochs, args.schedule)
         if args.grid is not None:
             grid_s = args.grid_seconds
             best, grid_row = grid_best(args.grid / "grid")

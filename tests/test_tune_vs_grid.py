@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("tune_vs_grid", ROOT / "benchmarks" /
@@ -36,13 +37,22 @@ def kept(tmp_path: Path, epochs: int = 30, jobs: int = 2) -> Path:
     return folder
 
 
+def test_the_schedule_option_puts_cosine_in_the_trainer_or_leaves_the_rate_constant():
+    cosine = yaml.safe_load(bench.pipeline_text(30, "cosine"))["stages"][-1]
+    constant = yaml.safe_load(bench.pipeline_text(30))["stages"][-1]
+    assert cosine["schedule"] == {"kind": "cosine"} and "schedule" not in constant
+
+
 def test_a_kept_grid_is_reused_with_its_wall_time(tmp_path):
     args = bench.arguments(["--grid", str(kept(tmp_path))])
     assert args.grid_seconds == 160.4
 
 
 @pytest.mark.parametrize("change, argv, words", [
-    (None, ["--epochs", "10"], "its grid trained another pipeline (not --epochs 10)"),
+    (None, ["--epochs", "10"], "its grid trained another pipeline (not --epochs 10 "
+                               "--schedule constant)"),
+    (None, ["--schedule", "cosine"], "its grid trained another pipeline (not --epochs 30 "
+                                     "--schedule cosine)"),
     (None, ["--jobs", "1"], "its grid ran with --jobs 2, not 1"),
     ("grid-wall.json", [], "not a folder a --keep run left (FileNotFoundError"),
     ("grid/sweep.json", [], "not a folder a --keep run left (FileNotFoundError"),

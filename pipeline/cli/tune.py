@@ -51,7 +51,8 @@ def tune(
     pruner: str = typer.Option(
         "median", "--pruner",
         help="median (stop a trial worse than the median of the complete trials at an epoch), "
-             "quartile (stop it unless among their best quarter) or none."),
+             "median-reached (the median of every trial that reached the epoch, pruned ones "
+             "too), quartile (stop it unless among the complete trials' best quarter) or none."),
     pruner_warmup: Optional[float] = PrunerWarmupOption,
     timeout: Optional[float] = typer.Option(
         None, "--timeout", help="Start no new trial this many seconds after the start (the "

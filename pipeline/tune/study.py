@@ -21,6 +21,7 @@ by a live process means another ``nnpipe tune`` is running this study, which is 
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -31,10 +32,10 @@ from pipeline.tune.owner import alive as owner_alive, this_owner
 #: The trial states that count towards ``--trials``.
 COUNTED = ("COMPLETE", "PRUNED")
 SAMPLERS = ("tpe", "random", "grid")
-PRUNERS = ("median", "quartile", "none")
+PRUNERS = ("median", "median-reached", "quartile", "none")
 #: The share (percent) of the complete trials' values at a step a trial must be among to go
 #: on: the better half for ``median``, the best quarter for ``quartile`` (Optuna's percentile).
-KEPT = {"median": 50.0, "quartile": 25.0}
+KEPT = {"median": 50.0, "median-reached": 50.0, "quartile": 25.0}
 NUMBER = "nnpipe_number"
 OWNER = "nnpipe_owner"
 
@@ -107,7 +108,8 @@ def make_pruner(name: str, warmup: float | None = None):
     warmup = WARMUP_SHARE if warmup is None else warmup
     if name == "none":
         return optuna.pruners.NopPruner()
-    rule = optuna.pruners.PercentilePruner(KEPT[name], n_startup_trials=2, n_warmup_steps=0)
+    rule = (ReachedMedian() if name == "median-reached" else
+            optuna.pruners.PercentilePruner(KEPT[name], n_startup_trials=2, n_warmup_steps=0))
 
     class Warmup(optuna.pruners.BasePruner):
         """The percentile rule, after a warm-up measured in the complete trials' own steps
@@ -124,6 +126,36 @@ def make_pruner(name: str, warmup: float | None = None):
             return rule.prune(study, trial)
 
     return Warmup()
+
+
+class ReachedMedian:
+    """``median-reached``: the median over every other trial that reached the step (complete,
+    pruned or running), not only the complete ones. The complete trials are the survivors of
+    earlier judgements, so their median at an early step is the median of the best, and a
+    configuration that starts slowly (much dropout) and ends best is stopped by it; every trial
+    that got as far is the unbiased field (as successive halving ranks a rung). The trial is
+    judged by its best value so far, as Optuna's rule; 2 complete trials are still needed."""
+
+    def prune(self, study, trial) -> bool:
+        import numpy as np
+        from optuna.study import StudyDirection
+        from optuna.trial import TrialState
+
+        step = trial.last_step
+        trials = study.get_trials(deepcopy=False, states=(
+            TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+        if sum(t.state == TrialState.COMPLETE for t in trials) < 2:
+            return False
+        others = [t.intermediate_values[step] for t in trials
+                  if t.number != trial.number and step in t.intermediate_values]
+        others = [v for v in others if math.isfinite(v)]
+        mine = [v for v in trial.intermediate_values.values() if math.isfinite(v)]
+        if not others or not mine:
+            return False
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        best = max(mine) if maximize else min(mine)
+        median = float(np.median(others))
+        return best < median if maximize else best > median
 
 
 def check_choices(sampler: str, pruner: str, warmup: float | None = None) -> None:

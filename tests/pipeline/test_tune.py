@@ -102,7 +102,7 @@ def test_bad_spaces_exit_2_naming_them_before_anything_runs(tiny, tmp_path, para
     (["--deadline", "0"], "--deadline 0.0: must be more than 0 seconds"),
     (["--deadline", "-5"], "--deadline -5.0: must be more than 0 seconds"),
     (["--deadline", "nan"], "--deadline nan: must be more than 0 seconds"),
-    (["--pruner", "hyperband"], "--pruner hyperband: choose one of median, quartile, none"),
+    (["--pruner", "hyperband"], "--pruner hyperband: choose one of median, median-reached, quartile, none"),
     (["--pruner-warmup", "1"], "--pruner-warmup 1.0: must be at least 0 and less than 1"),
     (["--pruner-warmup", "-0.1"], "--pruner-warmup -0.1: must be at least 0 and less than 1"),
     (["--pruner-warmup", "nan"], "--pruner-warmup nan: must be at least 0 and less than 1"),
@@ -202,6 +202,37 @@ def test_the_quartile_pruner_keeps_only_the_best_quarter(pruner, value, pruned):
     for epoch in range(1, 6):  # past the warm-up of a fifth of 20 epochs
         trial.report(value, epoch)
     assert bool(trial.should_prune()) is pruned
+
+
+def test_median_reached_judges_against_every_trial_that_reached_the_step():
+    from optuna.trial import TrialState
+
+    from pipeline.tune.study import make_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("median-reached"))
+    complete_trials(study, (0.8, 0.9))  # the survivors: median 0.85 at every step
+    for value in (0.2, 0.3, 0.4):  # pruned at step 5: they reached it
+        trial = study.ask()
+        for epoch in range(1, 6):
+            trial.report(value, epoch)
+        study.tell(trial, state=TrialState.PRUNED)
+    # at step 5 each running trial's field is 0.8, 0.9, 0.2, 0.3, 0.4 and the other running
+    # trial: median 0.375 for the one at 0.45, 0.425 for the one at 0.35 (Optuna's: 0.85)
+    kept, stopped = study.ask(), study.ask()
+    for epoch in range(1, 6):
+        kept.report(0.45, epoch)
+        stopped.report(0.35, epoch)
+    assert not kept.should_prune()
+    assert stopped.should_prune()
+    # at step 6 only the complete trials (and the running ones) reached it
+    kept.report(0.45, 6)
+    stopped.report(0.35, 6)
+    assert stopped.should_prune() and kept.should_prune()  # fields 0.8, 0.9 and the other: 0.8
+    fresh = optuna.create_study(direction="maximize", pruner=make_pruner("median-reached"))
+    complete_trials(fresh, (0.8,))  # one complete trial: nothing is judged yet
+    alone = fresh.ask()
+    alone.report(0.1, 5)
+    assert not alone.should_prune()
 
 
 def test_the_pruner_warmup_is_the_share_of_epochs_before_judging():
