@@ -35,7 +35,7 @@ SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "median-reached", "quartile", "none")
 #: The share (percent) of the complete trials' values at a step a trial must be among to go
 #: on: the better half for ``median``, the best quarter for ``quartile`` (Optuna's percentile).
-KEPT = {"median": 50.0, "median-reached": 50.0, "quartile": 25.0}
+KEPT = {"median": 50.0, "quartile": 25.0}
 NUMBER = "nnpipe_number"
 OWNER = "nnpipe_owner"
 
