@@ -20,8 +20,8 @@ accuracies, each study's gap and time ratio, the mean and worst gap against the 
 the BLAS kernel.
 
     .venv/bin/python benchmarks/tune_vs_grid.py [--epochs 30] [--seeds 3] [--jobs 2]
-        [--keep DIR | --grid DIR] [--stop deadline|timeout] [--no-fits] [--schedule constant|cosine]
-        [--pruner median|median-reached|...] [--tune-option=--flag ...]
+        [--keep DIR | --grid DIR] [--stop deadline|timeout] [--no-fits]
+        [--schedule constant|cosine] [--pruner median|median-reached|...] [--tune-option=--flag ...]
 
 Targets: tune's best within 0.3 points of the grid's best (the worst of the seeds), in at most a
 third of its wall time (each).
@@ -215,7 +215,8 @@ def arguments(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
-                        help="the trainer's learning rate: constant (Adam as given) or cosine down to 0")
+                        help="the trainer's learning rate: constant (Adam's as given) or "
+                             "cosine down to 0")
     parser.add_argument("--trials", type=int, default=200,
                         help="at most this many trials (the time budget ends the study first)")
     parser.add_argument("--jobs", type=int, default=2)
