@@ -16,6 +16,7 @@ The stage's spec (its fields and their validation) is ``plugins.mlp.trainer.MLPT
             model.backward(gradient)                        fills model.grads (P,)
             l1 > 0: model.grads += l1 * sign(W) on the dense weights
             optimizer.step(model.params, model.grads, ...)  updates model.params (P,) in place
+            every 64 steps: the optimiser's decaying state loses its near-subnormal entries
                               (decaying the weights only with ``decay_biases: false``)
             ema: average <- ema * average + (1 - ema) * params   (plugins.mlp.averaging)
             (diagnostics: gradient norms per layer; update ratios on sampled steps)
@@ -59,7 +60,7 @@ from plugins.mlp.diagnostics import LayerDiagnostics, NoDiagnostics
 from plugins.mlp.history import Epoch
 from plugins.mlp.losses import as_one_hot, smooth_labels
 from plugins.mlp.model import MLP
-from plugins.mlp.optim import Optimizer
+from plugins.mlp.optim import FLUSH_EVERY, Optimizer
 
 if TYPE_CHECKING:  # the spec imports this module
     from plugins.mlp.trainer import MLPTrain
@@ -215,6 +216,8 @@ def _train_epoch(spec: "MLPTrain", loop: _Loop, epoch: int, x: np.ndarray, y: np
                     loop.penalty.add_gradient(model.params, model.grads)  # + l1 sign(W)
                 diagnostics.after_backward(step)
                 loop.optimizer.step(model.params, model.grads, loop.state, lr)  # (P,)
+                if step % FLUSH_EVERY == 0 or start + B >= n:  # no subnormal moments
+                    loop.optimizer.flush_tiny(loop.state)
                 if loop.average is not None:
                     loop.average.update(model)  # ema: fold this step's weights in
                 diagnostics.after_update()

@@ -109,3 +109,24 @@ def test_value_and_gradient_without_a_fused_path():
     assert value == 0.5 * (1.0 + 0.25 + 1.0) / 2  # half the mean over rows of the squared error
     np.testing.assert_array_equal(gradient, (o - y) / 2)
     assert mse.fused is None and losses.value_and_gradient(mse, o, y)[0] == value
+
+
+@pytest.mark.parametrize("gradient", ["fused", "gradient", "weighted"])
+def test_cross_entropy_gradients_hold_no_subnormal_probability(gradient):
+    """Shifted logits between -104 and -87 have subnormal float32 exponentials, which slow every
+    multiply they reach; the training gradient gives them (and anything below log(sqrt(tiny)),
+    -43.7) probability 0, and every other entry the exact softmax (float64 oracle)."""
+    z = np.array([[0.0, -10.0, -43.0, -44.0, -90.0, -100.0, -200.0]], dtype=np.float32)
+    y = np.array([[1, 0, 0, 0, 0, 0, 0]], dtype=np.float32)
+    if gradient == "weighted":
+        _, g = cross_entropy.weighted(z, y, weight=np.ones(7))
+    elif gradient == "fused":
+        _, g = cross_entropy.fused(z, y)
+    else:
+        g = cross_entropy.gradient(z, y)
+    tiny = np.finfo(np.float32).tiny
+    assert not np.any((g != 0) & (np.abs(g) < tiny))  # no subnormal entry
+    assert np.all(g[0, 3:] == 0)  # below -43.7: probability 0
+    exact = np.exp(z.astype(np.float64)) / np.exp(z.astype(np.float64)).sum()  # (1, 7) softmax
+    np.testing.assert_allclose(g[0, :3] + y[0, :3], exact[0, :3], rtol=1e-6)
+    assert np.all(exact[0, 3:] < 1e-19)  # what the zeros leave out

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from pipeline.artifacts import Dataset, Split
 from pipeline.registry import default_registry
 from pipeline.spec import StageContext
-from plugins.mlp.optim import SGD, Adam, AdamW, Optimizer, check
+from plugins.mlp.optim import FLUSH_EVERY, SGD, Adam, AdamW, NAdam, Optimizer, RMSprop, check
 from plugins.mlp.trainer import MLPTrain
 
 
@@ -187,3 +187,47 @@ FIRST_STEPS = {
 def test_first_steps_by_hand(name):
     optimizer, expected = FIRST_STEPS[name]
     np.testing.assert_allclose(descend(optimizer, len(expected)), expected, rtol=1e-9, atol=1e-12)
+
+
+# --- subnormal moments -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer, names", [
+    (Adam(), ("m", "v")), (NAdam(), ("m", "v")), (AdamW(), ("m", "v")),
+    (SGD(momentum=0.9), ("velocity",)),
+    (RMSprop(momentum=0.9, centered=True), ("square_avg", "grad_avg", "momentum_buffer"))])
+def test_flush_tiny_zeroes_only_what_would_turn_subnormal(optimizer, names):
+    """An entry that decays by its factor for FLUSH_EVERY steps without a gradient must not
+    pass through the subnormal range (each multiply there costs a microcode assist): it is 0
+    after ``flush_tiny``, or it stays normal all the way; larger entries are untouched."""
+    tiny = np.finfo(np.float32).tiny
+    values = np.array([0.0, 1e-3, 1e-20, -1e-30, 1e-34, -1e-36, 5e-38, 2e-39, -1e-44],
+                      dtype=np.float32)  # (9,) normal and subnormal, both signs
+    state = optimizer.start(np.zeros(values.size, dtype=np.float32))
+    for name in names:
+        state[name][...] = values
+    optimizer.flush_tiny(state)
+    for name, factor in optimizer.decaying().items():
+        if name not in names:
+            continue
+        flushed = state[name]
+        kept = flushed != 0
+        np.testing.assert_array_equal(flushed[kept], values[kept])  # untouched where kept
+        assert np.all(kept[np.abs(values) >= 1e-30])  # the large ones are all kept
+        decayed = flushed.copy()
+        for _ in range(FLUSH_EVERY):  # float32 arithmetic, as the optimiser's passes
+            decayed *= np.float32(factor)
+            assert not np.any((decayed != 0) & (np.abs(decayed) < tiny)), (name, decayed)
+
+
+def test_the_trainer_flushes_every_flush_every_steps_and_at_each_epochs_end(monkeypatch):
+    """200 rows in batches of 1: flushes after steps 64, 128, 192 and 200 of each epoch."""
+    from support import blobs
+
+    calls = []
+    monkeypatch.setattr(Adam, "flush_tiny", lambda self, state: calls.append(int(state["t"])))
+    data = blobs(250)  # 200 training rows
+    spec = MLPTrain(hidden=[4], epochs=2, batch_size=1, optimizer={"kind": "adam"}, seed=0)
+    spec.run({"data": data}, StageContext(seed=0))
+    n = data.split("train").x.shape[0]
+    per_epoch = [s for s in range(1, n + 1) if s % FLUSH_EVERY == 0 or s == n]
+    assert calls == per_epoch + [n + s for s in per_epoch]
