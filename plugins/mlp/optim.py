@@ -13,8 +13,9 @@ The trainer only ever does::
 will pass its own value). Per-parameter memory (momentum's velocity, Adam's moments and step
 count) lives in ``state``, arrays allocated once by ``init_state``; names starting with ``_`` are
 work buffers, not state (a checkpoint skips them). ``step`` clips the gradient when
-``clip_norm`` is set, then calls ``update``, which is what a new optimiser implements; one whose state decays where the gradient is
-zero (a momentum, a moving average) names those arrays in ``decaying``. A plugin
+``clip_norm`` is set, then calls ``update``, which is what a new optimiser implements; one whose
+state decays where the gradient is zero (a momentum, a moving average) names those arrays in
+``decaying``, and the trainer's ``flush_tiny`` keeps them out of the subnormal range. A plugin
 registers an ``Optimizer`` subclass under ``nnpipe.optimizers``, its ``kind`` a ``Literal`` of the
 registered name.
 
