@@ -16,8 +16,9 @@ The stage's spec (its fields and their validation) is ``plugins.mlp.trainer.MLPT
             model.backward(gradient)                        fills model.grads (P,)
             l1 > 0: model.grads += l1 * sign(W) on the dense weights
             optimizer.step(model.params, model.grads, ...)  updates model.params (P,) in place
-            every 64 steps: the optimiser's decaying state loses its near-subnormal entries
                               (decaying the weights only with ``decay_biases: false``)
+            every 64 steps and at the epoch's end: optimizer.flush_tiny(state) zeroes the
+                              decaying moments' entries about to turn subnormal
             ema: average <- ema * average + (1 - ema) * params   (plugins.mlp.averaging)
             (diagnostics: gradient norms per layer; update ratios on sampled steps)
         train loss / accuracy come from the batch outputs (no second pass over the train split);
