@@ -23,6 +23,7 @@ from pipeline.sweep.backend import default_jobs, engine
 from pipeline.sweep.options import check_options
 from pipeline.sweep.shared import warm_shared_stages
 from pipeline.tune import outdir, results, study as studies
+from pipeline.tune.drawer import Drawer
 from pipeline.tune.loop import Budget, Pool, run_loop
 from pipeline.tune.plots import write_plots
 from pipeline.tune.report import render
@@ -128,34 +129,36 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
     jobs = options.jobs or 1
     threads = options.threads or max(1, default_jobs() // jobs)
     cache_dir, url = Path(cache_dir).resolve(), studies.storage_url(out, options.storage)
-    with engine(options.backend, jobs, options.scheduler, threads):
-        outdir.make_out(out)
-        study = studies.open_study(url, name, "maximize" if mode == "max" else "minimize",
-                                   options.sampler, options.pruner, params,
-                                   seed=options.sampler_seed, warmup=options.pruner_warmup)
-        recovered = studies.recover(study)
-        pool = Pool(options.backend, jobs)
-        pool.prepare(url)  # workers start while the shared stages are computed
-        if recovered:
-            echo(f"Optuna trial(s) {', '.join(map(str, recovered))} were running when their "
-                 f"process died: marked failed, their budget given back")
-        shared = _warm(file, params, options, cache_dir, data_dir)
-        if shared:
-            echo(f"shared stages computed before the trials: {', '.join(shared)}")
-        make_task = _task_maker(file, params, out, url, name, options, cache_dir, data_dir,
-                                threads, budget.stop_at())
-        outcomes = run_loop(study, params, budget, pool,
-                            make_task, lambda o: echo(_line(o, options.metric)))
-    info = {"pipeline": str(file), "study": name, "storage": url, "metric": options.metric,
-            "mode": mode, "sampler": options.sampler, "sampler_seed": options.sampler_seed,
-            "pruner": options.pruner, "pruner_warmup": options.pruner_warmup,
-            "timeout": options.timeout, "deadline": options.deadline,
-            "start_if_fits": options.start_if_fits,
-            "trials": options.trials, "seeds": options.seeds, "backend": options.backend,
-            "jobs": jobs, "set": list(options.fixed), "shared_stages": shared,
-            "params": {p.path: p.text.partition("=")[2] for p in params},
-            "seconds": round(time.perf_counter() - started, 3)}
-    return _finish(study, file, params, options, out, info, recovered, outcomes)
+    with Drawer(url, name) as drawer:  # it imports the plotting libraries meanwhile
+        with engine(options.backend, jobs, options.scheduler, threads):
+            outdir.make_out(out)
+            study = studies.open_study(url, name, "maximize" if mode == "max" else "minimize",
+                                       options.sampler, options.pruner, params,
+                                       seed=options.sampler_seed, warmup=options.pruner_warmup)
+            recovered = studies.recover(study)
+            pool = Pool(options.backend, jobs)
+            pool.prepare(url)  # workers start while the shared stages are computed
+            if recovered:
+                echo(f"Optuna trial(s) {', '.join(map(str, recovered))} were running when their "
+                     f"process died: marked failed, their budget given back")
+            shared = _warm(file, params, options, cache_dir, data_dir)
+            if shared:
+                echo(f"shared stages computed before the trials: {', '.join(shared)}")
+            make_task = _task_maker(file, params, out, url, name, options, cache_dir, data_dir,
+                                    threads, budget.stop_at())
+            outcomes = run_loop(study, params, budget, pool,
+                                make_task, lambda o: echo(_line(o, options.metric)))
+        info = {"pipeline": str(file), "study": name, "storage": url, "metric": options.metric,
+                "mode": mode, "sampler": options.sampler, "sampler_seed": options.sampler_seed,
+                "pruner": options.pruner, "pruner_warmup": options.pruner_warmup,
+                "timeout": options.timeout, "deadline": options.deadline,
+                "start_if_fits": options.start_if_fits,
+                "trials": options.trials, "seeds": options.seeds, "backend": options.backend,
+                "jobs": jobs, "set": list(options.fixed), "shared_stages": shared,
+                "params": {p.path: p.text.partition("=")[2] for p in params},
+                "seconds": round(time.perf_counter() - started, 3)}
+        return _finish(study, file, params, options, out, info, recovered, outcomes,
+                       drawer)
 
 
 def _budget(options: TuneOptions, params: list[Param], started: float) -> Budget:
@@ -192,8 +195,11 @@ def _line(outcome: dict, metric: str) -> str:
             f"{epochs:<10} {outcome['seconds']:7.1f}s{error}")
 
 
-def _finish(study, file, params, options, out, info, recovered, outcomes) -> TuneResult:
-    """Write the results of the whole study; a study where nothing completed is a RunError."""
+def _finish(study, file, params, options, out, info, recovered, outcomes,
+            drawer: Drawer) -> TuneResult:
+    """Write the results of the whole study (the plots by ``drawer``'s helper while the tables
+    are written, or here); a study where nothing completed is a RunError."""
+    drawing = drawer.submit(out / "plots")
     rows = results.trial_rows(study, params)
     ranked = results.best_rows(rows, info["mode"])
     best = ranked[0] if ranked else None
@@ -204,7 +210,7 @@ def _finish(study, file, params, options, out, info, recovered, outcomes) -> Tun
                                    "trials_table": rows})
     if best is not None:
         results.write_best_file(out / "best.yaml", file, best, options.metric, options.fixed)
-    plots, notes = write_plots(study, out / "plots")
+    plots, notes = drawer.result(drawing) or write_plots(study, out / "plots")
     write_text(out / "report.html", render(info, rows, params, best, sentence, plots, notes))
     if best is None and not any(r["state"] == "PRUNED" for r in rows):
         failed = [o for o in outcomes if o.get("error")]

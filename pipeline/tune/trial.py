@@ -118,7 +118,7 @@ def _epochs(run_dir: str) -> int | None:
 
 
 @functools.lru_cache(maxsize=4)
-def _storage(url: str):
+def storage_for(url: str):
     """This worker's connection to the study's storage, opened once per process (a worker
     runs many trials; opening costs about a second)."""
     from pipeline.tune.study import open_storage
@@ -135,7 +135,7 @@ def prepare(url: str) -> None:
 
     stage_classes(default_registry())  # imports every installed stage's module
 
-    _storage(url)
+    storage_for(url)
 
 
 def _open_trial(task: TrialTask):
@@ -145,7 +145,7 @@ def _open_trial(task: TrialTask):
     from pipeline.tune.study import make_pruner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=task.study, storage=_storage(task.storage),
+    study = optuna.load_study(study_name=task.study, storage=storage_for(task.storage),
                               pruner=make_pruner(task.pruner, task.pruner_warmup))
     return optuna.trial.Trial(study, task.trial_id)
 
