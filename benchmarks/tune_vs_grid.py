@@ -6,9 +6,9 @@ shifted copies of each training digit as in examples/mnist.yaml: 24,000 rows an 
 learning rates (1e-3, 3e-3, 1e-2) x 2 widths (128, 256) x 4 dropout rates (0, 0.1, 0.2, 0.3);
 the study searches the same ranges (``lr=float(1e-3,1e-2,log)``, ``hidden=choice([128],[256])``,
 ``dropout=float(0,0.3)``) as a user with a time budget would: ``--trials`` large and
-``--deadline`` a third of the grid's wall time less a margin of 3 % and the seconds tune takes
-to start and to write its results (the trials still running at the deadline stop after their
-epoch), with ``--start-if-fits`` (no trial starts that the time left cannot hold; ``--no-fits``
+``--deadline`` a third of the grid's wall time less a margin of 3 %, the seconds tune takes
+to start and to write its results (measured first on this machine, by a 15 s study) and the
+grid's slowest epoch (the trials still running at the deadline stop after their epoch), with ``--start-if-fits`` (no trial starts that the time left cannot hold; ``--no-fits``
 leaves it out).
 ``--stop timeout`` measures the earlier way instead: ``--timeout`` (no trial starts after it,
 the running ones finish) a third less the grid's mean configuration and the results.
@@ -49,13 +49,10 @@ GRID_SIZE = 3 * 2 * 4
 VALIDATION = 0.25
 #: Shifted copies of each training digit (24,000 rows an epoch with 6,000 digits).
 AUGMENT_COPIES = 3
-#: What tune takes after its last trial: the table, tune.csv, three plots, report.html, and
-#: the epoch running at the deadline. Measured quiet (the lead's session-6 run, from the study
-#: databases' trial times and the files' times): 0.8-0.9 s for the results, a wide epoch 0.5 s.
-RESULTS_SECONDS = 1.5
-#: What tune takes before its clock starts: Python, the command line, Optuna's import (0.65 s
-#: from one study's report.html to the next one's tune directory, the same session-6 run).
-START_SECONDS = 0.7
+#: The deadline of the short study that measures what tune takes besides its trials on this
+#: machine (``outside_seconds``): long enough for the plots' helper to finish its imports.
+CALIBRATION_DEADLINE = 15.0
+CALIBRATION_SEED = 1000
 #: The share of a third of the grid a study leaves unused, for what takes longer than on a quiet
 #: machine. Session 6 reserved 5 % and 4.5 s for a machine at load 15 (ratios 0.34 without
 #: them); quiet, its studies ended 5.5 s before a third (ratio 0.30), a tenth of the trials'
@@ -149,31 +146,49 @@ def grid_best(out: Path) -> tuple[float, dict]:
     return best["mean"], best
 
 
-def timeout_for(grid_seconds: float, jobs: int) -> float:
+def timeout_for(grid_seconds: float, jobs: int, outside: float) -> float:
     """``--timeout`` for tune (``--stop timeout``): a third of the grid's wall time less its
     mean configuration's time (``jobs`` at a time; the trials still running at the timeout
-    have about half a trial left, so the study ends near 0.3 of the grid) and the results'
-    few seconds."""
-    return max(1.0, grid_seconds / 3 - grid_seconds * jobs / GRID_SIZE -
-               RESULTS_SECONDS)
+    have about half a trial left, so the study ends near 0.3 of the grid) and the ``outside``
+    seconds tune takes besides its trials."""
+    return max(1.0, grid_seconds / 3 - grid_seconds * jobs / GRID_SIZE - outside)
 
 
-def deadline_for(grid_seconds: float) -> float:
+def deadline_for(grid_seconds: float, outside: float) -> float:
     """``--deadline`` for tune: a third of the grid's wall time less a margin (``MARGIN`` of it:
-    on a loaded machine the epoch running at the deadline, the start-up and the results take
-    longer) and tune's start-up and results on a quiet machine."""
-    return max(1.0, (1 - MARGIN) * grid_seconds / 3 - START_SECONDS - RESULTS_SECONDS)
+    on a loaded machine the start-up and the results take longer) and the ``outside`` seconds
+    tune takes besides its trials (``outside_seconds``, with the epoch that ends after the
+    deadline)."""
+    return max(1.0, (1 - MARGIN) * grid_seconds / 3 - outside)
 
 
-def budget_options(stop: str, grid_seconds: float, jobs: int) -> list[str]:
+def budget_options(stop: str, grid_seconds: float, jobs: int, outside: float) -> list[str]:
     """tune's time options for ``--stop``: ``deadline``, ``timeout`` or ``both`` (no trial starts
     after the timeout, the running ones stop at the deadline)."""
     options = []
     if stop in ("timeout", "both"):
-        options += ["--timeout", f"{timeout_for(grid_seconds, jobs):.1f}"]
+        options += ["--timeout", f"{timeout_for(grid_seconds, jobs, outside):.1f}"]
     if stop in ("deadline", "both"):
-        options += ["--deadline", f"{deadline_for(grid_seconds):.1f}"]
+        options += ["--deadline", f"{deadline_for(grid_seconds, outside):.1f}"]
     return options
+
+
+def longest_epoch(out: Path) -> float:
+    """The grid's slowest seconds per epoch (a run's seconds over its epochs): how far past the
+    deadline a running trial may go before it stops."""
+    runs = json.loads((out / "sweep.json").read_text())["runs"]
+    return max(run["seconds"] / max(1, len(json.loads(
+        (Path(run["run_dir"]) / "history.json").read_text()))) for run in runs)
+
+
+def outside_seconds(file: Path, work: Path, args) -> tuple[float, float]:
+    """What tune takes besides its trials on this machine, measured on a short study (deadline
+    ``CALIBRATION_DEADLINE``, its own cache): the wall time less tune's own seconds to the end
+    of its last trial, that is Python's start, the command line and the results. Returns it
+    and the study's wall time."""
+    wall, *_, own = run_study(file, work, args, CALIBRATION_SEED,
+                              ["--deadline", f"{CALIBRATION_DEADLINE:g}"])
+    return wall - own, wall
 
 
 def tune_command(file: Path, work: Path, args, seed: int, budget: list[str]) -> list[str]:
@@ -267,7 +282,12 @@ def main() -> None:
             best, grid_row = grid_best(work / "grid")
         print(f"grid : 24 configurations, {grid_s:6.1f} s wall, best val_accuracy "
               f"{best:.4f} ({' '.join(grid_row['overrides'])})")
-        budget = budget_options(args.stop, grid_s, args.jobs)
+        outside, calibration = outside_seconds(file, work, args)
+        epoch = longest_epoch(args.grid / "grid" if args.grid is not None else work / "grid")
+        print(f"tune : {outside:.1f} s besides its trials (start and results: a {calibration:.1f} "
+              f"s study, sampler seed {CALIBRATION_SEED}), and up to {epoch:.2f} s of an epoch "
+              f"after the deadline")
+        budget = budget_options(args.stop, grid_s, args.jobs, outside + epoch)
         gaps, ratios = [], []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             tune_s, tune_best, tune_row, rows, own_s = run_study(file, work, args, seed, budget)
