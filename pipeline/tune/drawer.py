@@ -18,8 +18,9 @@ from pathlib import Path
 
 #: Set in the helper once its imports are done.
 _WARM = threading.Event()
-#: How long a draw waits for imports still running (then the caller draws instead).
-WAIT_SECONDS = 2.0
+#: How long a draw waits for imports still running (then the caller draws instead: a study
+#: too short for the helper's imports gains nothing by waiting for them).
+WAIT_SECONDS = 0.5
 
 
 def _import_plotting(url: str) -> None:
@@ -86,6 +87,7 @@ class Drawer:
     def __init__(self, url: str, study_name: str):
         self.url, self.study_name = url, study_name
         self.executor = None
+        self.drew = False  # the helper drew: it is idle and exits when asked
 
     def __enter__(self) -> "Drawer":
         from joblib.externals.loky import ProcessPoolExecutor
@@ -108,16 +110,19 @@ class Drawer:
         except Exception:
             return None
 
-    @staticmethod
-    def result(future):
+    def result(self, future):
         """What ``submit``'s future drew, ``(written, notes)``, or None: the caller draws."""
         if future is None:
             return None
         try:
-            return future.result()
+            drawn = future.result()
         except Exception:  # the helper died or could not draw
             return None
+        self.drew = drawn is not None
+        return drawn
 
     def __exit__(self, *exc) -> None:
         if self.executor is not None:
-            self.executor.shutdown(wait=False, kill_workers=True)
+            # an idle helper exits when asked; one still importing is killed (it would finish
+            # its imports first, seconds after the study)
+            self.executor.shutdown(wait=False, kill_workers=not self.drew)
