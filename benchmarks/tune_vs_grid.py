@@ -8,7 +8,8 @@ the study searches the same ranges (``lr=float(1e-3,1e-2,log)``, ``hidden=choice
 ``dropout=float(0,0.3)``) as a user with a time budget would: ``--trials`` large and
 ``--deadline`` a third of the grid's wall time less a margin of 3 %, the seconds tune takes
 to start and to write its results (measured first on this machine, by a 25 s study) and the
-grid's slowest epoch (the trials still running at the deadline stop after their epoch), with ``--start-if-fits`` (no trial starts that the time left cannot hold; ``--no-fits``
+grid's slowest epoch (the trials still running at the deadline stop after their epoch), with
+``--start-if-fits`` (no trial starts that the time left cannot hold; ``--no-fits``
 leaves it out).
 ``--stop timeout`` measures the earlier way instead: ``--timeout`` (no trial starts after it,
 the running ones finish) a third less the grid's mean configuration and the results.
@@ -51,8 +52,8 @@ VALIDATION = 0.25
 AUGMENT_COPIES = 3
 #: The deadline of the short study that measures what tune takes besides its trials on this
 #: machine (``outside_seconds``): long enough for complete trials and for the plots' helper to
-#: finish its imports (a 15 s study had neither, and measured 2.8 s against the real studies'
-#: 1.5-1.7 s, session 12).
+#: finish its imports (session 12: a 15 s study had neither and measured 2.8 s against the
+#: real studies' 1.5-1.7 s; this one measured 2.6 s against 1.7-2.4 s, still an overestimate).
 CALIBRATION_DEADLINE = 25.0
 CALIBRATION_SEED = 1000
 #: The share of a third of the grid a study leaves unused, for what takes longer than on a quiet

@@ -7,7 +7,8 @@ with a deadline pays that after its last trial, so the helper takes it out of th
 path: it starts with the study, imports in a thread at the lowest CPU priority (nice 19 on
 Linux, so on a machine the trials keep busy it only takes the CPU time nobody else wants), and
 draws at normal priority when asked. If its imports are not done by then (no idle CPU while the
-study ran) or it died, ``draw`` returns None and the caller draws itself, as without a helper.
+study ran) or it died, ``Drawer.result`` is None and the caller draws itself, as without a
+helper.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _import_plotting(url: str) -> None:
 
 def _first_draw(plt) -> None:
     """Draw and save a throwaway figure with text: the first draw of a process loads the fonts
-    and sets up the text layout (0.3 s of the plots' time otherwise)."""
+    and sets up the text layout (0.17 s of the three plots' 1.16 s otherwise, measured)."""
     import io
 
     figure, axes = plt.subplots()
