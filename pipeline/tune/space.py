@@ -8,6 +8,7 @@ what becomes the override, so any YAML value works.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ from pipeline.sweep.grid import split_values
 
 _SPACE = re.compile(r"(float|int|choice)\((.*)\)", re.DOTALL)
 _EXAMPLE = "e.g. --param STAGE.FIELD=float(1e-4,1e-1,log)"
+#: The largest magnitude of an int range's ends: samplers draw ints through float64, which holds
+#: every integer up to 2**53 exactly.
+MAX_INT = 2 ** 53
 
 
 @dataclass(frozen=True)
@@ -83,11 +87,19 @@ def _number(kind: str, text: str, where: str):
 
 
 def _range(path: str, kind: str, args: list[str], text: str) -> Param:
-    """``float(...)``/``int(...)``: LOW below HIGH, ``log`` only with LOW > 0."""
+    """``float(...)``/``int(...)``: finite ends, LOW below HIGH, ``log`` only with LOW > 0; a
+    float range no wider than float64 holds (the samplers draw LOW + u * (HIGH - LOW))."""
     if len(args) not in (2, 3) or (len(args) == 3 and args[2] != "log"):
         raise UserError(f"--param {text}: expected {kind}(LOW,HIGH) or {kind}(LOW,HIGH,log)")
     low, high = _number(kind, args[0], text), _number(kind, args[1], text)
     log = len(args) == 3
+    for end, written in ((low, args[0]), (high, args[1])):
+        if kind == "float" and not math.isfinite(end):
+            raise UserError(f"--param {text}: {written} is not a finite number")
+        if kind == "int" and abs(end) > MAX_INT:
+            raise UserError(f"--param {text}: {written} is too large (at most 2**53 in size)")
+    if kind == "float" and low < high and not math.isfinite(high - low):
+        raise UserError(f"--param {text}: the range is too wide (HIGH - LOW overflows a float)")
     if not low < high:
         raise UserError(f"--param {text}: LOW ({args[0]}) must be below HIGH ({args[1]})")
     if log and low <= 0:
@@ -136,7 +148,8 @@ def check_space(file: Path, params: list[Param], fixed: Iterable[str] = ()) -> N
     if "seed" in paths:
         raise UserError("--param seed: use --seeds N to repeat configurations over seeds")
     for param in params:
-        values = param.choices if param.kind == "choice" else (param.first(),)
+        # both ends of a range: a field bounded above (dropout < 1) refuses HIGH, not LOW
+        values = param.choices if param.kind == "choice" else (param.low, param.high)
         for value in values:
             # An override naming no stage is a UserError naming --param and the value.
             override = Override.parse(param.override(value), f"--param {param.text}: value")

@@ -69,6 +69,12 @@ def test_spaces_parse_to_optuna_distributions():
     ("mlp_train.epochs=int(1.5,3)", "is not an int"),
     ("mlp_train.lr=normal(0,1)", "unknown space"),
     ("just-a-path", "expected PATH=SPACE"),
+    # ends no sampler can draw between: an infinity, a width beyond float64, an int past 2**53
+    ("mlp_train.optimizer.lr=float(1e-3,1e400)", "1e400 is not a finite number"),
+    ("mlp_train.optimizer.lr=float(-inf,1)", "-inf is not a finite number"),
+    ("mlp_train.optimizer.lr=float(nan,1)", "nan is not a finite number"),
+    ("mlp_train.optimizer.lr=float(-1e308,1e308)", "the range is too wide"),
+    ("mlp_train.epochs=int(1,100000000000000000000)", "is too large (at most 2**53"),
 ])
 def test_a_bad_space_is_a_user_error_naming_it(text, words):
     with pytest.raises(UserError) as caught:
@@ -83,6 +89,8 @@ def test_a_bad_space_is_a_user_error_naming_it(text, words):
     ("mlp_train.dropout=float(1,0)", "float(1,0)"),
     ("mlp_train.activation=choice()", "choice()"),
     ("mlp_train.dropout=float(-1,0.5)", "dropout"),
+    ("mlp_train.dropout=float(0,1.5)", "dropout"),  # HIGH refused by the field: before a trial
+    ("mlp_train.optimizer.lr=float(1e-3,1e400)", "float(1e-3,1e400)"),
 ])
 def test_bad_spaces_exit_2_naming_them_before_anything_runs(tiny, tmp_path, param, words):
     result = cli.invoke(app, ["tune", str(tiny), "--param", param, "--trials", "1",
