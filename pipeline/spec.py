@@ -50,7 +50,7 @@ class StageSpec(BaseModel):
     the artifacts they read (``inputs``) and write (``outputs``), and implement ``run``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     kind: str
     id: str | None = Field(

@@ -188,7 +188,60 @@ def _problems(error: ValidationError, document: Any, registry: Registry,
                 if not isinstance(shown, (dict, list)):
                     message += f" (got {shown!r})"
         found.append((loc, message))
-    return found
+    return _one_per_union(found, error, document)
+
+
+def _one_per_union(found: list[tuple[Loc, str]], error: ValidationError,
+                   document: Any) -> list[tuple[Loc, str]]:
+    """One problem per field of a union type (``class_weight: balanced | [w, ...]``): pydantic
+    reports every member it tried, each under the member's name in the path
+    (``class_weight.literal['balanced']``, ``class_weight.list[...][9]``). Where one field has
+    two or more such reports, keep the member that got furthest into the value, without its
+    name; members that all failed at the value itself are joined ("must be A or B")."""
+    members: dict[Loc, list[tuple[int, int, Loc]]] = {}  # field -> [(depth, index, rest)]
+    for index, (loc, _) in enumerate(found):
+        field, depth, rest = _union_member(loc, document)
+        if depth is not None:
+            members.setdefault(field, []).append((depth, index, rest))
+    replaced: dict[int, tuple[Loc, str] | None] = {}
+    for field, tried in members.items():
+        if len(tried) < 2:
+            continue  # one report: a name that is simply not in the document (a missing field)
+        deepest = max(depth for depth, _, _ in tried)
+        best = [entry for entry in tried if entry[0] == deepest]
+        messages = [found[index][1] for _, index, _ in best]
+        message = messages[0] if deepest else _joined(messages)
+        for _, index, _ in tried:
+            replaced[index] = None
+        replaced[best[0][1]] = (field + best[0][2], message)
+    return [replaced.get(index, problem) for index, problem in enumerate(found)
+            if replaced.get(index, problem) is not None]
+
+
+def _joined(messages: list[str]) -> str:
+    """``must be 'balanced' (got 'x')`` and ``must be a valid list`` -> ``must be 'balanced' or
+    a valid list (got 'x')``."""
+    got = next((m[m.index(" (got "):] for m in messages if " (got " in m), "")
+    bare = [m.split(" (got ")[0].removeprefix("must be ") for m in messages]
+    return "must be " + " or ".join(dict.fromkeys(bare)) + got
+
+
+def _union_member(loc: Loc, document: Any) -> tuple[Loc, int | None, Loc]:
+    """Split a stage field's ``loc`` at the first element that is not in ``document`` (a union
+    member's name, or a missing field's): (the path before it, how deep the rest goes, the
+    rest); depth None when every element is in the document."""
+    node = document
+    for position, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif position >= 2 and isinstance(part, str) and loc[0] == "stages":
+            rest = loc[position + 1:]
+            return loc[:position], len(rest), rest
+        else:
+            return loc, None, ()
+    return loc, None, ()
 
 
 def _broken_stage_message(registry: Registry, kind: str) -> str:

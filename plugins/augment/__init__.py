@@ -49,7 +49,7 @@ class Elastic(BaseModel):
     """Simard et al.'s elastic distortion: uniform [-1, 1] displacement fields smoothed by a
     Gaussian of standard deviation ``sigma`` pixels, times ``alpha`` (they used 34 and 4)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     alpha: float = Field(ge=0, le=100, description="Strength (pixels before smoothing).")
     sigma: float = Field(gt=0, le=10, description="Smoothness: the Gaussian's width in pixels.")

@@ -54,7 +54,7 @@ class Optimizer(BaseModel):
 
     # defer_build: each optimizer class builds its validator when first used, not at import (a
     # pipeline uses one or two of the installed ones; see benchmarks/cli_latency.py)
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, allow_inf_nan=False)
 
     kind: str
     lr: float = Field(default=0.01, gt=0, description="Learning rate (step size).")

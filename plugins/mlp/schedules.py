@@ -41,7 +41,7 @@ class Schedule(BaseModel):
 
     # defer_build: each schedule class builds its validator when first used, not at import (a
     # pipeline uses one or two of the installed ones; see benchmarks/cli_latency.py)
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, allow_inf_nan=False)
 
     kind: str
 

@@ -60,7 +60,7 @@ class EarlyStopping(BaseModel):
     """Stop when ``monitor`` has not improved by at least ``min_delta`` for ``patience`` epochs;
     the best epoch's weights are restored at the end (``restore_best``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
     patience: int = Field(default=3, ge=0, description="Epochs without improvement tolerated.")
