@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass
 
@@ -10,6 +11,10 @@ from pipeline.errors import UserError
 from pipeline.userfiles import load_yaml
 
 _EXAMPLE = "e.g. --grid STAGE.FIELD=0.1,0.01"
+#: The most runs one sweep plans (configurations times seeds): every one is validated and
+#: given its task before the first runs, so a grid of 100 values on 6 axes (10**12 runs) would
+#: fill the memory before saying anything.
+MAX_RUNS = 10_000
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,20 @@ def parse_grid(text: str) -> Axis:
     return Axis(path, tuple(values))
 
 
-def configurations(axes: list[Axis]) -> list[tuple[str, ...]]:
-    """The cartesian product of the axes, each configuration a tuple of override texts."""
+def configurations(axes: list[Axis], seeds: int | None = None) -> list[tuple[str, ...]]:
+    """The cartesian product of the axes, each configuration a tuple of override texts; a
+    UserError when a path is given twice or the runs (``seeds`` per configuration) would be
+    more than ``MAX_RUNS``, counted before any is made."""
     paths = [axis.path for axis in axes]
     repeated = sorted({p for p in paths if paths.count(p) > 1})
     if repeated:
         raise UserError(f"--grid {repeated[0]}: given more than once; list all its values in one "
                         f"--grid")
+    sizes = [len(axis.values) for axis in axes]
+    runs = math.prod(sizes) * (seeds or 1)
+    if runs > MAX_RUNS:
+        shape = " x ".join(map(str, sizes)) + (f" configurations x {seeds} seeds" if seeds
+                                               else " configurations")
+        raise UserError(f"--grid: {shape} = {runs} runs; a sweep runs at most {MAX_RUNS} (split "
+                        f"it, or give fewer values)")
     return [tuple(combo) for combo in itertools.product(*(axis.overrides() for axis in axes))]

@@ -9,6 +9,10 @@ from pipeline.errors import UserError
 from pipeline.sweep.backend import BACKENDS, default_jobs, require_dask
 from pipeline.sweep.grid import Axis
 
+#: The most seeds a configuration is repeated over: a run per seed is planned up front, and a
+#: thousand runs of one configuration already measure its spread to a few percent.
+MAX_SEEDS = 1000
+
 
 def check_options(axes: list[Axis], seeds: int | None, jobs: int | None, backend: str,
                   scheduler: str | None) -> None:
@@ -20,8 +24,8 @@ def check_options(axes: list[Axis], seeds: int | None, jobs: int | None, backend
         raise UserError("--scheduler needs --backend dask")
     if jobs is not None and jobs < 1:
         raise UserError(f"--jobs {jobs}: must be at least 1")
-    if seeds is not None and seeds < 1:
-        raise UserError(f"--seeds {seeds}: must be at least 1")
+    if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds {seeds}: must be at least 1 and at most {MAX_SEEDS}")
     if seeds is not None and any(a.path == "seed" for a in axes):
         raise UserError("--seeds and --grid seed=...: give the seeds one way only")
     if backend == "dask":

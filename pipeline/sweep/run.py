@@ -105,7 +105,7 @@ def run_sweep(file: Path, axes: list[Axis], *, seeds: int | None = None, jobs: i
     file, fixed = Path(file).resolve(), tuple(fixed)
     base = load_pipeline(file, fixed)
     metric, mode = metrics.choose(base.stages, metric, mode)
-    configs = configurations(axes)
+    configs = configurations(axes, seeds)
     seed_list: list[int | None] = list(range(seeds)) if seeds else [None]
     out = check_output(Path(out) if out is not None else default_out(base.spec.name), "--out",
                        SWEEP, protected_places(cache_dir, data_dir), file)

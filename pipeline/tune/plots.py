@@ -32,10 +32,15 @@ def write_plots(study, folder: Path) -> tuple[list[Path], list[str]]:
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as visualize
 
-    folder.mkdir(parents=True, exist_ok=True)
+    import optuna
+
     makers = {"optimization_history": visualize.plot_optimization_history,
               "param_importances": lambda s: _importances(s, visualize),
               "parallel_coordinate": visualize.plot_parallel_coordinate}
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(
+            deepcopy=False)):  # each plot would only log that it has nothing to show
+        return [], [f"{name}: not drawn (no complete trial)" for name in makers]
+    folder.mkdir(parents=True, exist_ok=True)
     written, notes = [], []
     for name, make in makers.items():
         try:

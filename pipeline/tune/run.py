@@ -27,7 +27,7 @@ from pipeline.tune.drawer import Drawer
 from pipeline.tune.loop import Budget, Pool, run_loop
 from pipeline.tune.plots import write_plots
 from pipeline.tune.report import render
-from pipeline.tune.space import Param, check_space
+from pipeline.tune.space import Param, check_space, grid_points
 from pipeline.tune.trial import TrialTask
 
 
@@ -166,10 +166,7 @@ def _budget(options: TuneOptions, params: list[Param], started: float) -> Budget
     ``--deadline`` (counted from the command's start) and ``--start-if-fits``."""
     trials = options.trials
     if options.sampler == "grid":  # a grid has so many points; asking more repeats them
-        size = 1
-        for param in params:
-            size *= len(param.grid())
-        trials = min(trials, size)
+        trials = min(trials, grid_points(params))
     return Budget(trials, options.timeout, started, deadline=options.deadline,
                   fits=options.start_if_fits)
 

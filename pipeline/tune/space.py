@@ -22,6 +22,8 @@ from pipeline.sweep.grid import split_values
 
 _SPACE = re.compile(r"(float|int|choice)\((.*)\)", re.DOTALL)
 _EXAMPLE = "e.g. --param STAGE.FIELD=float(1e-4,1e-1,log)"
+#: The most points ``--sampler grid`` searches: Optuna's grid sampler lists them all up front.
+MAX_GRID_POINTS = 100_000
 #: The largest magnitude of an int range's ends: samplers draw ints through float64, which holds
 #: every integer up to 2**53 exactly.
 MAX_INT = 2 ** 53
@@ -61,12 +63,32 @@ class Param:
 
     def grid(self) -> list[Any]:
         """Every value, for ``--sampler grid``; a float range has no finite grid."""
+        self.grid_size()  # the size first: int(0,10**12) is not made into a list
         if self.kind == "choice":
             return list(self.choices)
+        return list(range(int(self.low), int(self.high) + 1))
+
+    def grid_size(self) -> int:
+        """How many values ``grid`` has, counted without making them."""
+        if self.kind == "choice":
+            return len(self.choices)
         if self.kind == "int" and not self.log:
-            return list(range(int(self.low), int(self.high) + 1))
+            return int(self.high) - int(self.low) + 1
         raise UserError(f"--param {self.text}: --sampler grid needs choice(...) or int(LOW,HIGH)"
                         f" spaces; use tpe or random for ranges")
+
+
+def grid_points(params: list[Param]) -> int:
+    """The points of the grid over ``params`` (``--sampler grid``); a UserError naming the
+    spaces when there are more than ``MAX_GRID_POINTS``, counted before any is made."""
+    sizes = [param.grid_size() for param in params]
+    points = math.prod(sizes)
+    if points > MAX_GRID_POINTS:
+        shape = f"{' x '.join(map(str, sizes))} = {points}" if len(sizes) > 1 else str(points)
+        raise UserError(f"--sampler grid: {shape} points over "
+                        f"{', '.join(p.text for p in params)}; at most {MAX_GRID_POINTS} (use tpe "
+                        f"or random for a space this large)")
+    return points
 
 
 def yaml_float(value: float) -> str:

@@ -189,6 +189,16 @@ def test_cli_sweep_prints_the_table(tiny, tmp_path):
     (["--grid", "mlp_train.epochs=1", "--backend", "spark"], "unknown backend"),
     (["--grid", "mlp_train.epochs=1", "--jobs", "0"], "at least 1"),
     (["--grid", "mlp_train.epochs=1", "--threads", "0"], "--threads 0: must be at least 1"),
+    # a run per seed is planned up front: 10**11 of them ran out of memory (a traceback)
+    (["--grid", "mlp_train.epochs=1", "--seeds", "100000000000"], "at most 1000"),
+    # the product is counted before a configuration is made (10**12 of them filled 19 GB)
+    (["--grid", "mlp_train.epochs=" + ",".join(map(str, range(1, 101))),
+      "--grid", "mlp_train.batch_size=" + ",".join(map(str, range(1, 101))),
+      "--grid", "mlp_train.seed=" + ",".join(map(str, range(100)))],
+     "--grid: 100 x 100 x 100 configurations = 1000000 runs; a sweep runs at most 10000"),
+    (["--grid", "mlp_train.epochs=1,2", "--seeds", "1000", "--grid",
+      "mlp_train.batch_size=" + ",".join(map(str, range(1, 11)))],
+     "2 x 10 configurations x 1000 seeds = 20000 runs"),
     (["--grid", "mlp_train.epochs=1", "--scheduler", "tcp://127.0.0.1:1"], "needs --backend dask"),
 ])
 def test_cli_user_mistakes_are_one_line_exit_2(tiny, tmp_path, arguments, message):

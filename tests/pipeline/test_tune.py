@@ -101,10 +101,24 @@ def test_bad_spaces_exit_2_naming_them_before_anything_runs(tiny, tmp_path, para
     assert not (tmp_path / "t").exists()
 
 
+def test_a_grid_too_large_to_list_is_exit_2_before_it_is_made(tiny, tmp_path):
+    # Optuna's grid sampler lists every point: 10**12 of them would fill the memory first
+    result = cli.invoke(app, ["tune", str(tiny), "--param", "mlp_train.epochs=int(1,1000000)",
+                              "--param", "mlp_train.batch_size=choice(8,16)", "--sampler",
+                              "grid", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        "error: --sampler grid: 1000000 x 2 = 2000000 points over mlp_train.epochs=int(1,1000000)"
+        ", mlp_train.batch_size=choice(8,16); at most 100000 (use tpe or random for a space "
+        "this large)")
+    assert not (tmp_path / "t").exists()
+
+
 @pytest.mark.parametrize("extra, words", [
     (["--sampler", "grid"], "--sampler grid needs choice(...) or int(LOW,HIGH)"),
     (["--sampler", "cmaes"], "--sampler cmaes: choose one of tpe, random, grid"),
     (["--trials", "0"], "--trials 0: must be at least 1"),
+    (["--seeds", "100000000000"], "--seeds 100000000000: must be at least 1 and at most 1000"),
     (["--sampler-seed", "-1"], "--sampler-seed -1: must be 0 or more"),
     (["--timeout", "0"], "--timeout 0.0: must be more than 0 seconds"),
     (["--deadline", "0"], "--deadline 0.0: must be more than 0 seconds"),

@@ -79,3 +79,17 @@ def test_trials_read_once_gives_copies_when_asked_and_the_study_otherwise():
     assert [t.number for t in copied] == [t.number for t in shared] == [0, 1]
     assert copied[0] is not shared[0] and shared[0] is once.get_trials(deepcopy=False)[0]
     assert once.direction == study.direction
+
+
+def test_a_study_without_a_complete_trial_draws_nothing_and_logs_nothing(tmp_path, capfd):
+    from pipeline.tune.plots import write_plots
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 1e-1)})
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    written, notes = write_plots(study, tmp_path / "plots")
+    assert written == [] and not (tmp_path / "plots").exists()
+    assert notes == [f"{name.removesuffix('.png')}: not drawn (no complete trial)"
+                     for name in PLOTS]
+    # Optuna's own "There are no complete trials" lines went to stderr before
+    assert "complete" not in capfd.readouterr().err
