@@ -48,3 +48,14 @@ def test_a_bad_value_is_one_line_naming_the_field(tmp_path, override, where, wor
 def test_finite_values_still_pass(tmp_path):
     result = run_with(tmp_path, "mlp_train.class_weight=[1, 2, 1, 1, 1, 1, 1, 1, 1, 0.5]")
     assert result.exit_code == 0, result.output
+
+
+def test_two_missing_fields_are_two_problems_not_a_union(tmp_path):
+    # absent names are a missing field's, not a union member's: each keeps its own line
+    file = tmp_path / "p.yaml"
+    file.write_text("name: x\nstages:\n  - kind: idx_reader\n    train: {}\n")
+    result = CliRunner().invoke(app, ["validate", str(file)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: {file}:4: stages[0].train.images: required field is missing",
+        f"error: {file}:4: stages[0].train.labels: required field is missing"]

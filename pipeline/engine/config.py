@@ -199,7 +199,9 @@ def _one_per_union(found: list[tuple[Loc, str]], error: ValidationError,
     two or more such reports, keep the member that got furthest into the value, without its
     name; members that all failed at the value itself are joined ("must be A or B")."""
     members: dict[Loc, list[tuple[int, int, Loc]]] = {}  # field -> [(depth, index, rest)]
-    for index, (loc, _) in enumerate(found):
+    for index, ((loc, _), item) in enumerate(zip(found, error.errors())):
+        if item["type"] == "missing":
+            continue  # its last name is a field's, absent from the document
         field, depth, rest = _union_member(loc, document)
         if depth is not None:
             members.setdefault(field, []).append((depth, index, rest))
@@ -236,12 +238,24 @@ def _union_member(loc: Loc, document: Any) -> tuple[Loc, int | None, Loc]:
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
-        elif position >= 2 and isinstance(part, str) and loc[0] == "stages":
+        elif position >= 2 and loc[0] == "stages" and _member_name(part):
             rest = loc[position + 1:]
             return loc[:position], len(rest), rest
         else:
             return loc, None, ()
     return loc, None, ()
+
+
+#: The names pydantic gives union members of built-in types in an error's path.
+_BUILTIN_MEMBERS = {"int", "float", "str", "bool", "bytes", "none", "list", "dict", "tuple",
+                    "set", "frozenset", "decimal", "date", "datetime", "path"}
+
+
+def _member_name(part: Any) -> bool:
+    """Whether a path element names a union member (``literal['balanced']``, ``list[...]``,
+    ``int``, a model's class name ``Dense``), not a field (lower-case identifiers)."""
+    return isinstance(part, str) and (not part.isidentifier() or part in _BUILTIN_MEMBERS
+                                      or part[:1].isupper())
 
 
 def _broken_stage_message(registry: Registry, kind: str) -> str:
