@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pipeline.errors import UserError
+
 
 def default_data_dir() -> Path:
     """The per-user data folder: ``$XDG_DATA_HOME/nnpipe``, else ``~/.local/share/nnpipe``."""
@@ -39,5 +41,10 @@ def cache_dir(option: Path | None = None) -> Path:
 
 
 def cache_verify_always() -> bool:
-    """Whether ``NNPIPE_CACHE_VERIFY=always`` asks to hash every cache entry on every load."""
-    return os.environ.get("NNPIPE_CACHE_VERIFY", "").strip().lower() == "always"
+    """Whether ``NNPIPE_CACHE_VERIFY=always`` asks to hash every cache entry on every load
+    (unset or empty: no); any other value is a UserError naming it, not silently the default."""
+    value = os.environ.get("NNPIPE_CACHE_VERIFY", "").strip()
+    if value.lower() not in ("", "always"):
+        raise UserError(f"NNPIPE_CACHE_VERIFY={value}: unknown value; set it to 'always' (hash "
+                        f"every cache entry on every load) or leave it unset")
+    return value.lower() == "always"

@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import shutil
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
@@ -340,3 +341,28 @@ def test_an_entry_another_process_rewrote_with_the_same_bytes_is_a_hit(tmp_path,
     assert cache.warnings == []
     second, statuses = run(load(tmp_path), cache)
     assert statuses[0] == "cached" and second.artifacts == first.artifacts
+
+
+@pytest.mark.parametrize("value, always", [("", False), ("always", True), (" Always ", True)])
+def test_nnpipe_cache_verify_values(monkeypatch, value, always):
+    from pipeline.io import settings as env_settings
+
+    monkeypatch.setenv("NNPIPE_CACHE_VERIFY", value)
+    assert env_settings.cache_verify_always() is always
+
+
+@pytest.mark.parametrize("value", ["maybe", "1", "true", "never"])
+def test_an_unknown_nnpipe_cache_verify_is_exit_2_naming_it(tmp_path, monkeypatch, value):
+    # a misspelt setting used to mean the default without a word
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    monkeypatch.setenv("NNPIPE_CACHE_VERIFY", value)
+    good = Path(__file__).resolve().parents[1] / "data" / "good" / "pipeline.yaml"
+    result = CliRunner().invoke(app, ["run", str(good), "--out", str(tmp_path / "r"),
+                                      "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"error: NNPIPE_CACHE_VERIFY={value}: unknown value; set it to 'always' (hash every "
+        f"cache entry on every load) or leave it unset")
