@@ -34,7 +34,7 @@ def invalid_outcome(task: Task, error: str) -> dict[str, Any]:
     """The outcome of a run whose pipeline does not validate: failed, without running."""
     return {"index": task.index, "config": task.config, "overrides": list(task.overrides),
             "seed": task.seed, "run_dir": None, "status": "failed", "metric": None,
-            "error": f"invalid: {error}", "stages": [], "seconds": 0.0}
+            "error": f"invalid: {error}", "stages": [], "seconds": 0.0, "completed": False}
 
 
 def plan_runs(file: Path, configs: list[tuple[str, ...]], seed_list: list[int | None], out: Path,

@@ -47,7 +47,7 @@ def _outcome(task: Task) -> dict[str, Any]:
     """A run's outcome before it ran: ``ok`` until something says otherwise."""
     return {"index": task.index, "config": task.config, "overrides": list(task.overrides),
             "seed": task.seed, "run_dir": task.run_dir, "status": "ok", "metric": None,
-            "error": None, "stages": []}
+            "error": None, "stages": [], "completed": False}
 
 
 def _execute(task: Task, monitor, outcome: dict[str, Any]) -> None:
@@ -64,6 +64,7 @@ def _execute(task: Task, monitor, outcome: dict[str, Any]) -> None:
                         monitor=monitor)
         result = runner.run(pipeline, out=Path(task.run_dir))
     outcome["stages"] = [dict(report.__dict__) for report in result.stages]
+    outcome["completed"] = True  # it ran to the end, whether or not it left the metric
     outcome["metric"] = read_metric(Path(task.run_dir), task.metric)
     if outcome["metric"] is None:
         outcome.update(status="failed", error=f"the run produced no {task.metric!r} "

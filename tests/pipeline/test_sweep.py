@@ -232,3 +232,25 @@ def test_sweep_seeds_compare_the_two_best_configurations_with_welch(loky_result)
     if p == p:  # scipy gives nan for two constant samples; nnpipe then says 1 or 0
         assert f"p = {p:.3g}" in sentence
     assert "noise of 2 seeds" in sentence
+
+
+def test_a_sweep_whose_every_run_failed_exits_1_after_writing_its_table(tiny, tmp_path):
+    # every run diverges: the sweep failed (runs that end without the metric do not count:
+    # tests/pipeline/test_kill.py's metric-less sweep exits 0)
+    result = cli.invoke(app, ["sweep", str(tiny), "--grid", "mlp_train.epochs=1,2", "--set",
+                              "mlp_train.optimizer={kind: sgd, lr: 1e30}",
+                              "--out", str(tmp_path / "s"), "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 1, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error: no run completed; the first error: training diverged"), last
+    assert "2 runs, 2 failed" in result.output
+    runs = json.loads((tmp_path / "s" / "sweep.json").read_text())["runs"]
+    assert [r["completed"] for r in runs] == [False, False]
+
+
+def test_a_sweep_of_runs_that_left_no_metric_still_exits_0(tiny, tmp_path):
+    result = cli.invoke(app, ["sweep", str(tiny), "--grid", "mlp_train.epochs=1,2", "--metric",
+                              "no_such_metric", "--out", str(tmp_path / "s"),
+                              "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert "2 runs, 2 failed" in result.output
