@@ -23,7 +23,8 @@ def run_with(tmp_path: Path, override: str):
 
 
 @pytest.mark.parametrize("override, where, words", [
-    ("mlp_train.optimizer={kind: adam, lr: .inf}", "stages[3].optimizer.lr", "must be a finite number (got inf)"),
+    ("mlp_train.optimizer={kind: adam, lr: .inf}", "stages[3].optimizer.lr",
+     "must be a finite number (got inf)"),
     ("mlp_train.optimizer={kind: sgd, lr: -.inf}", "optimizer.lr", "finite number"),
     ("mlp_train.l1=.nan", "stages[3].l1", "finite number"),
     ("mlp_train.layers=[{kind: dropout, p: .nan}]", "layers[0].p", "finite number"),

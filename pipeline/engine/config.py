@@ -140,6 +140,9 @@ class Override:
         path, sep, raw = text.partition("=")
         if not sep or not path.strip():
             raise UserError(f"{option} {text!r}: expected PATH=VALUE, e.g. STAGE.FIELD=VALUE")
+        if any(not part.strip() for part in path.strip().split(".")):
+            raise UserError(f"{option} {text!r}: PATH has an empty name (two dots in a row, or a "
+                            f"dot at an end), e.g. STAGE.FIELD=VALUE")
         # The value is YAML read within the same caps as a pipeline file (no alias bombs).
         value = load_yaml(raw, f"{option} {text!r}")[0] if raw.strip() else ""
         return cls(path.strip(), value, text, option)

@@ -115,6 +115,10 @@ def test_override_values_are_validated_and_named(tmp_path, toy_registry):
         load_pipeline(path, ["prodce.count=3"])
     with pytest.raises(UserError, match="expected PATH=VALUE"):
         load_pipeline(path, ["produce.count"])
+    # an empty name in the path read as 'stages[0].: unknown field' before
+    for text in ("produce..count=3", "produce.count.=3", ".count=3"):
+        with pytest.raises(UserError, match=r"PATH has an empty name \(two dots in a row"):
+            load_pipeline(path, [text])
 
 
 def test_override_values_are_typed():
