@@ -60,3 +60,13 @@ def test_two_missing_fields_are_two_problems_not_a_union(tmp_path):
     assert result.output.strip().splitlines() == [
         f"error: {file}:4: stages[0].train.images: required field is missing",
         f"error: {file}:4: stages[0].train.labels: required field is missing"]
+
+
+def test_members_failing_at_the_value_are_joined():
+    from pipeline.engine.config import _joined
+
+    assert _joined(["must be 'balanced' (got 'x')", "must be a valid list"]) == (
+        "must be 'balanced' or a valid list (got 'x')")
+    # sentences of a validator's own are kept whole, not cut at a 'must be' they lack
+    assert _joined(["unknown layer 'x'", "must be a valid list"]) == (
+        "unknown layer 'x'; or must be a valid list")

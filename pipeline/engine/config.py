@@ -211,7 +211,7 @@ def _one_per_union(found: list[tuple[Loc, str]], error: ValidationError,
     replaced: dict[int, tuple[Loc, str] | None] = {}
     for field, tried in members.items():
         if len(tried) < 2:
-            continue  # one report: a name that is simply not in the document (a missing field)
+            continue  # one report: nothing to choose between, its path stays as pydantic gave it
         deepest = max(depth for depth, _, _ in tried)
         best = [entry for entry in tried if entry[0] == deepest]
         messages = [found[index][1] for _, index, _ in best]
@@ -226,6 +226,8 @@ def _one_per_union(found: list[tuple[Loc, str]], error: ValidationError,
 def _joined(messages: list[str]) -> str:
     """``must be 'balanced' (got 'x')`` and ``must be a valid list`` -> ``must be 'balanced' or
     a valid list (got 'x')``."""
+    if not all(m.startswith("must be ") for m in messages):  # a validator's own sentences
+        return "; or ".join(dict.fromkeys(messages))
     got = next((m[m.index(" (got "):] for m in messages if " (got " in m), "")
     bare = [m.split(" (got ")[0].removeprefix("must be ") for m in messages]
     return "must be " + " or ".join(dict.fromkeys(bare)) + got
