@@ -109,6 +109,18 @@ def torch_epoch(x, y, widths, batch_norm, batch, seed) -> float:
     return clock() - started
 
 
+def kernels() -> str:
+    """The elementwise kernels nnpipe's optimisers use (``NNPIPE_KERNELS``, plugins/mlp/fused.py):
+    numba's fused passes, with its version, or NumPy's ufunc chains."""
+    from plugins.mlp import fused
+
+    if fused.chosen() == "numba":
+        import numba
+
+        return f"numba {numba.__version__} (fused updates)"
+    return "numpy (ufunc chains; NNPIPE_KERNELS=numpy or numba not installed)"
+
+
 def kernel() -> str:
     """The BLAS library, kernel and threads numpy uses, as threadpoolctl reports them."""
     from threadpoolctl import threadpool_info
@@ -237,7 +249,8 @@ def main(argv=None) -> int:
               f"{args.threads} threads; {args.clock} clock; torch {torch.__version__}; numpy "
               f"{np.__version__}\nCPU {cpu}; BLAS {kernel()}; "
               f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}; "
-              f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', '-')}", flush=True)
+              f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', '-')}; "
+              f"nnpipe kernels {kernels()}", flush=True)
         torch.set_num_threads(args.threads)
         xs, ys = x[:args.rows], y[:args.rows]
         if "default" in args.only:

@@ -41,6 +41,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from plugins.mlp import fused
 from plugins.mlp.parallel import SERIAL, Lanes
 
 State = dict[str, np.ndarray]
@@ -156,7 +157,8 @@ class SGD(Optimizer):
         if not self.momentum:
             params -= float(lr) * grads  # (P,)
             return
-        state.get("_lanes", SERIAL).run(_momentum_chain, (params, grads, state["velocity"]),
+        update = fused.chain("momentum", _momentum_chain)  # one compiled pass with numba
+        state.get("_lanes", SERIAL).run(update, (params, grads, state["velocity"]),
                                         self.momentum, self.nesterov, float(lr))
 
 
@@ -214,7 +216,9 @@ class Adam(Optimizer):
         # Python floats, not NumPy float64 scalars: NumPy 2 computes ``work += eps`` with a
         # float64 scalar in float64 and casts back, 6-7x slower than the float32 loop (NEP 50).
         step, eps = float(lr) * c1 / c2, self.eps / c2
-        state.get("_lanes", SERIAL).run(_adam_chain, (params, grads, M, V, work),
+        # one compiled pass when numba is installed, bit for bit ``_adam_chain`` (fused.py)
+        update = fused.chain("adam", _adam_chain)
+        state.get("_lanes", SERIAL).run(update, (params, grads, M, V, work),
                                         self.beta1, self.beta2, eps, step)
 
 
@@ -286,7 +290,8 @@ class RMSprop(Optimizer):
         grads = self._with_l2(params, grads, state)  # (P,)
         buffers = (params, grads, state["square_avg"], state["_scratch"],
                    state.get("grad_avg", grads), state.get("momentum_buffer", grads))  # (P,) each
-        state.get("_lanes", SERIAL).run(_rmsprop_chain, buffers, self.alpha, self.eps,
+        update = fused.chain("rmsprop", _rmsprop_chain)  # one compiled pass with numba
+        state.get("_lanes", SERIAL).run(update, buffers, self.alpha, self.eps,
                                         self.momentum, self.centered, float(lr))
 
 
@@ -342,7 +347,8 @@ class Adagrad(Optimizer):
         total, t, work = state["sum"], state["t"], state["_scratch"]  # (P,), (), (P,)
         t += 1
         clr = float(lr) / (1 + (int(t) - 1) * self.lr_decay)
-        state.get("_lanes", SERIAL).run(_adagrad_chain, (params, grads, total, work), self.eps, clr)
+        update = fused.chain("adagrad", _adagrad_chain)  # one compiled pass with numba
+        state.get("_lanes", SERIAL).run(update, (params, grads, total, work), self.eps, clr)
 
 
 def _adagrad_chain(params: np.ndarray, grads: np.ndarray, total: np.ndarray, work: np.ndarray,
@@ -397,7 +403,8 @@ class NAdam(Adam):
         c2 = math.sqrt((1 - self.beta2) / (1 - self.beta2 ** int(t)))
         a = float(lr) * mu_next * (1 - self.beta1) / (c2 * (1 - product * mu_next))
         b = float(lr) * (1 - mu) / (c2 * (1 - product))
-        state.get("_lanes", SERIAL).run(_nadam_chain, (params, grads, M, V, work, denom),
+        update = fused.chain("nadam", _nadam_chain)  # one compiled pass with numba
+        state.get("_lanes", SERIAL).run(update, (params, grads, M, V, work, denom),
                                         self.beta1, self.beta2, self.eps / c2, a, b)
 
 

@@ -267,7 +267,9 @@ class MLPTrain(StageSpec):
 
     def run(self, inputs: Mapping[str, Any], context: StageContext) -> dict[str, Any]:
         """Train the network (``plugins.mlp.training.train``, imported here: validating a
-        pipeline never needs it)."""
+        pipeline never needs it). A bad ``NNPIPE_KERNELS`` is refused before any work."""
+        from plugins.mlp import fused
         from plugins.mlp.training import train
 
+        fused.chosen()
         return train(self, inputs, context)
