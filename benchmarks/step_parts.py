@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_layers  # noqa: E402
-from bench_layers import CLOCK, kernel  # noqa: E402
+from bench_layers import CLOCK, kernel, kernels  # noqa: E402
 
 LR = 1e-3
 
@@ -191,7 +191,7 @@ def main(argv=None) -> int:
         theirs = torch_parts(x, labels, widths, args.batch, time_it)
         print(f"784-{args.net}-10 batch {args.batch}, {args.threads} threads, {args.clock} clock, ms per "
               f"step (fastest of {args.repeats} x {args.calls} calls); numpy BLAS {kernel()}; torch "
-              f"{torch.__version__} BLAS {torch_blas(torch)}")
+              f"{torch.__version__} BLAS {torch_blas(torch)}; nnpipe kernels {kernels()}")
     print(f"| part | nnpipe ms | PyTorch ms | ratio |\n| --- | --- | --- | --- |")
     for name, value in mine.items():
         other = theirs.get(name, 0.0)
