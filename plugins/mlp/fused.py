@@ -13,15 +13,14 @@ not depend on whether numba is installed. ``tests/plugins/mlp/test_fused.py`` ho
 They are compiled on first use in a process (about 0.4 s for each dtype), and release the GIL, so
 ``parallel.Lanes`` still runs one block per thread.
 
-``NNPIPE_KERNELS`` chooses: unset, the fused kernels when numba can be imported and the NumPy
-chains otherwise; ``numpy``, always the NumPy chains; ``numba``, the fused kernels or an error if
+``NNPIPE_KERNELS`` chooses: unset, the fused kernels when numba can be imported (installed, and
+built for this NumPy) and the NumPy chains otherwise; ``numpy``, always the NumPy chains; ``numba``, the fused kernels or an error if
 numba is missing. Any other value is an error naming it.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import os
 from typing import Any, Callable
@@ -52,11 +51,13 @@ def _resolve(value: str) -> str:
             f"{SETTING}={value!r}: must be one of {', '.join(CHOICES)} (or unset)")
     if value == "numpy":
         return "numpy"
-    # find_spec looks for the package without importing it (importing numba takes 0.2 s)
-    if importlib.util.find_spec("numba") is None:
+    try:  # 0.2 s, paid only by a process that trains
+        import numba  # noqa: F401
+    except Exception as error:  # not installed, or built for another NumPy than this one
         if value == "numba":
-            raise KernelsSettingError(
-                f"{SETTING}=numba: numba is not installed (pip install 'nnpipe[fast]')")
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise KernelsSettingError(f"{SETTING}=numba: numba cannot be imported ({reason}); "
+                                      f"pip install 'nnpipe[fast]'") from None
         return "numpy"
     return "numba"
 

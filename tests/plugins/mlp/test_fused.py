@@ -4,7 +4,6 @@ them, and a bad value is one line, exit 2, before any training."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -120,15 +119,30 @@ def test_the_setting_chooses_the_kernels(monkeypatch):
         fused.chosen()
 
 
-def test_without_numba_unset_means_numpy_and_asking_for_it_is_an_error(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "numba" else real(name, *a))
+@pytest.mark.parametrize("broken", [None, "numpy.core.multiarray failed to import"],
+                         ids=["not-installed", "built-for-another-numpy"])
+def test_without_numba_unset_means_numpy_and_asking_for_it_is_an_error(monkeypatch, broken):
+    if broken is None:
+        monkeypatch.setitem(sys.modules, "numba", None)  # import numba: ImportError
+    else:
+        real_import = __import__
+
+        def failing(name, *args, **kwargs):
+            if name == "numba":
+                raise ImportError(broken + "\nmore lines")
+            return real_import(name, *args, **kwargs)
+
+        monkeypatch.setattr("builtins.__import__", failing)
     assert fused.chosen() == "numpy"
+    assert fused.chain("adam", _adam_chain) is _adam_chain
     monkeypatch.setenv(fused.SETTING, "numba")
-    fused._resolve.cache_clear()
-    with pytest.raises(fused.KernelsSettingError, match=r"numba is not installed.*nnpipe\[fast\]"):
+    with pytest.raises(fused.KernelsSettingError) as caught:
         fused.chosen()
+    message = str(caught.value)
+    assert message.startswith("NNPIPE_KERNELS=numba: numba cannot be imported (")
+    assert "pip install 'nnpipe[fast]'" in message and "\n" not in message
+    if broken:
+        assert broken in message
 
 
 @pytest.mark.parametrize("optimizer", [{"kind": "adam", "lr": 0.01},
