@@ -3,19 +3,20 @@ installed (the ``fast`` extra: ``pip install 'nnpipe[fast]'``).
 
 NumPy runs Adam's update as ten ufunc passes over the P parameters (``optim._adam_chain``), each
 reading and writing whole vectors: at 1.86M parameters that is memory traffic, not arithmetic, and
-takes 4.1 ms a step on one core of the benchmark machine; one compiled pass over the same
-vectors takes 1.0 ms (benchmarks/README.md, "Session 14"). The kernels here do, for each entry,
-exactly the float operations of the NumPy chain in the same order (no fused multiply-add, no
-fast-math reassociation, the scalars rounded to the arrays' dtype as NumPy 2 rounds Python
+takes 2.9-4.2 ms a step on one core of the benchmark machine; one compiled pass over the same
+vectors takes 1.0-1.2 ms (benchmarks/README.md, "Session 14"). The kernels here do, for each
+entry, exactly the float operations of the NumPy chain in the same order (no fused multiply-add,
+no fast-math reassociation, the scalars rounded to the arrays' dtype as NumPy 2 rounds Python
 floats), so the result is the same bit for bit either way: a run, a checkpoint and its resume do
 not depend on whether numba is installed. ``tests/plugins/mlp/test_fused.py`` holds them to that.
 
-They are compiled on first use in a process (about 0.4 s for each dtype), and release the GIL, so
-``parallel.Lanes`` still runs one block per thread.
+They are compiled on first use in a process (0.35-0.45 s for each kernel and dtype; nothing is
+written to disk), and release the GIL, so ``parallel.Lanes`` still runs one block per thread.
 
 ``NNPIPE_KERNELS`` chooses: unset, the fused kernels when numba can be imported (installed, and
-built for this NumPy) and the NumPy chains otherwise; ``numpy``, always the NumPy chains; ``numba``, the fused kernels or an error if
-numba is missing. Any other value is an error naming it.
+built for this NumPy) and the NumPy chains otherwise; ``numpy``, always the NumPy chains;
+``numba``, the fused kernels, or an error when numba cannot be imported. Any other value is an
+error naming it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ CHOICES = ("numpy", "numba")
 
 
 class KernelsSettingError(UserError):
-    """``NNPIPE_KERNELS`` names no kernels, or asks for numba where it is not installed."""
+    """``NNPIPE_KERNELS`` names no kernels, or asks for numba where it cannot be imported."""
 
 
 def chosen() -> str:

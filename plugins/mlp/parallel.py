@@ -3,7 +3,8 @@
 The matrix products already run on every core the user allows (OpenBLAS threads); the
 elementwise passes (an optimiser's update over the P parameters) are NumPy ufunc loops on one
 core. NumPy releases the GIL inside a ufunc loop, so the same chain of ufuncs run on block 0 by
-the calling thread and on block 1 by a pool thread runs on two cores at once. Every operation is
+the calling thread and on block 1 by a pool thread runs on two cores at once (so do the compiled
+loops of ``fused.py``, which release it too). Every operation is
 elementwise, so each entry sees exactly the operations, in the same order, that the
 single-threaded pass applies to it: the result is bit-for-bit the same whatever the thread count.
 
