@@ -80,8 +80,8 @@ def _fused(name: str, numpy_chain: Callable[..., None], *args: Any) -> None:
     if not _kernel_ready(*arrays):
         numpy_chain(*args)
         return
-    prepare = _KERNELS[name][1]
-    _compiled()[name](*arrays, *prepare(arrays[0].dtype.type, *scalars))
+    _, used, prepare = _KERNELS[name]
+    _compiled()[name](*arrays[:used], *prepare(arrays[0].dtype.type, *scalars))
 
 
 def _kernel_ready(*arrays: np.ndarray) -> bool:
@@ -99,7 +99,8 @@ def _compiled() -> dict[str, Any]:
     # error_model="numpy": a division follows IEEE rules instead of checking for zero (the
     # divisors are square roots plus eps > 0); nogil: Lanes' pool threads run blocks at once.
     compile_ = njit(nogil=True, cache=False, error_model="numpy", fastmath=False)
-    return {name: compile_(kernel) for name, (kernel, _) in _KERNELS.items()}
+    compiled = {kernel: compile_(kernel) for kernel, _, _ in _KERNELS.values()}  # each once
+    return {name: compiled[kernel] for name, (kernel, _, _) in _KERNELS.items()}
 
 
 # Each kernel does, entry by entry, the operations of the NumPy chain it replaces
@@ -108,28 +109,20 @@ def _compiled() -> dict[str, Any]:
 # (NEP 50), a flag kept as a flag, and ``1 - alpha`` computed before the rounding as the chain
 # does. No literal number appears in a kernel: numba would widen a float32 expression to float64.
 
-def _adam(params, grads, M, V, work, beta1, beta2, eps, step):
-    """``M = M b1 + g;  V = V b2 + g g;  params -= (M / (sqrt(V) + eps)) step``."""
+def _adam(params, grads, M, V, beta1, beta2, eps, a, b, nesterov):
+    """Adam's moments ``M = M b1 + g;  V = V b2 + g g``, then with ``d = sqrt(V) + eps``
+    Adam's ``params -= (M / d) a`` or NAdam's ``params -= (g b) / d;  params -= (M a) / d``."""
     for i in range(params.shape[0]):
         g = grads[i]
         m = M[i] * beta1 + g
         v = V[i] * beta2 + g * g
         M[i] = m
         V[i] = v
-        params[i] -= (m / (math.sqrt(v) + eps)) * step
-
-
-def _nadam(params, grads, M, V, work, denom, beta1, beta2, eps, a, b):
-    """Adam's moments, then ``params -= (g b) / d;  params -= (M a) / d``, ``d = sqrt(V) + eps``."""
-    for i in range(params.shape[0]):
-        g = grads[i]
-        m = M[i] * beta1 + g
-        v = V[i] * beta2 + g * g
-        M[i] = m
-        V[i] = v
-        d = math.sqrt(v) + eps
-        p = params[i] - (g * b) / d
-        params[i] = p - (m * a) / d
+        if nesterov:
+            d = math.sqrt(v) + eps
+            params[i] = (params[i] - (g * b) / d) - (m * a) / d
+        else:
+            params[i] -= (m / (math.sqrt(v) + eps)) * a
 
 
 def _rmsprop(params, grads, v, work, g_avg, buffer, alpha, rest, eps, momentum, has_momentum,
@@ -154,7 +147,7 @@ def _rmsprop(params, grads, v, work, g_avg, buffer, alpha, rest, eps, momentum, 
         params[i] -= w * lr
 
 
-def _adagrad(params, grads, total, work, eps, clr):
+def _adagrad(params, grads, total, eps, clr):
     """``sum += g g;  params -= (g / (sqrt(sum) + eps)) clr``."""
     for i in range(params.shape[0]):
         g = grads[i]
@@ -176,13 +169,16 @@ def _floats(cast: Callable[[float], Any], *scalars: float) -> tuple:
     return tuple(cast(x) for x in scalars)
 
 
-_KERNELS: dict[str, tuple[Callable[..., None], Callable[..., tuple]]] = {
-    "adam": (_adam, _floats),
-    "nadam": (_nadam, _floats),
-    "rmsprop": (_rmsprop, lambda cast, alpha, eps, momentum, centered, lr: (
+#: name -> (kernel, how many of the chain's leading arrays it takes, the chain's scalars -> its own)
+_KERNELS: dict[str, tuple[Callable[..., None], int, Callable[..., tuple]]] = {
+    "adam": (_adam, 4, lambda cast, beta1, beta2, eps, step: (
+        cast(beta1), cast(beta2), cast(eps), cast(step), cast(0.0), False)),
+    "nadam": (_adam, 4, lambda cast, beta1, beta2, eps, a, b: (
+        cast(beta1), cast(beta2), cast(eps), cast(a), cast(b), True)),
+    "rmsprop": (_rmsprop, 6, lambda cast, alpha, eps, momentum, centered, lr: (
         cast(alpha), cast(1 - alpha), cast(eps), cast(momentum), bool(momentum), bool(centered),
         cast(lr), cast(0.0))),
-    "adagrad": (_adagrad, _floats),
-    "momentum": (_momentum, lambda cast, momentum, nesterov, lr: (
+    "adagrad": (_adagrad, 3, _floats),
+    "momentum": (_momentum, 3, lambda cast, momentum, nesterov, lr: (
         cast(momentum), bool(nesterov), cast(lr))),
 }
