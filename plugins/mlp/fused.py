@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -75,20 +75,24 @@ def chain(name: str, numpy_chain: Callable[..., None]) -> Callable[..., None]:
 def _fused(name: str, numpy_chain: Callable[..., None], *args: Any) -> None:
     """One block of the update: the compiled kernel ``name`` on the chain's arrays (its leading
     arguments) and scalars, or ``numpy_chain`` for a layout the kernels do not take."""
-    count = next(i for i, a in enumerate(args) if not isinstance(a, np.ndarray))
-    arrays, scalars = args[:count], args[count:]
-    if not _kernel_ready(*arrays):
+    kernel = _KERNELS[name]
+    arrays = args[:kernel.arrays]
+    if not _kernel_ready(arrays):
         numpy_chain(*args)
         return
-    _, used, prepare = _KERNELS[name]
-    _compiled()[name](*arrays[:used], *prepare(arrays[0].dtype.type, *scalars))
+    scalars = kernel.prepare(arrays[0].dtype.type, *args[kernel.arrays:])
+    _compiled()[name](*arrays[:kernel.used], *scalars)
 
 
-def _kernel_ready(*arrays: np.ndarray) -> bool:
+def _kernel_ready(arrays: tuple[np.ndarray, ...]) -> bool:
     """Whether the compiled kernels take these arrays: contiguous, float32 or float64, alike."""
-    first = arrays[0]
-    return first.dtype in (np.float32, np.float64) and all(
-        a.dtype == first.dtype and a.flags.c_contiguous and a.shape == first.shape for a in arrays)
+    dtype, shape = arrays[0].dtype, arrays[0].shape
+    if dtype != np.float32 and dtype != np.float64:
+        return False
+    for array in arrays:  # a loop, not all(generator): this runs at every step
+        if array.dtype != dtype or array.shape != shape or not array.flags.c_contiguous:
+            return False
+    return True
 
 
 @functools.lru_cache(maxsize=None)
@@ -99,8 +103,8 @@ def _compiled() -> dict[str, Any]:
     # error_model="numpy": a division follows IEEE rules instead of checking for zero (the
     # divisors are square roots plus eps > 0); nogil: Lanes' pool threads run blocks at once.
     compile_ = njit(nogil=True, cache=False, error_model="numpy", fastmath=False)
-    compiled = {kernel: compile_(kernel) for kernel, _, _ in _KERNELS.values()}  # each once
-    return {name: compiled[kernel] for name, (kernel, _, _) in _KERNELS.items()}
+    compiled = {k.function: compile_(k.function) for k in _KERNELS.values()}  # each once
+    return {name: compiled[k.function] for name, k in _KERNELS.items()}
 
 
 # Each kernel does, entry by entry, the operations of the NumPy chain it replaces
@@ -169,16 +173,24 @@ def _floats(cast: Callable[[float], Any], *scalars: float) -> tuple:
     return tuple(cast(x) for x in scalars)
 
 
-#: name -> (kernel, how many of the chain's leading arrays it takes, the chain's scalars -> its own)
-_KERNELS: dict[str, tuple[Callable[..., None], int, Callable[..., tuple]]] = {
-    "adam": (_adam, 4, lambda cast, beta1, beta2, eps, step: (
+class Kernel(NamedTuple):
+    """A compiled loop standing in for an optimiser's NumPy chain."""
+
+    function: Callable[..., None]  # the loop numba compiles
+    arrays: int  # how many of the chain's leading arguments are arrays (the rest are scalars)
+    used: int  # how many of those the loop takes
+    prepare: Callable[..., tuple]  # (cast, *the chain's scalars) -> the loop's scalars
+
+
+_KERNELS: dict[str, Kernel] = {
+    "adam": Kernel(_adam, 5, 4, lambda cast, beta1, beta2, eps, step: (
         cast(beta1), cast(beta2), cast(eps), cast(step), cast(0.0), False)),
-    "nadam": (_adam, 4, lambda cast, beta1, beta2, eps, a, b: (
+    "nadam": Kernel(_adam, 6, 4, lambda cast, beta1, beta2, eps, a, b: (
         cast(beta1), cast(beta2), cast(eps), cast(a), cast(b), True)),
-    "rmsprop": (_rmsprop, 6, lambda cast, alpha, eps, momentum, centered, lr: (
+    "rmsprop": Kernel(_rmsprop, 6, 6, lambda cast, alpha, eps, momentum, centered, lr: (
         cast(alpha), cast(1 - alpha), cast(eps), cast(momentum), bool(momentum), bool(centered),
         cast(lr), cast(0.0))),
-    "adagrad": (_adagrad, 3, _floats),
-    "momentum": (_momentum, 3, lambda cast, momentum, nesterov, lr: (
+    "adagrad": Kernel(_adagrad, 4, 3, _floats),
+    "momentum": Kernel(_momentum, 3, 3, lambda cast, momentum, nesterov, lr: (
         cast(momentum), bool(nesterov), cast(lr))),
 }
