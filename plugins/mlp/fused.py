@@ -28,7 +28,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from pipeline.errors import UserError
+from pipeline.errors import RunError, UserError
 
 #: The environment setting that chooses the kernels, and its values.
 SETTING = "NNPIPE_KERNELS"
@@ -81,7 +81,12 @@ def _fused(name: str, numpy_chain: Callable[..., None], *args: Any) -> None:
         numpy_chain(*args)
         return
     scalars = kernel.prepare(arrays[0].dtype.type, *args[kernel.arrays:])
-    _compiled()[name](*arrays[:kernel.used], *scalars)
+    try:
+        _compiled()[name](*arrays[:kernel.used], *scalars)
+    except Exception as error:  # only building can fail: a built loop raises nothing
+        reason = (str(error).strip().splitlines() or [""])[0]
+        raise RunError(f"numba could not build the {name} update ({type(error).__name__}: "
+                       f"{reason}); set {SETTING}=numpy to update with NumPy") from error
 
 
 def _kernel_ready(arrays: tuple[np.ndarray, ...]) -> bool:

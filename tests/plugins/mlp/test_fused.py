@@ -13,6 +13,7 @@ import numba  # noqa: F401  (the test extra installs it: these tests run the com
 import numpy as np
 import pytest
 
+from pipeline.errors import RunError
 from pipeline.spec import StageContext
 from plugins.mlp import fused
 from plugins.mlp.optim import SGD, Adagrad, Adam, AdamW, NAdam, RMSprop, _adam_chain
@@ -143,6 +144,20 @@ def test_without_numba_unset_means_numpy_and_asking_for_it_is_an_error(monkeypat
     assert "pip install 'nnpipe[fast]'" in message and "\n" not in message
     if broken:
         assert broken in message
+
+
+def test_a_kernel_numba_cannot_build_is_one_line_naming_the_way_around(monkeypatch):
+    def cannot_build(*args):
+        raise TypeError("Failed in nopython mode pipeline (step: lowering)\nmany more lines")
+
+    monkeypatch.setattr(fused, "_compiled", lambda: {"adam": cannot_build})
+    params = np.zeros(8, np.float32)
+    with pytest.raises(RunError) as caught:
+        fused.chain("adam", _adam_chain)(params, params.copy(), params.copy(), params.copy(),
+                                          params.copy(), 0.9, 0.999, 1e-8, 1e-3)
+    assert str(caught.value) == (
+        "numba could not build the adam update (TypeError: Failed in nopython mode pipeline "
+        "(step: lowering)); set NNPIPE_KERNELS=numpy to update with NumPy")
 
 
 @pytest.mark.parametrize("optimizer", [{"kind": "adam", "lr": 0.01},
