@@ -118,15 +118,12 @@ def main(argv=None) -> int:
     print(f"Fashion-MNIST {x.shape[0]} train / {xt.shape[0]} test; 784-256-128-10 relu, Adam "
           f"lr {LR}, batch {BATCH}, float32, {EPOCHS} epochs; {args.threads} threads; "
           f"{args.repeats} interleaved repeats", flush=True)
-    from bench_layers import kernel, kernels  # here: bench_layers imports this module
+    from bench_layers import cpu_name, kernel, kernels  # here: bench_layers imports this module
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), "?")
-    with threadpool_limits(limits=args.threads):
-        print(f"CPU {cpu}; numpy BLAS {kernel()}; torch {torch.__version__}; nnpipe kernels "
-              f"{kernels()}", flush=True)
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in args.only}
     with threadpool_limits(limits=args.threads):
+        print(f"CPU {cpu_name()}; numpy BLAS {kernel()}; torch {torch.__version__}; nnpipe "
+              f"kernels {kernels()}", flush=True)
         for repeat in range(args.repeats):
             names = args.only[repeat % len(args.only):] + args.only[:repeat % len(args.only)]
             for name in names:

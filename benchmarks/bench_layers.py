@@ -121,6 +121,16 @@ def kernels() -> str:
     return "numpy (ufunc chains; NNPIPE_KERNELS=numpy or numba not installed)"
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux's /proc/cpuinfo; "?" elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next((line.split(":", 1)[1].strip() for line in info
+                         if line.startswith("model name")), "?")
+    except OSError:
+        return "?"
+
+
 def kernel() -> str:
     """The BLAS library, kernel and threads numpy uses, as threadpoolctl reports them."""
     from threadpoolctl import threadpool_info
@@ -243,7 +253,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     x, y, _, _ = load(args.data_dir)
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu = cpu_name()
     with threadpool_limits(limits=args.threads):
         print(f"Fashion-MNIST, one epoch per repeat, fastest of {args.repeats} interleaved repeats; "
               f"{args.threads} threads; {args.clock} clock; torch {torch.__version__}; numpy "
