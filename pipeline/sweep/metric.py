@@ -13,8 +13,9 @@ else the top level of ``metrics.json``.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from pipeline.errors import UserError
 from pipeline.userfiles import MAX_RUN_FILE_BYTES, read_json
@@ -34,8 +35,14 @@ def declared(stages: Iterable) -> dict[str, str]:
     return found
 
 
-def choose(stages: Iterable, metric: str | None, mode: str | None) -> tuple[str, str]:
+def choose(stages: Iterable, metric: str | None, mode: str | None,
+           warn: Callable[[str], None] | None = None) -> tuple[str, str]:
     """``(metric, mode)`` a search ranks by: the given ones, else what the stages declare.
+
+    A ``metric`` that no stage of a pipeline declaring some declares is most often a typo
+    (``val_acc``): ``warn`` (when given) says so before anything runs, naming the closest declared
+    one, since otherwise the first run to finish is what reveals it. It is still used (a plugin
+    stage may leave values it does not declare), ranked as the docstring of this module says.
 
     Raises:
         UserError: a ``mode`` not min or max.
@@ -43,6 +50,11 @@ def choose(stages: Iterable, metric: str | None, mode: str | None) -> tuple[str,
     if mode not in (None, *MODES):
         raise UserError(f"--mode {mode}: choose min or max")
     known = declared(stages)
+    if warn is not None and metric and known and metric not in known:
+        close = difflib.get_close_matches(metric, list(known), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        warn(f"--metric {metric}: no stage of the pipeline declares it ({hint}declared: "
+             f"{', '.join(known)}); a run that leaves no {metric} cannot be ranked")
     metric = metric or next(iter(known), FALLBACK_METRIC)
     return metric, mode or known.get(metric, "max")
 

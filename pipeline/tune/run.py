@@ -20,7 +20,7 @@ from pipeline.files import write_json, write_text
 from pipeline.io.outputs import check_cache_folder
 from pipeline.sweep import metric as metrics
 from pipeline.sweep.backend import default_jobs, engine
-from pipeline.sweep.options import check_options
+from pipeline.sweep.options import check_options, warn
 from pipeline.sweep.shared import warm_shared_stages
 from pipeline.tune import outdir, results, study as studies
 from pipeline.tune.drawer import Drawer
@@ -123,7 +123,7 @@ def run_tune(file: Path, params: list[Param], options: TuneOptions, *, cache_dir
     check_space(file, params, options.fixed)
     budget = _budget(options, params, started)  # --sampler grid: refuses float ranges now
     name = options.study or base.spec.name
-    metric, mode = metrics.choose(base.stages, options.metric, None)
+    metric, mode = metrics.choose(base.stages, options.metric, None, warn)
     options = replace(options, metric=metric)
     out = outdir.checked_out(options.out, name, file, cache_dir, data_dir)
     jobs = options.jobs or 1

@@ -77,3 +77,29 @@ def test_messages_name_the_option_the_value_came_from(tiny, tmp_path):
     assert re.search(r"--param nostage\.x=int\(1,3\): value nostage\.x=1: unknown stage",
                      result.output), result.output
     assert "--set" not in result.output
+
+
+def test_a_metric_no_stage_declares_is_warned_of_with_the_closest_declared_one():
+    said: list[str] = []
+    assert choose([Scorer(), Other()], "scor", None, said.append) == ("scor", "max")
+    assert said == ["--metric scor: no stage of the pipeline declares it (did you mean score? "
+                    "declared: error_rate, hits, score); a run that leaves no scor cannot be ranked"]
+    said.clear()
+    choose([Scorer()], "hits", None, said.append)  # declared: nothing to say
+    choose([StageSpec(kind="plain")], "anything", None, said.append)  # nothing declared at all
+    choose([Scorer()], None, None, said.append)  # the default is a declared one
+    assert said == []
+
+
+def test_sweep_and_tune_warn_of_an_undeclared_metric_before_running(tiny, tmp_path):
+    common = ["--cache-dir", str(tmp_path / "c")]
+    result = cli.invoke(app, ["sweep", str(tiny), "--grid", "mlp_train.epochs=1", "--metric",
+                              "val_acc", "--out", str(tmp_path / "s"), *common])
+    assert "warning: --metric val_acc: no stage of the pipeline declares it (did you mean " \
+           "val_accuracy?" in result.output, result.output
+    assert result.exit_code == 0  # the run completed; it left no val_acc to rank by
+    result = cli.invoke(app, ["tune", str(tiny), "--param", "mlp_train.epochs=int(1,2)",
+                              "--trials", "1", "--metric", "val_acc", "--out",
+                              str(tmp_path / "t"), *common])
+    assert "warning: --metric val_acc: no stage of the pipeline declares it" in result.output
+    assert result.exit_code == 1 and "no trial completed" in result.output  # all 3 attempts failed
