@@ -68,10 +68,7 @@ def sweep(
     if result.best_file is not None:
         typer.echo(f"best configuration: {result.best_file}")
     typer.echo(f"sweep directory: {result.out}")
-    if result.runs and not any(r["status"] == "ok" or r.get("completed") for r in result.runs):
-        # every run failed before its end (a run that ended without the metric is not a
-        # failure of the sweep: it just cannot be ranked)
+    if result.failure():
         from pipeline.errors import RunError
 
-        first = next((r["error"] for r in result.runs if r.get("error")), None)
-        raise RunError(f"no run completed{f'; the first error: {first}' if first else ''}")
+        raise RunError(result.failure())

@@ -40,6 +40,15 @@ class SweepResult:
     best_file: Path | None
     info: dict[str, Any] = field(default_factory=dict)
 
+    def failure(self) -> str | None:
+        """Why the sweep as a whole failed (every run stopped before its end, the first error
+        said), or None. A run that ended without the metric is no failure of the sweep: it just
+        cannot be ranked."""
+        if not self.runs or any(r["status"] == "ok" or r.get("completed") for r in self.runs):
+            return None
+        first = next((r["error"] for r in self.runs if r.get("error")), None)
+        return f"no run completed{f'; the first error: {first}' if first else ''}"
+
 
 def progress_line(outcome: dict, metric: str) -> str:
     """The line printed as a run finishes: index, status, value, seconds, what it set."""
